@@ -1,0 +1,383 @@
+#include "server/connections/connections.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "server/common/idempotency.h"
+#include "server/common/names.h"
+#include "server/common/proto_time.h"
+#include "server/common/status.h"
+
+namespace switchyard::connections {
+namespace {
+using storage::ConnectionRow;
+using storage::ReservationRow;
+using storage::TenantRow;
+using storage::Transaction;
+using v1::Connection;
+using v1::CreditReservation;
+
+constexpr size_t kMaxMetadataEntries = 64;
+constexpr size_t kMaxMetadataValue = 1024;
+
+std::string ConnectionName(absl::string_view tenant_id, absl::string_view id) {
+  return absl::StrCat("tenants/", tenant_id, "/connections/", id);
+}
+
+absl::Status ConnectionNotFound(absl::string_view name) {
+  return NotFound("CONNECTION_NOT_FOUND", absl::StrCat(name, " does not exist"));
+}
+
+absl::Status ValidateFields(const Connection& c) {
+  if (c.display_name().size() > 200) {
+    return InvalidArgument("INVALID_DISPLAY_NAME", "display_name must be at most 200 bytes");
+  }
+  if (static_cast<size_t>(c.metadata_size()) > kMaxMetadataEntries) {
+    return InvalidArgument("INVALID_METADATA",
+                           absl::StrCat("metadata holds at most ", kMaxMetadataEntries, " entries"));
+  }
+  for (const auto& [key, value] : c.metadata()) {
+    bool ok = !key.empty() && key.size() <= 63;
+    for (char ch : key) {
+      ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.');
+    }
+    if (!ok) {
+      return InvalidArgument("INVALID_METADATA",
+                             "metadata keys must be 1-63 characters of A-Z, a-z, 0-9, '_', '-', '.'");
+    }
+    if (value.size() > kMaxMetadataValue) {
+      return InvalidArgument("INVALID_METADATA", absl::StrCat("metadata value of \"", key,
+                                                              "\" exceeds ", kMaxMetadataValue,
+                                                              " bytes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool TransitionAllowed(Connection::State from, Connection::State to) {
+  switch (from) {
+    case Connection::PENDING:
+      return to == Connection::ACTIVE || to == Connection::INACTIVE || to == Connection::ERROR;
+    case Connection::ACTIVE:
+      return to == Connection::INACTIVE || to == Connection::ERROR;
+    case Connection::INACTIVE:
+      return to == Connection::ACTIVE;
+    case Connection::ERROR:
+      return to == Connection::ACTIVE || to == Connection::INACTIVE;
+    default:
+      return false;
+  }
+}
+
+// Parses `tenants/{t}/connections/{c}`.
+absl::StatusOr<std::vector<std::string>> ParseConnectionName(absl::string_view name) {
+  return ParseName("name", name, {"tenants", "connections"});
+}
+
+// Sorted, length-prefixed view of metadata for fingerprints.
+std::string MetadataFingerprint(const Connection& c) {
+  std::vector<std::pair<std::string, std::string>> entries(c.metadata().begin(),
+                                                           c.metadata().end());
+  std::sort(entries.begin(), entries.end());
+  std::string out;
+  for (const auto& [k, v] : entries) absl::StrAppend(&out, k.size(), ":", k, v.size(), ":", v);
+  return out;
+}
+}  // namespace
+
+Connection ConnectionManager::ToProto(const ConnectionRow& row) {
+  Connection c;
+  c.set_name(ConnectionName(row.tenant_id, row.id));
+  c.set_system(absl::StrCat("systems/", row.system_id));
+  c.set_deployment(static_cast<v1::Deployment>(row.deployment));
+  c.set_display_name(row.display_name);
+  c.mutable_metadata()->insert(row.metadata.begin(), row.metadata.end());
+  c.set_state(static_cast<Connection::State>(row.state));
+  c.set_credits(row.credits);
+  c.set_credit_pool(absl::StrCat("creditPools/", row.pool_id));
+  if (!row.reservation_id.empty()) {
+    c.set_credit_reservation(
+        absl::StrCat("tenants/", row.tenant_id, "/creditReservations/", row.reservation_id));
+  }
+  switchyard::ToProto(row.create_time, c.mutable_create_time());
+  switchyard::ToProto(row.update_time, c.mutable_update_time());
+  switchyard::ToProto(row.disconnect_time, c.mutable_disconnect_time());
+  return c;
+}
+
+absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionRequest& req) {
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> parent,
+                      ParseName("parent", req.parent(), {"tenants"}));
+  const std::string& tenant_id = parent[0];
+  SY_RETURN_IF_ERROR(ValidateId("connection_id", req.connection_id()));
+  SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
+  const Connection& spec = req.connection();
+  SY_RETURN_IF_ERROR(ValidateFields(spec));
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> system_ids,
+                      ParseName("connection.system", spec.system(), {"systems"}));
+  const v1::System* system = catalog_.Find(system_ids[0]);
+  if (system == nullptr) {
+    return NotFound("SYSTEM_NOT_FOUND", absl::StrCat(spec.system(), " is not in the catalog"));
+  }
+  SY_ASSIGN_OR_RETURN(int64_t cost, catalog_.Cost(*system, spec.deployment()));
+  std::string reservation_id;
+  if (!req.credit_reservation().empty()) {
+    SY_ASSIGN_OR_RETURN(
+        std::vector<std::string> r,
+        ParseName("credit_reservation", req.credit_reservation(),
+                  {"tenants", "creditReservations"}));
+    if (r[0] != tenant_id) {
+      return InvalidArgument("RESERVATION_OF_OTHER_TENANT",
+                             "credit_reservation must belong to the parent tenant");
+    }
+    reservation_id = r[1];
+  }
+  const std::string name = ConnectionName(tenant_id, req.connection_id());
+  IdempotencyKey key = MakeIdempotencyKey(
+      "CreateConnection", req.parent(), req.request_id(),
+      Fingerprint({req.connection_id(), spec.system(), absl::StrCat(spec.deployment()),
+                   spec.display_name(), MetadataFingerprint(spec), req.credit_reservation()}));
+
+  const absl::Time now = clock_.Now();
+  ConnectionRow result;
+  absl::Status outcome;
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(TenantRow tenant, credits::LoadTenant(tx, tenant_id));
+    SY_ASSIGN_OR_RETURN(std::optional<std::string> previous, FindIdempotentResult(tx, key));
+    if (previous.has_value()) {
+      SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row,
+                          tx.GetConnection(tenant_id, req.connection_id()));
+      if (!row.has_value()) return ConnectionNotFound(name);
+      result = *std::move(row);
+      return absl::OkStatus();
+    }
+    SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> existing,
+                        tx.GetConnection(tenant_id, req.connection_id()));
+    if (existing.has_value()) {
+      return Error(absl::StatusCode::kAlreadyExists, "CONNECTION_EXISTS",
+                   absl::StrCat(name, " already exists"));
+    }
+    const credits::Cause cause{req.request_id(), req.connection_id()};
+    ReservationRow reservation;
+    if (reservation_id.empty()) {
+      SY_ASSIGN_OR_RETURN(reservation, ledger_.ReserveInTx(tx, tenant, GenerateId("c"), cost,
+                                                           absl::Minutes(1), now, cause));
+      SY_RETURN_IF_ERROR(ledger_.CommitInTx(tx, tenant, reservation, now, cause));
+    } else {
+      SY_ASSIGN_OR_RETURN(std::optional<ReservationRow> found,
+                          tx.GetReservation(tenant_id, reservation_id));
+      if (!found.has_value()) {
+        return NotFound("RESERVATION_NOT_FOUND",
+                        absl::StrCat(req.credit_reservation(), " does not exist"));
+      }
+      reservation = *std::move(found);
+      if (reservation.amount != cost) {
+        return WithMetadata(
+            FailedPrecondition("RESERVATION_AMOUNT_MISMATCH",
+                               absl::StrCat(req.credit_reservation(), " holds ",
+                                            reservation.amount, " credits; this connection costs ",
+                                            cost)),
+            "cost", absl::StrCat(cost));
+      }
+      if (reservation.state == CreditReservation::PENDING && reservation.expire_time <= now) {
+        // Expire durably, then fail the create.
+        SY_RETURN_IF_ERROR(ledger_.ReleaseInTx(tx, tenant, reservation,
+                                               CreditReservation::EXPIRED, now, credits::Cause{}));
+        outcome = FailedPrecondition("RESERVATION_EXPIRED",
+                                     absl::StrCat(req.credit_reservation(), " has expired"));
+        return absl::OkStatus();
+      }
+      if (reservation.state == CreditReservation::PENDING) {
+        SY_RETURN_IF_ERROR(ledger_.CommitInTx(tx, tenant, reservation, now, cause));
+      } else if (reservation.state == CreditReservation::COMMITTED &&
+                 reservation.connection_id.empty()) {
+        reservation.connection_id = req.connection_id();
+        SY_RETURN_IF_ERROR(tx.UpdateReservation(reservation));
+      } else if (reservation.state == CreditReservation::COMMITTED) {
+        return FailedPrecondition(
+            "RESERVATION_ALREADY_USED",
+            absl::StrCat(req.credit_reservation(), " already pays for ",
+                         ConnectionName(tenant_id, reservation.connection_id)));
+      } else {
+        return FailedPrecondition(
+            reservation.state == CreditReservation::RELEASED ? "RESERVATION_RELEASED"
+                                                             : "RESERVATION_EXPIRED",
+            absl::StrCat(req.credit_reservation(), " is no longer pending"));
+      }
+    }
+    ConnectionRow row;
+    row.tenant_id = tenant_id;
+    row.id = req.connection_id();
+    row.system_id = system_ids[0];
+    row.deployment = spec.deployment();
+    row.display_name = spec.display_name();
+    row.metadata.insert(spec.metadata().begin(), spec.metadata().end());
+    row.state = Connection::PENDING;
+    row.credits = cost;
+    row.pool_id = tenant.pool_id;
+    row.reservation_id = reservation.id;
+    row.create_time = now;
+    row.update_time = now;
+    SY_RETURN_IF_ERROR(tx.InsertConnection(row));
+    tenant.connection_count += 1;
+    SY_RETURN_IF_ERROR(tx.UpdateTenant(tenant));
+    SY_RETURN_IF_ERROR(RecordIdempotentResult(tx, key, name, now));
+    result = std::move(row);
+    return absl::OkStatus();
+  }));
+  SY_RETURN_IF_ERROR(outcome);
+  return ToProto(result);
+}
+
+absl::StatusOr<Connection> ConnectionManager::Get(absl::string_view name) {
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(name));
+  ConnectionRow result;
+  SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(ids[0]));
+    SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
+    if (!tenant.has_value() || tenant->deleted || !row.has_value()) {
+      return ConnectionNotFound(name);
+    }
+    result = *std::move(row);
+    return absl::OkStatus();
+  }));
+  return ToProto(result);
+}
+
+absl::StatusOr<v1::ListConnectionsResponse> ConnectionManager::List(
+    const v1::ListConnectionsRequest& req) {
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> parent,
+                      ParseName("parent", req.parent(), {"tenants"}));
+  SY_ASSIGN_OR_RETURN(int page_size, NormalizePageSize(req.page_size()));
+  storage::ConnectionFilter filter;
+  if (!req.system().empty()) {
+    SY_ASSIGN_OR_RETURN(std::vector<std::string> s, ParseName("system", req.system(), {"systems"}));
+    filter.system_id = s[0];
+  }
+  if (!Connection::State_IsValid(req.state())) {
+    return InvalidArgument("INVALID_STATE", "state filter is not a known connection state");
+  }
+  filter.state = req.state();
+  const std::string scope =
+      absl::StrCat("ListConnections|", req.parent(), "|", req.system(), "|", req.state());
+  SY_ASSIGN_OR_RETURN(std::string after, DecodePageToken(req.page_token(), scope));
+  std::vector<ConnectionRow> rows;
+  SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
+    SY_RETURN_IF_ERROR(credits::LoadTenant(tx, parent[0]).status());
+    SY_ASSIGN_OR_RETURN(rows, tx.ListConnections(parent[0], filter, after, page_size + 1));
+    return absl::OkStatus();
+  }));
+  v1::ListConnectionsResponse response;
+  for (size_t i = 0; i < rows.size() && i < static_cast<size_t>(page_size); ++i) {
+    *response.add_connections() = ToProto(rows[i]);
+  }
+  if (rows.size() > static_cast<size_t>(page_size)) {
+    response.set_next_page_token(EncodePageToken(scope, rows[page_size - 1].id));
+  }
+  return response;
+}
+
+absl::StatusOr<Connection> ConnectionManager::Update(const v1::UpdateConnectionRequest& req) {
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(req.connection().name()));
+  SY_RETURN_IF_ERROR(ValidateFields(req.connection()));
+  bool set_name = req.update_mask().paths().empty();
+  bool set_metadata = set_name;
+  for (const std::string& path : req.update_mask().paths()) {
+    if (path == "display_name") {
+      set_name = true;
+    } else if (path == "metadata") {
+      set_metadata = true;
+    } else {
+      return InvalidArgument("INVALID_UPDATE_MASK",
+                             absl::StrCat("update_mask path \"", path,
+                                          "\" is not updatable; use display_name or metadata"));
+    }
+  }
+  const absl::Time now = clock_.Now();
+  ConnectionRow result;
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0]);
+    if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(req.connection().name());
+    SY_RETURN_IF_ERROR(tenant.status());
+    SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
+    if (!row.has_value()) return ConnectionNotFound(req.connection().name());
+    if (row->state == Connection::DISCONNECTED) {
+      return FailedPrecondition("CONNECTION_DISCONNECTED",
+                                absl::StrCat(req.connection().name(), " is disconnected"));
+    }
+    if (set_name) row->display_name = req.connection().display_name();
+    if (set_metadata) {
+      row->metadata.clear();
+      row->metadata.insert(req.connection().metadata().begin(),
+                           req.connection().metadata().end());
+    }
+    row->update_time = now;
+    SY_RETURN_IF_ERROR(tx.UpdateConnection(*row));
+    result = *std::move(row);
+    return absl::OkStatus();
+  }));
+  return ToProto(result);
+}
+
+absl::StatusOr<Connection> ConnectionManager::SetState(absl::string_view name,
+                                                       Connection::State state) {
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(name));
+  const absl::Time now = clock_.Now();
+  ConnectionRow result;
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0]);
+    if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(name);
+    SY_RETURN_IF_ERROR(tenant.status());
+    SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
+    if (!row.has_value()) return ConnectionNotFound(name);
+    const auto from = static_cast<Connection::State>(row->state);
+    if (from != state) {
+      if (!TransitionAllowed(from, state)) {
+        return FailedPrecondition(
+            "INVALID_STATE_TRANSITION",
+            absl::StrCat(name, " is ", Connection::State_Name(from), " and cannot become ",
+                         Connection::State_Name(state)));
+      }
+      row->state = state;
+      row->update_time = now;
+      SY_RETURN_IF_ERROR(tx.UpdateConnection(*row));
+    }
+    result = *std::move(row);
+    return absl::OkStatus();
+  }));
+  return ToProto(result);
+}
+
+absl::Status ConnectionManager::DisconnectInTx(Transaction& tx, TenantRow& tenant,
+                                               ConnectionRow& connection, absl::Time now) {
+  if (connection.state == Connection::DISCONNECTED) return absl::OkStatus();
+  connection.state = Connection::DISCONNECTED;
+  connection.update_time = now;
+  connection.disconnect_time = now;
+  SY_RETURN_IF_ERROR(tx.UpdateConnection(connection));
+  tenant.connection_count -= 1;
+  return ledger_.ReturnInTx(tx, tenant, connection.credits, connection.reservation_id, now,
+                            credits::Cause{"", connection.id});
+}
+
+absl::StatusOr<Connection> ConnectionManager::Disconnect(absl::string_view name) {
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(name));
+  const absl::Time now = clock_.Now();
+  ConnectionRow result;
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0]);
+    if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(name);
+    SY_RETURN_IF_ERROR(tenant.status());
+    SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
+    if (!row.has_value()) return ConnectionNotFound(name);
+    SY_RETURN_IF_ERROR(DisconnectInTx(tx, *tenant, *row, now));
+    result = *std::move(row);
+    return absl::OkStatus();
+  }));
+  return ToProto(result);
+}
+
+}  // namespace switchyard::connections

@@ -1,0 +1,62 @@
+#ifndef SWITCHYARD_SERVER_CONNECTIONS_CONNECTIONS_H_
+#define SWITCHYARD_SERVER_CONNECTIONS_CONNECTIONS_H_
+
+// Connections of tenants to external systems, and what they cost.
+//
+// State machine (see Connection.State in gateway.proto):
+//   PENDING  -> ACTIVE | INACTIVE | ERROR | DISCONNECTED
+//   ACTIVE   -> INACTIVE | ERROR | DISCONNECTED
+//   INACTIVE -> ACTIVE | DISCONNECTED
+//   ERROR    -> ACTIVE | INACTIVE | DISCONNECTED
+// Connecting consumes the system's credits; disconnecting returns them, once.
+
+#include <memory>
+#include <string_view>
+
+#include "absl/strings/string_view.h"
+#include "absl/status/statusor.h"
+#include "server/catalog/catalog.h"
+#include "server/common/clock.h"
+#include "server/credits/ledger.h"
+#include "server/storage/store.h"
+#include "switchyard/v1/gateway.pb.h"
+
+namespace switchyard::connections {
+
+// Thread-safe. Borrows its dependencies, which must outlive it.
+class ConnectionManager {
+ public:
+  ConnectionManager(storage::Store& store, const catalog::SystemCatalog& catalog,
+                    credits::CreditLedger& ledger, Clock& clock)
+      : store_(store), catalog_(catalog), ledger_(ledger), clock_(clock) {}
+
+  // NOT_FOUND for an unknown tenant, system or reservation; ALREADY_EXISTS /
+  // CONNECTION_EXISTS; RESOURCE_EXHAUSTED when credits run out;
+  // FAILED_PRECONDITION for an unusable reservation or unsupported deployment.
+  absl::StatusOr<v1::Connection> Create(const v1::CreateConnectionRequest& request);
+  absl::StatusOr<v1::Connection> Get(absl::string_view name);
+  absl::StatusOr<v1::ListConnectionsResponse> List(const v1::ListConnectionsRequest& request);
+  // FAILED_PRECONDITION / CONNECTION_DISCONNECTED for disconnected connections.
+  absl::StatusOr<v1::Connection> Update(const v1::UpdateConnectionRequest& request);
+  // FAILED_PRECONDITION / INVALID_STATE_TRANSITION when not allowed.
+  absl::StatusOr<v1::Connection> SetState(absl::string_view name, v1::Connection::State state);
+  // Disconnects; repeating it is harmless.
+  absl::StatusOr<v1::Connection> Disconnect(absl::string_view name);
+
+  // Disconnects `connection` of `tenant` inside `tx`, returning its credits.
+  // No-op for a connection that is already disconnected.
+  absl::Status DisconnectInTx(storage::Transaction& tx, storage::TenantRow& tenant,
+                              storage::ConnectionRow& connection, absl::Time now);
+
+  static v1::Connection ToProto(const storage::ConnectionRow& row);
+
+ private:
+  storage::Store& store_;
+  const catalog::SystemCatalog& catalog_;
+  credits::CreditLedger& ledger_;
+  Clock& clock_;
+};
+
+}  // namespace switchyard::connections
+
+#endif  // SWITCHYARD_SERVER_CONNECTIONS_CONNECTIONS_H_

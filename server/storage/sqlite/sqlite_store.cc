@@ -1,0 +1,838 @@
+#include "server/storage/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
+#include "server/common/status.h"
+
+namespace switchyard::storage {
+namespace {
+
+// Each entry moves the schema from version i to i+1. Never edit an entry that
+// has shipped; append a new one.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE pools (
+  id TEXT PRIMARY KEY,
+  display_name TEXT NOT NULL,
+  capacity INTEGER NOT NULL,
+  reserved INTEGER NOT NULL,
+  consumed INTEGER NOT NULL,
+  create_time INTEGER,
+  update_time INTEGER,
+  CHECK (reserved >= 0 AND consumed >= 0 AND reserved + consumed <= capacity)
+) WITHOUT ROWID;
+CREATE TABLE tenants (
+  id TEXT PRIMARY KEY,
+  display_name TEXT NOT NULL,
+  pool_id TEXT NOT NULL REFERENCES pools(id),
+  credit_limit INTEGER NOT NULL,
+  reserved INTEGER NOT NULL,
+  consumed INTEGER NOT NULL,
+  connection_count INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  create_time INTEGER,
+  update_time INTEGER,
+  CHECK (reserved >= 0 AND consumed >= 0 AND connection_count >= 0)
+) WITHOUT ROWID;
+CREATE TABLE reservations (
+  tenant_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  pool_id TEXT NOT NULL,
+  amount INTEGER NOT NULL CHECK (amount > 0),
+  state INTEGER NOT NULL,
+  expire_time INTEGER,
+  create_time INTEGER,
+  resolve_time INTEGER,
+  connection_id TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE INDEX reservations_by_expiry ON reservations (state, expire_time);
+CREATE INDEX reservations_by_pool_expiry ON reservations (pool_id, state, expire_time);
+CREATE TABLE connections (
+  tenant_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  system_id TEXT NOT NULL,
+  deployment INTEGER NOT NULL,
+  display_name TEXT NOT NULL,
+  state INTEGER NOT NULL,
+  credits INTEGER NOT NULL,
+  pool_id TEXT NOT NULL,
+  reservation_id TEXT NOT NULL,
+  create_time INTEGER,
+  update_time INTEGER,
+  disconnect_time INTEGER,
+  PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE TABLE connection_metadata (
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, connection_id, key)
+) WITHOUT ROWID;
+CREATE TABLE journal (
+  sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind INTEGER NOT NULL,
+  amount INTEGER NOT NULL,
+  time INTEGER,
+  pool_id TEXT NOT NULL,
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  reservation_id TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  capacity_after INTEGER NOT NULL,
+  reserved_after INTEGER NOT NULL,
+  consumed_after INTEGER NOT NULL
+);
+CREATE INDEX journal_by_pool ON journal (pool_id, sequence);
+CREATE INDEX journal_by_pool_tenant ON journal (pool_id, tenant_id, sequence);
+CREATE TABLE idempotency (
+  key TEXT PRIMARY KEY,
+  fingerprint TEXT NOT NULL,
+  resource TEXT NOT NULL,
+  create_time INTEGER
+) WITHOUT ROWID;
+CREATE INDEX idempotency_by_time ON idempotency (create_time);
+)sql",
+};
+
+constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
+
+int64_t ToMicros(absl::Time t) { return absl::ToUnixMicros(t); }
+
+}  // namespace
+
+// One SQLite connection with its prepared statements. Not thread-safe.
+class SqliteDb {
+ public:
+  static absl::StatusOr<std::unique_ptr<SqliteDb>> Open(const std::string& path, bool read_only) {
+    sqlite3* db = nullptr;
+    int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    flags |= SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+    auto out = std::unique_ptr<SqliteDb>(new SqliteDb(db));
+    if (rc != SQLITE_OK) {
+      return Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
+                   absl::StrCat("cannot open database ", path, ": ",
+                                db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, 10000);
+    return out;
+  }
+
+  ~SqliteDb() {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+
+  sqlite3* handle() const { return db_; }
+
+  absl::Status StatusFrom(int rc, absl::string_view what) const {
+    std::string message = absl::StrCat("store: ", what, ": ", sqlite3_errmsg(db_));
+    int primary = rc & 0xff;
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+      return Error(absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS", message);
+    }
+    if (primary == SQLITE_CONSTRAINT) {
+      // A CHECK constraint guards an invariant the domain code must keep.
+      return Error(absl::StatusCode::kInternal, "STORE_INVARIANT_VIOLATED", message);
+    }
+    if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_IOERR ||
+        primary == SQLITE_FULL || primary == SQLITE_CANTOPEN || primary == SQLITE_READONLY) {
+      return Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE", message);
+    }
+    return Error(absl::StatusCode::kInternal, "STORE_ERROR", message);
+  }
+
+  absl::Status Exec(const char* sql) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+    if (err != nullptr) sqlite3_free(err);
+    if (rc != SQLITE_OK) return StatusFrom(rc, sql);
+    return absl::OkStatus();
+  }
+
+  // Returns the cached prepared statement for `sql`.
+  absl::StatusOr<sqlite3_stmt*> Prepare(const char* sql) {
+    auto it = statements_.find(sql);
+    if (it != statements_.end()) return it->second;
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+    if (rc != SQLITE_OK) return StatusFrom(rc, "prepare");
+    statements_.emplace(sql, stmt);
+    return stmt;
+  }
+
+ private:
+  explicit SqliteDb(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+  // Keyed by the address of the SQL literal: every statement text is a
+  // constant in this file.
+  std::unordered_map<const char*, sqlite3_stmt*> statements_;
+};
+
+namespace {
+
+// A prepared statement in use: binds parameters in order, steps, reads
+// columns, and resets itself when it goes out of scope.
+class Query {
+ public:
+  Query(SqliteDb& db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  ~Query() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+
+  Query& Bind(absl::string_view v) {
+    sqlite3_bind_text(stmt_, ++index_, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Query& Bind(const std::string& v) { return Bind(absl::string_view(v)); }
+  Query& Bind(const char* v) { return Bind(absl::string_view(v)); }
+  Query& Bind(int64_t v) {
+    sqlite3_bind_int64(stmt_, ++index_, v);
+    return *this;
+  }
+  Query& Bind(int v) { return Bind(static_cast<int64_t>(v)); }
+  Query& Bind(bool v) { return Bind(static_cast<int64_t>(v ? 1 : 0)); }
+  Query& Bind(absl::Time t) {
+    ++index_;
+    if (t == absl::InfinitePast()) {
+      sqlite3_bind_null(stmt_, index_);
+    } else {
+      sqlite3_bind_int64(stmt_, index_, ToMicros(t));
+    }
+    return *this;
+  }
+  template <typename... Args>
+  Query& BindAll(const Args&... args) {
+    (Bind(args), ...);
+    return *this;
+  }
+
+  // true: a row is available; false: done.
+  absl::StatusOr<bool> Step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return db_.StatusFrom(rc, sqlite3_sql(stmt_));
+  }
+  // Runs a statement that returns no rows.
+  absl::Status Run() {
+    auto r = Step();
+    return r.ok() ? absl::OkStatus() : r.status();
+  }
+  int Changes() const { return sqlite3_changes(db_.handle()); }
+
+  int64_t Int(int col) const { return sqlite3_column_int64(stmt_, col); }
+  std::string Text(int col) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  absl::Time Time(int col) const {
+    if (sqlite3_column_type(stmt_, col) == SQLITE_NULL) return absl::InfinitePast();
+    return absl::FromUnixMicros(sqlite3_column_int64(stmt_, col));
+  }
+
+ private:
+  SqliteDb& db_;
+  sqlite3_stmt* stmt_;
+  int index_ = 0;
+};
+
+// --- Column lists and row readers ------------------------------------------
+
+#define POOL_COLS "id, display_name, capacity, reserved, consumed, create_time, update_time"
+PoolRow ReadPool(const Query& q) {
+  PoolRow r;
+  r.id = q.Text(0);
+  r.display_name = q.Text(1);
+  r.capacity = q.Int(2);
+  r.reserved = q.Int(3);
+  r.consumed = q.Int(4);
+  r.create_time = q.Time(5);
+  r.update_time = q.Time(6);
+  return r;
+}
+
+#define TENANT_COLS                                                                       \
+  "id, display_name, pool_id, credit_limit, reserved, consumed, connection_count, deleted, " \
+  "create_time, update_time"
+TenantRow ReadTenant(const Query& q) {
+  TenantRow r;
+  r.id = q.Text(0);
+  r.display_name = q.Text(1);
+  r.pool_id = q.Text(2);
+  r.credit_limit = q.Int(3);
+  r.reserved = q.Int(4);
+  r.consumed = q.Int(5);
+  r.connection_count = q.Int(6);
+  r.deleted = q.Int(7) != 0;
+  r.create_time = q.Time(8);
+  r.update_time = q.Time(9);
+  return r;
+}
+
+#define RESERVATION_COLS                                                                    \
+  "tenant_id, id, pool_id, amount, state, expire_time, create_time, resolve_time, " \
+  "connection_id"
+ReservationRow ReadReservation(const Query& q) {
+  ReservationRow r;
+  r.tenant_id = q.Text(0);
+  r.id = q.Text(1);
+  r.pool_id = q.Text(2);
+  r.amount = q.Int(3);
+  r.state = static_cast<int>(q.Int(4));
+  r.expire_time = q.Time(5);
+  r.create_time = q.Time(6);
+  r.resolve_time = q.Time(7);
+  r.connection_id = q.Text(8);
+  return r;
+}
+
+#define CONNECTION_COLS                                                                       \
+  "tenant_id, id, system_id, deployment, display_name, state, credits, pool_id, " \
+  "reservation_id, create_time, update_time, disconnect_time"
+ConnectionRow ReadConnection(const Query& q) {
+  ConnectionRow r;
+  r.tenant_id = q.Text(0);
+  r.id = q.Text(1);
+  r.system_id = q.Text(2);
+  r.deployment = static_cast<int>(q.Int(3));
+  r.display_name = q.Text(4);
+  r.state = static_cast<int>(q.Int(5));
+  r.credits = q.Int(6);
+  r.pool_id = q.Text(7);
+  r.reservation_id = q.Text(8);
+  r.create_time = q.Time(9);
+  r.update_time = q.Time(10);
+  r.disconnect_time = q.Time(11);
+  return r;
+}
+
+#define JOURNAL_COLS                                                                         \
+  "sequence, kind, amount, time, pool_id, tenant_id, connection_id, reservation_id, " \
+  "request_id, capacity_after, reserved_after, consumed_after"
+JournalRow ReadJournal(const Query& q) {
+  JournalRow r;
+  r.sequence = q.Int(0);
+  r.kind = static_cast<int>(q.Int(1));
+  r.amount = q.Int(2);
+  r.time = q.Time(3);
+  r.pool_id = q.Text(4);
+  r.tenant_id = q.Text(5);
+  r.connection_id = q.Text(6);
+  r.reservation_id = q.Text(7);
+  r.request_id = q.Text(8);
+  r.capacity_after = q.Int(9);
+  r.reserved_after = q.Int(10);
+  r.consumed_after = q.Int(11);
+  return r;
+}
+
+// Runs the query and collects every row with `read`.
+template <typename Row, typename Reader>
+absl::StatusOr<std::vector<Row>> Collect(Query& q, Reader read) {
+  std::vector<Row> rows;
+  while (true) {
+    SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+    if (!has_row) return rows;
+    rows.push_back(read(q));
+  }
+}
+
+template <typename Row, typename Reader>
+absl::StatusOr<std::optional<Row>> One(Query& q, Reader read) {
+  SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+  if (!has_row) return std::optional<Row>();
+  return std::optional<Row>(read(q));
+}
+
+class SqliteTransaction final : public Transaction {
+ public:
+  explicit SqliteTransaction(SqliteDb& db) : db_(db) {}
+
+  absl::StatusOr<std::optional<PoolRow>> GetPool(absl::string_view id) override {
+    static constexpr const char* kSql = "SELECT " POOL_COLS " FROM pools WHERE id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(id);
+    return One<PoolRow>(q, ReadPool);
+  }
+  absl::StatusOr<std::vector<PoolRow>> ListPools(absl::string_view after, int limit) override {
+    static constexpr const char* kSql =
+        "SELECT " POOL_COLS " FROM pools WHERE id > ? ORDER BY id LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(after, limit);
+    return Collect<PoolRow>(q, ReadPool);
+  }
+  absl::Status InsertPool(const PoolRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO pools (" POOL_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(r.id, r.display_name, r.capacity, r.reserved, r.consumed, r.create_time,
+                     r.update_time)
+        .Run();
+  }
+  absl::Status UpdatePool(const PoolRow& r) override {
+    static constexpr const char* kSql =
+        "UPDATE pools SET display_name = ?, capacity = ?, reserved = ?, consumed = ?, "
+        "create_time = ?, update_time = ? WHERE id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(r.display_name, r.capacity, r.reserved, r.consumed, r.create_time, r.update_time,
+              r.id);
+    return RunUpdate(q, "pool");
+  }
+
+  absl::StatusOr<std::optional<TenantRow>> GetTenant(absl::string_view id) override {
+    static constexpr const char* kSql = "SELECT " TENANT_COLS " FROM tenants WHERE id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(id);
+    return One<TenantRow>(q, ReadTenant);
+  }
+  absl::StatusOr<std::vector<TenantRow>> ListTenants(absl::string_view after, int limit) override {
+    static constexpr const char* kSql = "SELECT " TENANT_COLS
+                                        " FROM tenants WHERE id > ? AND deleted = 0 "
+                                        "ORDER BY id LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(after, limit);
+    return Collect<TenantRow>(q, ReadTenant);
+  }
+  absl::Status InsertTenant(const TenantRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO tenants (" TENANT_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(r.id, r.display_name, r.pool_id, r.credit_limit, r.reserved, r.consumed,
+                     r.connection_count, r.deleted, r.create_time, r.update_time)
+        .Run();
+  }
+  absl::Status UpdateTenant(const TenantRow& r) override {
+    static constexpr const char* kSql =
+        "UPDATE tenants SET display_name = ?, pool_id = ?, credit_limit = ?, reserved = ?, "
+        "consumed = ?, connection_count = ?, deleted = ?, create_time = ?, update_time = ? "
+        "WHERE id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(r.display_name, r.pool_id, r.credit_limit, r.reserved, r.consumed,
+              r.connection_count, r.deleted, r.create_time, r.update_time, r.id);
+    return RunUpdate(q, "tenant");
+  }
+
+  absl::StatusOr<std::optional<ReservationRow>> GetReservation(absl::string_view tenant_id,
+                                                               absl::string_view id) override {
+    static constexpr const char* kSql =
+        "SELECT " RESERVATION_COLS " FROM reservations WHERE tenant_id = ? AND id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, id);
+    return One<ReservationRow>(q, ReadReservation);
+  }
+  absl::Status InsertReservation(const ReservationRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO reservations (" RESERVATION_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(r.tenant_id, r.id, r.pool_id, r.amount, r.state, r.expire_time,
+                     r.create_time, r.resolve_time, r.connection_id)
+        .Run();
+  }
+  absl::Status UpdateReservation(const ReservationRow& r) override {
+    static constexpr const char* kSql =
+        "UPDATE reservations SET pool_id = ?, amount = ?, state = ?, expire_time = ?, "
+        "create_time = ?, resolve_time = ?, connection_id = ? WHERE tenant_id = ? AND id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(r.pool_id, r.amount, r.state, r.expire_time, r.create_time, r.resolve_time,
+              r.connection_id, r.tenant_id, r.id);
+    return RunUpdate(q, "reservation");
+  }
+  absl::StatusOr<std::vector<ReservationRow>> ListReservationsExpiringBy(absl::string_view pool_id,
+                                                                         int state,
+                                                                         absl::Time now,
+                                                                         int limit) override {
+    static constexpr const char* kAllPools =
+        "SELECT " RESERVATION_COLS
+        " FROM reservations WHERE state = ? AND expire_time <= ? ORDER BY expire_time LIMIT ?";
+    static constexpr const char* kOnePool =
+        "SELECT " RESERVATION_COLS
+        " FROM reservations WHERE pool_id = ? AND state = ? AND expire_time <= ? "
+        "ORDER BY expire_time LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(pool_id.empty() ? kAllPools : kOnePool));
+    Query q(db_, s);
+    if (!pool_id.empty()) q.Bind(pool_id);
+    q.BindAll(state, now, limit);
+    return Collect<ReservationRow>(q, ReadReservation);
+  }
+  absl::StatusOr<std::vector<ReservationRow>> ListTenantReservations(absl::string_view tenant_id,
+                                                                     int state) override {
+    static constexpr const char* kSql = "SELECT " RESERVATION_COLS
+                                        " FROM reservations WHERE tenant_id = ? AND state = ? "
+                                        "ORDER BY id";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, state);
+    return Collect<ReservationRow>(q, ReadReservation);
+  }
+
+  absl::StatusOr<std::optional<ConnectionRow>> GetConnection(absl::string_view tenant_id,
+                                                             absl::string_view id) override {
+    static constexpr const char* kSql =
+        "SELECT " CONNECTION_COLS " FROM connections WHERE tenant_id = ? AND id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, id);
+    SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, One<ConnectionRow>(q, ReadConnection));
+    if (row.has_value()) SY_RETURN_IF_ERROR(LoadMetadata(*row));
+    return row;
+  }
+  absl::Status InsertConnection(const ConnectionRow& r) override {
+    static constexpr const char* kSql = "INSERT INTO connections (" CONNECTION_COLS
+                                        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    {
+      Query q(db_, s);
+      SY_RETURN_IF_ERROR(q.BindAll(r.tenant_id, r.id, r.system_id, r.deployment, r.display_name,
+                                   r.state, r.credits, r.pool_id, r.reservation_id,
+                                   r.create_time, r.update_time, r.disconnect_time)
+                             .Run());
+    }
+    return StoreMetadata(r);
+  }
+  absl::Status UpdateConnection(const ConnectionRow& r) override {
+    static constexpr const char* kSql =
+        "UPDATE connections SET system_id = ?, deployment = ?, display_name = ?, state = ?, "
+        "credits = ?, pool_id = ?, reservation_id = ?, create_time = ?, update_time = ?, "
+        "disconnect_time = ? WHERE tenant_id = ? AND id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    {
+      Query q(db_, s);
+      q.BindAll(r.system_id, r.deployment, r.display_name, r.state, r.credits, r.pool_id,
+                r.reservation_id, r.create_time, r.update_time, r.disconnect_time, r.tenant_id,
+                r.id);
+      SY_RETURN_IF_ERROR(RunUpdate(q, "connection"));
+    }
+    return StoreMetadata(r);
+  }
+  absl::StatusOr<std::vector<ConnectionRow>> ListConnections(absl::string_view tenant_id,
+                                                             const ConnectionFilter& filter,
+                                                             absl::string_view after,
+                                                             int limit) override {
+    static constexpr const char* kSql =
+        "SELECT " CONNECTION_COLS
+        " FROM connections WHERE tenant_id = ? AND id > ? AND (? = '' OR system_id = ?) "
+        "AND (? = 0 OR state = ?) ORDER BY id LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    std::vector<ConnectionRow> rows;
+    {
+      Query q(db_, s);
+      q.BindAll(tenant_id, after, filter.system_id, filter.system_id, filter.state, filter.state,
+                limit);
+      SY_ASSIGN_OR_RETURN(rows, Collect<ConnectionRow>(q, ReadConnection));
+    }
+    for (ConnectionRow& row : rows) SY_RETURN_IF_ERROR(LoadMetadata(row));
+    return rows;
+  }
+
+  absl::StatusOr<int64_t> AppendJournal(const JournalRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO journal (kind, amount, time, pool_id, tenant_id, connection_id, "
+        "reservation_id, request_id, capacity_after, reserved_after, consumed_after) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    SY_RETURN_IF_ERROR(q.BindAll(r.kind, r.amount, r.time, r.pool_id, r.tenant_id,
+                                 r.connection_id, r.reservation_id, r.request_id,
+                                 r.capacity_after, r.reserved_after, r.consumed_after)
+                           .Run());
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_.handle()));
+  }
+  absl::StatusOr<std::vector<JournalRow>> ListJournal(absl::string_view pool_id,
+                                                      absl::string_view tenant_id, int64_t after,
+                                                      int limit) override {
+    static constexpr const char* kAll = "SELECT " JOURNAL_COLS
+                                        " FROM journal WHERE pool_id = ? AND sequence > ? "
+                                        "ORDER BY sequence LIMIT ?";
+    static constexpr const char* kTenant =
+        "SELECT " JOURNAL_COLS
+        " FROM journal WHERE pool_id = ? AND tenant_id = ? AND sequence > ? "
+        "ORDER BY sequence LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(tenant_id.empty() ? kAll : kTenant));
+    Query q(db_, s);
+    q.Bind(pool_id);
+    if (!tenant_id.empty()) q.Bind(tenant_id);
+    q.BindAll(after, limit);
+    return Collect<JournalRow>(q, ReadJournal);
+  }
+
+  absl::StatusOr<std::optional<IdempotencyRow>> GetIdempotency(absl::string_view key) override {
+    static constexpr const char* kSql =
+        "SELECT key, fingerprint, resource, create_time FROM idempotency WHERE key = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(key);
+    return One<IdempotencyRow>(q, [](const Query& q) {
+      return IdempotencyRow{q.Text(0), q.Text(1), q.Text(2), q.Time(3)};
+    });
+  }
+  absl::Status PutIdempotency(const IdempotencyRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT OR REPLACE INTO idempotency (key, fingerprint, resource, create_time) "
+        "VALUES (?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(r.key, r.fingerprint, r.resource, r.create_time).Run();
+  }
+  absl::StatusOr<int64_t> DeleteIdempotencyBefore(absl::Time cutoff) override {
+    static constexpr const char* kSql = "DELETE FROM idempotency WHERE create_time < ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    SY_RETURN_IF_ERROR(q.BindAll(cutoff).Run());
+    return static_cast<int64_t>(q.Changes());
+  }
+
+ private:
+  // An UPDATE of a row that must exist: no match means the domain code wrote
+  // a row it never read, which is a bug.
+  absl::Status RunUpdate(Query& q, absl::string_view what) {
+    SY_RETURN_IF_ERROR(q.Run());
+    if (q.Changes() != 1) {
+      return Error(absl::StatusCode::kInternal, "STORE_ERROR",
+                   absl::StrCat("store: update of a missing ", what));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status LoadMetadata(ConnectionRow& row) {
+    static constexpr const char* kSql =
+        "SELECT key, value FROM connection_metadata WHERE tenant_id = ? AND connection_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(row.tenant_id, row.id);
+    row.metadata.clear();
+    while (true) {
+      SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+      if (!has_row) return absl::OkStatus();
+      row.metadata.emplace(q.Text(0), q.Text(1));
+    }
+  }
+
+  absl::Status StoreMetadata(const ConnectionRow& row) {
+    static constexpr const char* kDelete =
+        "DELETE FROM connection_metadata WHERE tenant_id = ? AND connection_id = ?";
+    static constexpr const char* kInsert =
+        "INSERT INTO connection_metadata (tenant_id, connection_id, key, value) "
+        "VALUES (?, ?, ?, ?)";
+    {
+      SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kDelete));
+      Query q(db_, s);
+      SY_RETURN_IF_ERROR(q.BindAll(row.tenant_id, row.id).Run());
+    }
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kInsert));
+    for (const auto& [key, value] : row.metadata) {
+      Query q(db_, s);
+      SY_RETURN_IF_ERROR(q.BindAll(row.tenant_id, row.id, key, value).Run());
+    }
+    return absl::OkStatus();
+  }
+
+  SqliteDb& db_;
+};
+
+absl::Status Migrate(SqliteDb& db) {
+  SY_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  auto migrate = [&]() -> absl::Status {
+    SY_RETURN_IF_ERROR(db.Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER)"));
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db.Prepare("SELECT MAX(version) FROM schema_version"));
+    int64_t version = 0;
+    {
+      Query q(db, s);
+      SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+      if (has_row) version = q.Int(0);
+    }
+    if (version > kSchemaVersion) {
+      return FailedPrecondition(
+          "SCHEMA_TOO_NEW",
+          absl::StrCat("database schema version ", version, " is newer than this server's ",
+                       kSchemaVersion, "; run a newer server"));
+    }
+    for (int64_t v = version; v < kSchemaVersion; ++v) {
+      SY_RETURN_IF_ERROR(db.Exec(kMigrations[v]));
+      SY_RETURN_IF_ERROR(db.Exec(
+          absl::StrCat("INSERT INTO schema_version (version) VALUES (", v + 1, ")").c_str()));
+      log::Info("store schema migrated", {{"version", v + 1}});
+    }
+    return absl::OkStatus();
+  };
+  absl::Status status = migrate();
+  if (!status.ok()) {
+    db.Exec("ROLLBACK").IgnoreError();
+    return status;
+  }
+  return db.Exec("COMMIT");
+}
+
+}  // namespace
+
+struct SqliteStore::Task {
+  absl::FunctionRef<absl::Status(Transaction&)> fn;
+  absl::Status result;
+  bool done = false;
+};
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteStoreOptions& options) {
+  SY_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(options.path, false));
+  // WAL lets readers proceed during writes; synchronous=FULL fsyncs the WAL at
+  // every commit, so a commit that returned survives a crash or power loss.
+  SY_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
+  SY_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=FULL"));
+  SY_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys=ON"));
+  SY_RETURN_IF_ERROR(Migrate(*db));
+  return std::unique_ptr<SqliteStore>(new SqliteStore(options, std::move(db)));
+}
+
+SqliteStore::SqliteStore(SqliteStoreOptions options, std::unique_ptr<SqliteDb> writer)
+    : options_(std::move(options)),
+      writer_(std::move(writer)),
+      writer_thread_([this] { WriterLoop(); }) {}
+
+SqliteStore::~SqliteStore() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  writer_thread_.join();
+}
+
+absl::Status SqliteStore::Write(absl::FunctionRef<absl::Status(Transaction&)> fn) {
+  Task task{fn};
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    return Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down");
+  }
+  queue_.push_back(&task);
+  mu_.Await(absl::Condition(&task.done));
+  return task.result;
+}
+
+void SqliteStore::WriterLoop() {
+  std::vector<Task*> batch;
+  while (true) {
+    batch.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+            return !s->queue_.empty() || s->stopping_;
+          },
+          this));
+      if (queue_.empty()) return;  // stopping, and nothing left to do
+      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+    }
+    RunBatch(batch);
+    absl::MutexLock lock(&mu_);
+    ++commits_;
+    for (Task* task : batch) task->done = true;
+  }
+}
+
+void SqliteStore::RunBatch(const std::vector<Task*>& batch) {
+  SqliteDb& db = *writer_;
+  auto fail_all = [&](const absl::Status& status) {
+    for (Task* task : batch) task->result = status;
+  };
+  if (absl::Status begin = db.Exec("BEGIN IMMEDIATE"); !begin.ok()) {
+    log::Error("store begin failed", {{"error", begin.ToString()}});
+    fail_all(begin);
+    return;
+  }
+  SqliteTransaction tx(db);
+  for (Task* task : batch) {
+    absl::Status status = db.Exec("SAVEPOINT task");
+    if (status.ok()) status = task->fn(tx);
+    if (sqlite3_get_autocommit(db.handle())) {
+      // SQLite rolled the whole transaction back (I/O error, disk full):
+      // nothing of this batch persists.
+      log::Error("store transaction aborted", {{"error", status.ToString()}});
+      fail_all(Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
+                     "store transaction aborted; retry"));
+      return;
+    }
+    if (!status.ok()) {
+      db.Exec("ROLLBACK TO task").IgnoreError();
+    }
+    absl::Status release = db.Exec("RELEASE task");
+    task->result = release.ok() ? status : release;
+  }
+  if (absl::Status commit = db.Exec("COMMIT"); !commit.ok()) {
+    log::Error("store commit failed", {{"error", commit.ToString()}});
+    db.Exec("ROLLBACK").IgnoreError();
+    fail_all(Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
+                   absl::StrCat("store commit failed; retry: ", commit.message())));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteStore::AcquireReader() {
+  {
+    absl::MutexLock lock(&readers_mu_);
+    auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(readers_mu_) {
+      return !idle_readers_.empty() || open_readers_ < options_.read_connections;
+    };
+    readers_mu_.Await(absl::Condition(&available));
+    if (!idle_readers_.empty()) {
+      std::unique_ptr<SqliteDb> db = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return db;
+    }
+    ++open_readers_;
+  }
+  auto db = SqliteDb::Open(options_.path, true);
+  if (!db.ok()) {
+    absl::MutexLock lock(&readers_mu_);
+    --open_readers_;
+  }
+  return db;
+}
+
+void SqliteStore::ReturnReader(std::unique_ptr<SqliteDb> db) {
+  absl::MutexLock lock(&readers_mu_);
+  idle_readers_.push_back(std::move(db));
+}
+
+absl::Status SqliteStore::Read(absl::FunctionRef<absl::Status(Transaction&)> fn) {
+  SY_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, AcquireReader());
+  absl::Status status = db->Exec("BEGIN");
+  if (status.ok()) {
+    SqliteTransaction tx(*db);
+    status = fn(tx);
+    absl::Status end = db->Exec(status.ok() ? "COMMIT" : "ROLLBACK");
+    if (status.ok()) status = end;
+  }
+  ReturnReader(std::move(db));
+  return status;
+}
+
+int64_t SqliteStore::CommitCountForTest() const {
+  absl::MutexLock lock(&mu_);
+  return commits_;
+}
+
+}  // namespace switchyard::storage

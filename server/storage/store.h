@@ -1,0 +1,187 @@
+#ifndef SWITCHYARD_SERVER_STORAGE_STORE_H_
+#define SWITCHYARD_SERVER_STORAGE_STORE_H_
+
+// The store interface: rows of the gateway's durable state and transactions
+// over them. Domain code decides what to write; a store only reads and writes
+// rows atomically. Implementations: SqliteStore (embedded, one replica) and,
+// later, a PostgreSQL store for several replicas.
+//
+// Enum-valued columns (states, kinds, deployments) hold the numeric values of
+// the matching switchyard.v1 enums; the store does not interpret them.
+// Times are absl::Time; absl::InfinitePast() means "unset".
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace switchyard::storage {
+
+struct PoolRow {
+  std::string id;
+  std::string display_name;
+  int64_t capacity = 0;
+  int64_t reserved = 0;
+  int64_t consumed = 0;
+  absl::Time create_time = absl::InfinitePast();
+  absl::Time update_time = absl::InfinitePast();
+};
+
+struct TenantRow {
+  std::string id;
+  std::string display_name;
+  std::string pool_id;
+  int64_t credit_limit = 0;  // 0: no limit
+  int64_t reserved = 0;
+  int64_t consumed = 0;
+  int64_t connection_count = 0;  // connections not disconnected
+  bool deleted = false;
+  absl::Time create_time = absl::InfinitePast();
+  absl::Time update_time = absl::InfinitePast();
+};
+
+struct ReservationRow {
+  std::string tenant_id;
+  std::string id;
+  std::string pool_id;
+  int64_t amount = 0;
+  int state = 0;
+  absl::Time expire_time = absl::InfinitePast();
+  absl::Time create_time = absl::InfinitePast();
+  absl::Time resolve_time = absl::InfinitePast();
+  std::string connection_id;  // bound connection, or empty
+};
+
+struct ConnectionRow {
+  std::string tenant_id;
+  std::string id;
+  std::string system_id;
+  int deployment = 0;
+  std::string display_name;
+  std::map<std::string, std::string> metadata;
+  int state = 0;
+  int64_t credits = 0;
+  std::string pool_id;
+  std::string reservation_id;
+  absl::Time create_time = absl::InfinitePast();
+  absl::Time update_time = absl::InfinitePast();
+  absl::Time disconnect_time = absl::InfinitePast();
+};
+
+struct JournalRow {
+  int64_t sequence = 0;  // assigned by AppendJournal
+  int kind = 0;
+  int64_t amount = 0;
+  absl::Time time = absl::InfinitePast();
+  std::string pool_id;
+  std::string tenant_id;
+  std::string connection_id;
+  std::string reservation_id;
+  std::string request_id;
+  int64_t capacity_after = 0;
+  int64_t reserved_after = 0;
+  int64_t consumed_after = 0;
+};
+
+// A record of a create call made with a request_id.
+struct IdempotencyRow {
+  std::string key;          // method, parent and request_id
+  std::string fingerprint;  // of the call's parameters
+  std::string resource;     // name of the resource the call created
+  absl::Time create_time = absl::InfinitePast();
+};
+
+// Filters for ListConnections; empty / 0 means "any".
+struct ConnectionFilter {
+  std::string system_id;
+  int state = 0;
+};
+
+// Reads and writes inside one transaction. Not thread-safe: a transaction
+// belongs to the thread running the function given to Store::Write/Read.
+// Get* return std::nullopt when the row does not exist. Errors are storage
+// failures (kUnavailable, kInternal, kDataLoss) except where noted.
+// List* return rows ordered by key, strictly after `after` (empty: from the
+// start), at most `limit` rows.
+class Transaction {
+ public:
+  virtual ~Transaction() = default;
+
+  virtual absl::StatusOr<std::optional<PoolRow>> GetPool(absl::string_view id) = 0;
+  virtual absl::StatusOr<std::vector<PoolRow>> ListPools(absl::string_view after, int limit) = 0;
+  // kAlreadyExists when the id is taken.
+  virtual absl::Status InsertPool(const PoolRow& row) = 0;
+  virtual absl::Status UpdatePool(const PoolRow& row) = 0;
+
+  virtual absl::StatusOr<std::optional<TenantRow>> GetTenant(absl::string_view id) = 0;
+  // Lists tenants that are not deleted.
+  virtual absl::StatusOr<std::vector<TenantRow>> ListTenants(absl::string_view after,
+                                                             int limit) = 0;
+  // kAlreadyExists when the id is taken (also by a deleted tenant).
+  virtual absl::Status InsertTenant(const TenantRow& row) = 0;
+  virtual absl::Status UpdateTenant(const TenantRow& row) = 0;
+
+  virtual absl::StatusOr<std::optional<ReservationRow>> GetReservation(absl::string_view tenant_id,
+                                                                       absl::string_view id) = 0;
+  // kAlreadyExists when (tenant_id, id) is taken.
+  virtual absl::Status InsertReservation(const ReservationRow& row) = 0;
+  virtual absl::Status UpdateReservation(const ReservationRow& row) = 0;
+  // Reservations in `state` whose expire_time <= `now`, oldest expiry first.
+  // `pool_id` empty means every pool.
+  virtual absl::StatusOr<std::vector<ReservationRow>> ListReservationsExpiringBy(
+      absl::string_view pool_id, int state, absl::Time now, int limit) = 0;
+  // Reservations of a tenant in `state`, in key order.
+  virtual absl::StatusOr<std::vector<ReservationRow>> ListTenantReservations(
+      absl::string_view tenant_id, int state) = 0;
+
+  virtual absl::StatusOr<std::optional<ConnectionRow>> GetConnection(absl::string_view tenant_id,
+                                                                     absl::string_view id) = 0;
+  // kAlreadyExists when (tenant_id, id) is taken.
+  virtual absl::Status InsertConnection(const ConnectionRow& row) = 0;
+  virtual absl::Status UpdateConnection(const ConnectionRow& row) = 0;
+  virtual absl::StatusOr<std::vector<ConnectionRow>> ListConnections(
+      absl::string_view tenant_id, const ConnectionFilter& filter, absl::string_view after,
+      int limit) = 0;
+
+  // Appends `row` (its sequence is ignored) and returns the sequence given to
+  // it; sequences increase with every append.
+  virtual absl::StatusOr<int64_t> AppendJournal(const JournalRow& row) = 0;
+  // Entries of `pool_id` with sequence > `after`; `tenant_id` empty means all.
+  virtual absl::StatusOr<std::vector<JournalRow>> ListJournal(absl::string_view pool_id,
+                                                              absl::string_view tenant_id,
+                                                              int64_t after, int limit) = 0;
+
+  virtual absl::StatusOr<std::optional<IdempotencyRow>> GetIdempotency(absl::string_view key) = 0;
+  virtual absl::Status PutIdempotency(const IdempotencyRow& row) = 0;
+  // Deletes records created before `cutoff`; returns how many.
+  virtual absl::StatusOr<int64_t> DeleteIdempotencyBefore(absl::Time cutoff) = 0;
+};
+
+// A transactional store. Thread-safe.
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Runs `fn` in a read-write transaction. When `fn` returns OK its writes are
+  // committed and durable before Write returns OK; when `fn` fails none of its
+  // writes persist and its status is returned. A storage failure returns
+  // kUnavailable (retryable) or kInternal. `fn` may run on another thread
+  // while the caller waits; it must not call back into the store.
+  virtual absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) = 0;
+
+  // Runs `fn` in a read-only transaction that sees one consistent snapshot.
+  // Writes inside it fail.
+  virtual absl::Status Read(absl::FunctionRef<absl::Status(Transaction&)> fn) = 0;
+};
+
+}  // namespace switchyard::storage
+
+#endif  // SWITCHYARD_SERVER_STORAGE_STORE_H_
