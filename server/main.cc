@@ -31,7 +31,8 @@ ABSL_FLAG(absl::Duration, idempotency_retention, absl::Hours(48),
 ABSL_FLAG(absl::Duration, default_reservation_ttl, absl::Minutes(10),
           "TTL of a credit reservation made without one");
 ABSL_FLAG(std::string, port_file, "",
-          "if set, the bound gRPC port is written to this file once serving");
+          "if set, the bound gRPC port is written to this file once serving; '-' writes it "
+          "to stdout");
 ABSL_FLAG(std::string, log_level, "info", "lowest log level written: debug, info, warning, error");
 
 int main(int argc, char** argv) {
@@ -69,7 +70,10 @@ int main(int argc, char** argv) {
     switchyard::log::Error("cannot start", {{"error", server.status().ToString()}});
     return 1;
   }
-  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); !port_file.empty()) {
+  if (const std::string port_file = absl::GetFlag(FLAGS_port_file); port_file == "-") {
+    std::printf("%d\n", (*server)->port());
+    std::fflush(stdout);
+  } else if (!port_file.empty()) {
     // Written to a temporary name and renamed so readers never see half a file.
     const std::string tmp = port_file + ".tmp";
     std::ofstream(tmp) << (*server)->port() << "\n";

@@ -29,9 +29,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
   if (ec) {
-    return Error(absl::StatusCode::kUnavailable, "DATA_DIR_UNAVAILABLE",
-                 absl::StrCat("cannot create data directory ", options.data_dir, ": ",
-                              ec.message()));
+    return Error(
+        absl::StatusCode::kUnavailable, "DATA_DIR_UNAVAILABLE",
+        absl::StrCat("cannot create data directory ", options.data_dir, ": ", ec.message()));
   }
   storage::SqliteStoreOptions store_options;
   store_options.path = (std::filesystem::path(options.data_dir) / "switchyard.db").string();
@@ -47,10 +47,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                       credits::CreditLedger::Create(options.ledger, *server->store_, clock));
   server->connections_ = std::make_unique<connections::ConnectionManager>(
       *server->store_, *server->catalog_, *server->ledger_, clock);
-  server->tenants_ = std::make_unique<tenants::TenantRegistry>(
-      *server->store_, *server->ledger_, *server->connections_, clock);
-  server->service_ = std::make_unique<api::GatewayService>(
-      *server->tenants_, *server->catalog_, *server->ledger_, *server->connections_);
+  server->tenants_ = std::make_unique<tenants::TenantRegistry>(*server->store_, *server->ledger_,
+                                                               *server->connections_, clock);
+  server->service_ = std::make_unique<api::GatewayService>(*server->tenants_, *server->catalog_,
+                                                           *server->ledger_, *server->connections_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -118,6 +118,7 @@ void Server::Shutdown() {
     grpc_server_->GetHealthCheckService()->SetServingStatus(false);
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_deadline));
     grpc_server_->Wait();
+    log::Info("grpc stopped");
   }
   if (maintenance_.joinable()) maintenance_.join();
   store_.reset();

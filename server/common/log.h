@@ -6,12 +6,13 @@
 // Thread-safe: each line is written with a single write(2).
 // Never pass secrets (keys, tokens, credentials) as fields.
 
-#include "absl/strings/string_view.h"
 #include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>
 #include <variant>
+
+#include "absl/strings/string_view.h"
 
 namespace switchyard::log {
 

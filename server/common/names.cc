@@ -29,10 +29,9 @@ absl::Status ValidateId(absl::string_view field, absl::string_view id) {
             IsLowerAlnum(id.back());
   for (size_t i = 0; ok && i < id.size(); ++i) ok = IsLowerAlnum(id[i]) || id[i] == '-';
   if (ok) return absl::OkStatus();
-  return InvalidArgument("INVALID_ID",
-                         absl::StrCat(field, " must be 1-63 characters of a-z, 0-9 and '-', start ",
-                                      "with a letter and end with a letter or digit; got ",
-                                      Quote(id)));
+  return InvalidArgument(
+      "INVALID_ID", absl::StrCat(field, " must be 1-63 characters of a-z, 0-9 and '-', start ",
+                                 "with a letter and end with a letter or digit; got ", Quote(id)));
 }
 
 std::string GenerateId(absl::string_view prefix) {
@@ -74,8 +73,9 @@ absl::Status ValidateRequestId(absl::string_view request_id) {
   bool ok = request_id.size() <= 128;
   for (char c : request_id) ok = ok && c > 0x20 && c < 0x7f;
   if (ok) return absl::OkStatus();
-  return InvalidArgument("INVALID_REQUEST_ID",
-                         "request_id must be at most 128 printable ASCII characters without spaces");
+  return InvalidArgument(
+      "INVALID_REQUEST_ID",
+      "request_id must be at most 128 printable ASCII characters without spaces");
 }
 
 std::string Fingerprint(std::initializer_list<absl::string_view> parts) {

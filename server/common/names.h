@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace switchyard {
 
@@ -25,8 +25,9 @@ std::string GenerateId(absl::string_view prefix);
 // Parses `name` of the form `{collections[0]}/{id0}/{collections[1]}/{id1}...`
 // and returns the ids in order. INVALID_ARGUMENT / INVALID_NAME naming `field`
 // when the shape or any id is wrong.
-absl::StatusOr<std::vector<std::string>> ParseName(absl::string_view field, absl::string_view name,
-                                                   std::initializer_list<absl::string_view> collections);
+absl::StatusOr<std::vector<std::string>> ParseName(
+    absl::string_view field, absl::string_view name,
+    std::initializer_list<absl::string_view> collections);
 
 // OK when `request_id` is empty or 1..128 printable ASCII characters;
 // otherwise INVALID_ARGUMENT / INVALID_REQUEST_ID.

@@ -11,9 +11,9 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace switchyard {
 
@@ -43,10 +43,10 @@ std::string ReasonOf(const absl::Status& status);
 #define SY_STATUS_CONCAT_(a, b) SY_STATUS_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` yields a non-OK status.
-#define SY_RETURN_IF_ERROR(expr)                  \
-  do {                                            \
-    ::absl::Status sy_status_ = (expr);           \
-    if (!sy_status_.ok()) return sy_status_;      \
+#define SY_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status sy_status_ = (expr);      \
+    if (!sy_status_.ok()) return sy_status_; \
   } while (false)
 
 // `lhs` = value of the StatusOr `rexpr`, or returns its error.

@@ -35,8 +35,8 @@ absl::Status ValidateFields(const Connection& c) {
     return InvalidArgument("INVALID_DISPLAY_NAME", "display_name must be at most 200 bytes");
   }
   if (static_cast<size_t>(c.metadata_size()) > kMaxMetadataEntries) {
-    return InvalidArgument("INVALID_METADATA",
-                           absl::StrCat("metadata holds at most ", kMaxMetadataEntries, " entries"));
+    return InvalidArgument("INVALID_METADATA", absl::StrCat("metadata holds at most ",
+                                                            kMaxMetadataEntries, " entries"));
   }
   for (const auto& [key, value] : c.metadata()) {
     bool ok = !key.empty() && key.size() <= 63;
@@ -45,13 +45,14 @@ absl::Status ValidateFields(const Connection& c) {
                   (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.');
     }
     if (!ok) {
-      return InvalidArgument("INVALID_METADATA",
-                             "metadata keys must be 1-63 characters of A-Z, a-z, 0-9, '_', '-', '.'");
+      return InvalidArgument(
+          "INVALID_METADATA",
+          "metadata keys must be 1-63 characters of A-Z, a-z, 0-9, '_', '-', '.'");
     }
     if (value.size() > kMaxMetadataValue) {
-      return InvalidArgument("INVALID_METADATA", absl::StrCat("metadata value of \"", key,
-                                                              "\" exceeds ", kMaxMetadataValue,
-                                                              " bytes"));
+      return InvalidArgument(
+          "INVALID_METADATA",
+          absl::StrCat("metadata value of \"", key, "\" exceeds ", kMaxMetadataValue, " bytes"));
     }
   }
   return absl::OkStatus();
@@ -104,7 +105,9 @@ Connection ConnectionManager::ToProto(const ConnectionRow& row) {
   }
   switchyard::ToProto(row.create_time, c.mutable_create_time());
   switchyard::ToProto(row.update_time, c.mutable_update_time());
-  switchyard::ToProto(row.disconnect_time, c.mutable_disconnect_time());
+  if (row.disconnect_time != absl::InfinitePast()) {
+    switchyard::ToProto(row.disconnect_time, c.mutable_disconnect_time());
+  }
   return c;
 }
 
@@ -125,10 +128,9 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
   SY_ASSIGN_OR_RETURN(int64_t cost, catalog_.Cost(*system, spec.deployment()));
   std::string reservation_id;
   if (!req.credit_reservation().empty()) {
-    SY_ASSIGN_OR_RETURN(
-        std::vector<std::string> r,
-        ParseName("credit_reservation", req.credit_reservation(),
-                  {"tenants", "creditReservations"}));
+    SY_ASSIGN_OR_RETURN(std::vector<std::string> r,
+                        ParseName("credit_reservation", req.credit_reservation(),
+                                  {"tenants", "creditReservations"}));
     if (r[0] != tenant_id) {
       return InvalidArgument("RESERVATION_OF_OTHER_TENANT",
                              "credit_reservation must belong to the parent tenant");
@@ -177,15 +179,14 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
       if (reservation.amount != cost) {
         return WithMetadata(
             FailedPrecondition("RESERVATION_AMOUNT_MISMATCH",
-                               absl::StrCat(req.credit_reservation(), " holds ",
-                                            reservation.amount, " credits; this connection costs ",
-                                            cost)),
+                               absl::StrCat(req.credit_reservation(), " holds ", reservation.amount,
+                                            " credits; this connection costs ", cost)),
             "cost", absl::StrCat(cost));
       }
       if (reservation.state == CreditReservation::PENDING && reservation.expire_time <= now) {
         // Expire durably, then fail the create.
-        SY_RETURN_IF_ERROR(ledger_.ReleaseInTx(tx, tenant, reservation,
-                                               CreditReservation::EXPIRED, now, credits::Cause{}));
+        SY_RETURN_IF_ERROR(ledger_.ReleaseInTx(tx, tenant, reservation, CreditReservation::EXPIRED,
+                                               now, credits::Cause{}));
         outcome = FailedPrecondition("RESERVATION_EXPIRED",
                                      absl::StrCat(req.credit_reservation(), " has expired"));
         return absl::OkStatus();
@@ -202,10 +203,10 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
             absl::StrCat(req.credit_reservation(), " already pays for ",
                          ConnectionName(tenant_id, reservation.connection_id)));
       } else {
-        return FailedPrecondition(
-            reservation.state == CreditReservation::RELEASED ? "RESERVATION_RELEASED"
-                                                             : "RESERVATION_EXPIRED",
-            absl::StrCat(req.credit_reservation(), " is no longer pending"));
+        return FailedPrecondition(reservation.state == CreditReservation::RELEASED
+                                      ? "RESERVATION_RELEASED"
+                                      : "RESERVATION_EXPIRED",
+                                  absl::StrCat(req.credit_reservation(), " is no longer pending"));
       }
     }
     ConnectionRow row;
@@ -311,8 +312,7 @@ absl::StatusOr<Connection> ConnectionManager::Update(const v1::UpdateConnectionR
     if (set_name) row->display_name = req.connection().display_name();
     if (set_metadata) {
       row->metadata.clear();
-      row->metadata.insert(req.connection().metadata().begin(),
-                           req.connection().metadata().end());
+      row->metadata.insert(req.connection().metadata().begin(), req.connection().metadata().end());
     }
     row->update_time = now;
     SY_RETURN_IF_ERROR(tx.UpdateConnection(*row));

@@ -13,8 +13,8 @@
 #include <memory>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "server/catalog/catalog.h"
 #include "server/common/clock.h"
 #include "server/credits/ledger.h"

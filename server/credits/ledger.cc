@@ -94,7 +94,9 @@ CreditReservation CreditLedger::ToProto(const ReservationRow& row, absl::Time no
   r.set_state(state);
   switchyard::ToProto(row.expire_time, r.mutable_expire_time());
   switchyard::ToProto(row.create_time, r.mutable_create_time());
-  switchyard::ToProto(row.resolve_time, r.mutable_resolve_time());
+  if (row.resolve_time != absl::InfinitePast()) {
+    switchyard::ToProto(row.resolve_time, r.mutable_resolve_time());
+  }
   if (!row.connection_id.empty()) {
     r.set_connection(absl::StrCat("tenants/", row.tenant_id, "/connections/", row.connection_id));
   }
@@ -117,8 +119,8 @@ absl::StatusOr<v1::CreditPool> CreditLedger::CreatePool(const v1::CreateCreditPo
   SY_RETURN_IF_ERROR(ValidateDisplayName(req.credit_pool().display_name()));
   const int64_t capacity = req.credit_pool().capacity();
   if (capacity < 0 || capacity > options_.max_capacity) {
-    return InvalidArgument("INVALID_CAPACITY", absl::StrCat("capacity must be between 0 and ",
-                                                            options_.max_capacity));
+    return InvalidArgument("INVALID_CAPACITY",
+                           absl::StrCat("capacity must be between 0 and ", options_.max_capacity));
   }
   const std::string name = absl::StrCat("creditPools/", req.credit_pool_id());
   IdempotencyKey key =
@@ -198,8 +200,8 @@ absl::StatusOr<v1::CreditPool> CreditLedger::SetCapacity(
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseName("name", req.name(), {"creditPools"}));
   SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   if (req.capacity() < 0 || req.capacity() > options_.max_capacity) {
-    return InvalidArgument("INVALID_CAPACITY", absl::StrCat("capacity must be between 0 and ",
-                                                            options_.max_capacity));
+    return InvalidArgument("INVALID_CAPACITY",
+                           absl::StrCat("capacity must be between 0 and ", options_.max_capacity));
   }
   const absl::Time now = clock_.Now();
   PoolRow result;
@@ -213,11 +215,11 @@ absl::StatusOr<v1::CreditPool> CreditLedger::SetCapacity(
     const int64_t in_use = pool->reserved + pool->consumed;
     if (req.capacity() < in_use) {
       return WithMetadata(
-          WithMetadata(FailedPrecondition(
-                           "CAPACITY_BELOW_USAGE",
-                           absl::StrCat("capacity ", req.capacity(), " is below the ", in_use,
-                                        " credits reserved or consumed in ", req.name())),
-                       "in_use", absl::StrCat(in_use)),
+          WithMetadata(
+              FailedPrecondition("CAPACITY_BELOW_USAGE",
+                                 absl::StrCat("capacity ", req.capacity(), " is below the ", in_use,
+                                              " credits reserved or consumed in ", req.name())),
+              "in_use", absl::StrCat(in_use)),
           "requested_capacity", absl::StrCat(req.capacity()));
     }
     const int64_t delta = req.capacity() - pool->capacity;
@@ -294,19 +296,18 @@ absl::StatusOr<ReservationRow> CreditLedger::ReserveInTx(Transaction& tx, Tenant
   SY_ASSIGN_OR_RETURN(PoolRow pool, LoadPoolOf(tx, tenant));
   const int64_t available = pool.capacity - pool.reserved - pool.consumed;
   if (amount > available) {
-    absl::Status error = Error(
-        absl::StatusCode::kResourceExhausted, "CREDITS_EXHAUSTED",
-        absl::StrCat("creditPools/", pool.id, " has ", available, " credits available; ", amount,
-                     " requested"));
+    absl::Status error = Error(absl::StatusCode::kResourceExhausted, "CREDITS_EXHAUSTED",
+                               absl::StrCat("creditPools/", pool.id, " has ", available,
+                                            " credits available; ", amount, " requested"));
     error = WithMetadata(error, "available", absl::StrCat(available));
     return WithMetadata(error, "requested", absl::StrCat(amount));
   }
   const int64_t held = tenant.reserved + tenant.consumed;
   if (tenant.credit_limit > 0 && held + amount > tenant.credit_limit) {
-    absl::Status error = Error(
-        absl::StatusCode::kResourceExhausted, "TENANT_CREDIT_LIMIT",
-        absl::StrCat("tenants/", tenant.id, " holds ", held, " of its limit of ",
-                     tenant.credit_limit, " credits; ", amount, " requested"));
+    absl::Status error =
+        Error(absl::StatusCode::kResourceExhausted, "TENANT_CREDIT_LIMIT",
+              absl::StrCat("tenants/", tenant.id, " holds ", held, " of its limit of ",
+                           tenant.credit_limit, " credits; ", amount, " requested"));
     error = WithMetadata(error, "limit", absl::StrCat(tenant.credit_limit));
     return WithMetadata(error, "requested", absl::StrCat(amount));
   }
@@ -369,9 +370,9 @@ absl::Status CreditLedger::ReturnInTx(Transaction& tx, TenantRow& tenant, int64_
 
 absl::StatusOr<int> CreditLedger::ExpireDueInTx(Transaction& tx, absl::string_view pool_id,
                                                 absl::Time now) {
-  SY_ASSIGN_OR_RETURN(std::vector<ReservationRow> due,
-                      tx.ListReservationsExpiringBy(pool_id, CreditReservation::PENDING, now,
-                                                    1000));
+  SY_ASSIGN_OR_RETURN(
+      std::vector<ReservationRow> due,
+      tx.ListReservationsExpiringBy(pool_id, CreditReservation::PENDING, now, 1000));
   for (ReservationRow& reservation : due) {
     SY_ASSIGN_OR_RETURN(std::optional<TenantRow> tenant, tx.GetTenant(reservation.tenant_id));
     if (!tenant.has_value()) {
@@ -407,15 +408,13 @@ absl::StatusOr<CreditLedger::Located> CreditLedger::Locate(Transaction& tx,
   absl::StatusOr<TenantRow> tenant = LoadTenant(tx, ids[0]);
   if (absl::IsNotFound(tenant.status())) return ReservationNotFound(name);
   SY_RETURN_IF_ERROR(tenant.status());
-  SY_ASSIGN_OR_RETURN(std::optional<ReservationRow> reservation,
-                      tx.GetReservation(ids[0], ids[1]));
+  SY_ASSIGN_OR_RETURN(std::optional<ReservationRow> reservation, tx.GetReservation(ids[0], ids[1]));
   if (!reservation.has_value()) return ReservationNotFound(name);
   return Located{*std::move(tenant), *std::move(reservation)};
 }
 
 absl::StatusOr<CreditReservation> CreditLedger::Reserve(const v1::ReserveCreditsRequest& req) {
-  SY_ASSIGN_OR_RETURN(std::vector<std::string> ids,
-                      ParseName("parent", req.parent(), {"tenants"}));
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseName("parent", req.parent(), {"tenants"}));
   SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   std::string reservation_id = req.reservation_id();
   if (reservation_id.empty()) {
@@ -429,10 +428,10 @@ absl::StatusOr<CreditReservation> CreditLedger::Reserve(const v1::ReserveCredits
   }
   absl::Duration ttl = req.has_ttl() ? FromProto(req.ttl()) : options_.default_ttl;
   SY_RETURN_IF_ERROR(ValidateTtl(ttl));
-  IdempotencyKey key = MakeIdempotencyKey(
-      "ReserveCredits", req.parent(), req.request_id(),
-      Fingerprint({req.reservation_id(), absl::StrCat(req.amount()),
-                   absl::StrCat(absl::ToInt64Milliseconds(ttl))}));
+  IdempotencyKey key =
+      MakeIdempotencyKey("ReserveCredits", req.parent(), req.request_id(),
+                         Fingerprint({req.reservation_id(), absl::StrCat(req.amount()),
+                                      absl::StrCat(absl::ToInt64Milliseconds(ttl))}));
   const absl::Time now = clock_.Now();
   ReservationRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
@@ -516,8 +515,7 @@ absl::StatusOr<CreditReservation> CreditLedger::Release(absl::string_view name) 
       outcome = NotPending(r);
       return absl::OkStatus();
     }
-    SY_RETURN_IF_ERROR(
-        ReleaseInTx(tx, found.tenant, r, CreditReservation::RELEASED, now, Cause{}));
+    SY_RETURN_IF_ERROR(ReleaseInTx(tx, found.tenant, r, CreditReservation::RELEASED, now, Cause{}));
     result = r;
     return absl::OkStatus();
   }));
@@ -547,8 +545,8 @@ absl::StatusOr<v1::ListLedgerEntriesResponse> CreditLedger::ListEntries(
   SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
     SY_ASSIGN_OR_RETURN(std::optional<PoolRow> pool, tx.GetPool(pool_ids[0]));
     if (!pool.has_value()) return PoolNotFound(pool_ids[0]);
-    SY_ASSIGN_OR_RETURN(rows, tx.ListJournal(pool_ids[0], tenant_id, after_sequence,
-                                             page_size + 1));
+    SY_ASSIGN_OR_RETURN(rows,
+                        tx.ListJournal(pool_ids[0], tenant_id, after_sequence, page_size + 1));
     return absl::OkStatus();
   }));
   v1::ListLedgerEntriesResponse response;

@@ -16,8 +16,8 @@
 #include <string>
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/common/clock.h"
 #include "server/storage/store.h"
@@ -51,8 +51,7 @@ absl::StatusOr<storage::TenantRow> LoadTenant(storage::Transaction& tx,
 class CreditLedger {
  public:
   static absl::StatusOr<std::unique_ptr<CreditLedger>> Create(const LedgerOptions& options,
-                                                               storage::Store& store,
-                                                               Clock& clock);
+                                                              storage::Store& store, Clock& clock);
 
   // --- Pools ----------------------------------------------------------------
   // INVALID_ARGUMENT for a bad id or capacity; ALREADY_EXISTS / POOL_EXISTS.
@@ -90,8 +89,7 @@ class CreditLedger {
                                                       absl::Time now, const Cause& cause);
   // PENDING -> COMMITTED. `reservation` is updated in place and stored.
   absl::Status CommitInTx(storage::Transaction& tx, storage::TenantRow& tenant,
-                          storage::ReservationRow& reservation, absl::Time now,
-                          const Cause& cause);
+                          storage::ReservationRow& reservation, absl::Time now, const Cause& cause);
   // PENDING -> RELEASED or EXPIRED (`state`).
   absl::Status ReleaseInTx(storage::Transaction& tx, storage::TenantRow& tenant,
                            storage::ReservationRow& reservation, int state, absl::Time now,
@@ -116,9 +114,9 @@ class CreditLedger {
   absl::StatusOr<storage::PoolRow> LoadPoolOf(storage::Transaction& tx,
                                               const storage::TenantRow& tenant);
   // Stores `pool` and `tenant` and journals the movement.
-  absl::Status Record(storage::Transaction& tx, storage::PoolRow& pool,
-                      storage::TenantRow& tenant, v1::LedgerEntry::Kind kind, int64_t amount,
-                      absl::string_view reservation_id, absl::Time now, const Cause& cause);
+  absl::Status Record(storage::Transaction& tx, storage::PoolRow& pool, storage::TenantRow& tenant,
+                      v1::LedgerEntry::Kind kind, int64_t amount, absl::string_view reservation_id,
+                      absl::Time now, const Cause& cause);
   // Resolves a reservation name to its row; NOT_FOUND / RESERVATION_NOT_FOUND.
   struct Located {
     storage::TenantRow tenant;

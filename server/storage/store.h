@@ -17,10 +17,10 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace switchyard::storage {
@@ -147,9 +147,10 @@ class Transaction {
   // kAlreadyExists when (tenant_id, id) is taken.
   virtual absl::Status InsertConnection(const ConnectionRow& row) = 0;
   virtual absl::Status UpdateConnection(const ConnectionRow& row) = 0;
-  virtual absl::StatusOr<std::vector<ConnectionRow>> ListConnections(
-      absl::string_view tenant_id, const ConnectionFilter& filter, absl::string_view after,
-      int limit) = 0;
+  virtual absl::StatusOr<std::vector<ConnectionRow>> ListConnections(absl::string_view tenant_id,
+                                                                     const ConnectionFilter& filter,
+                                                                     absl::string_view after,
+                                                                     int limit) = 0;
 
   // Appends `row` (its sequence is ignored) and returns the sequence given to
   // it; sequences increase with every append.

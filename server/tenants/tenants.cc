@@ -60,7 +60,8 @@ absl::StatusOr<v1::Tenant> TenantRegistry::Create(const v1::CreateTenantRequest&
     }
     SY_ASSIGN_OR_RETURN(std::optional<storage::PoolRow> pool_row, tx.GetPool(pool[0]));
     if (!pool_row.has_value()) {
-      return NotFound("POOL_NOT_FOUND", absl::StrCat(req.tenant().credit_pool(), " does not exist"));
+      return NotFound("POOL_NOT_FOUND",
+                      absl::StrCat(req.tenant().credit_pool(), " does not exist"));
     }
     TenantRow row;
     row.id = req.tenant_id();

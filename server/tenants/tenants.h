@@ -6,8 +6,8 @@
 
 #include <string_view>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "server/common/clock.h"
 #include "server/connections/connections.h"
 #include "server/credits/ledger.h"

@@ -265,7 +265,7 @@ PoolRow ReadPool(const Query& q) {
   return r;
 }
 
-#define TENANT_COLS                                                                       \
+#define TENANT_COLS                                                                          \
   "id, display_name, pool_id, credit_limit, reserved, consumed, connection_count, deleted, " \
   "create_time, update_time"
 TenantRow ReadTenant(const Query& q) {
@@ -283,7 +283,7 @@ TenantRow ReadTenant(const Query& q) {
   return r;
 }
 
-#define RESERVATION_COLS                                                                    \
+#define RESERVATION_COLS                                                            \
   "tenant_id, id, pool_id, amount, state, expire_time, create_time, resolve_time, " \
   "connection_id"
 ReservationRow ReadReservation(const Query& q) {
@@ -300,7 +300,7 @@ ReservationRow ReadReservation(const Query& q) {
   return r;
 }
 
-#define CONNECTION_COLS                                                                       \
+#define CONNECTION_COLS                                                           \
   "tenant_id, id, system_id, deployment, display_name, state, credits, pool_id, " \
   "reservation_id, create_time, update_time, disconnect_time"
 ConnectionRow ReadConnection(const Query& q) {
@@ -320,7 +320,7 @@ ConnectionRow ReadConnection(const Query& q) {
   return r;
 }
 
-#define JOURNAL_COLS                                                                         \
+#define JOURNAL_COLS                                                                  \
   "sequence, kind, amount, time, pool_id, tenant_id, connection_id, reservation_id, " \
   "request_id, capacity_after, reserved_after, consumed_after"
 JournalRow ReadJournal(const Query& q) {
@@ -382,8 +382,9 @@ class SqliteTransaction final : public Transaction {
         "INSERT INTO pools (" POOL_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
-    return q.BindAll(r.id, r.display_name, r.capacity, r.reserved, r.consumed, r.create_time,
-                     r.update_time)
+    return q
+        .BindAll(r.id, r.display_name, r.capacity, r.reserved, r.consumed, r.create_time,
+                 r.update_time)
         .Run();
   }
   absl::Status UpdatePool(const PoolRow& r) override {
@@ -418,8 +419,9 @@ class SqliteTransaction final : public Transaction {
         "INSERT INTO tenants (" TENANT_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
-    return q.BindAll(r.id, r.display_name, r.pool_id, r.credit_limit, r.reserved, r.consumed,
-                     r.connection_count, r.deleted, r.create_time, r.update_time)
+    return q
+        .BindAll(r.id, r.display_name, r.pool_id, r.credit_limit, r.reserved, r.consumed,
+                 r.connection_count, r.deleted, r.create_time, r.update_time)
         .Run();
   }
   absl::Status UpdateTenant(const TenantRow& r) override {
@@ -429,8 +431,8 @@ class SqliteTransaction final : public Transaction {
         "WHERE id = ?";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
-    q.BindAll(r.display_name, r.pool_id, r.credit_limit, r.reserved, r.consumed,
-              r.connection_count, r.deleted, r.create_time, r.update_time, r.id);
+    q.BindAll(r.display_name, r.pool_id, r.credit_limit, r.reserved, r.consumed, r.connection_count,
+              r.deleted, r.create_time, r.update_time, r.id);
     return RunUpdate(q, "tenant");
   }
 
@@ -448,8 +450,9 @@ class SqliteTransaction final : public Transaction {
         "INSERT INTO reservations (" RESERVATION_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
-    return q.BindAll(r.tenant_id, r.id, r.pool_id, r.amount, r.state, r.expire_time,
-                     r.create_time, r.resolve_time, r.connection_id)
+    return q
+        .BindAll(r.tenant_id, r.id, r.pool_id, r.amount, r.state, r.expire_time, r.create_time,
+                 r.resolve_time, r.connection_id)
         .Run();
   }
   absl::Status UpdateReservation(const ReservationRow& r) override {
@@ -463,8 +466,7 @@ class SqliteTransaction final : public Transaction {
     return RunUpdate(q, "reservation");
   }
   absl::StatusOr<std::vector<ReservationRow>> ListReservationsExpiringBy(absl::string_view pool_id,
-                                                                         int state,
-                                                                         absl::Time now,
+                                                                         int state, absl::Time now,
                                                                          int limit) override {
     static constexpr const char* kAllPools =
         "SELECT " RESERVATION_COLS
@@ -502,14 +504,14 @@ class SqliteTransaction final : public Transaction {
     return row;
   }
   absl::Status InsertConnection(const ConnectionRow& r) override {
-    static constexpr const char* kSql = "INSERT INTO connections (" CONNECTION_COLS
-                                        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    static constexpr const char* kSql =
+        "INSERT INTO connections (" CONNECTION_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     {
       Query q(db_, s);
       SY_RETURN_IF_ERROR(q.BindAll(r.tenant_id, r.id, r.system_id, r.deployment, r.display_name,
-                                   r.state, r.credits, r.pool_id, r.reservation_id,
-                                   r.create_time, r.update_time, r.disconnect_time)
+                                   r.state, r.credits, r.pool_id, r.reservation_id, r.create_time,
+                                   r.update_time, r.disconnect_time)
                              .Run());
     }
     return StoreMetadata(r);
@@ -556,9 +558,9 @@ class SqliteTransaction final : public Transaction {
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
-    SY_RETURN_IF_ERROR(q.BindAll(r.kind, r.amount, r.time, r.pool_id, r.tenant_id,
-                                 r.connection_id, r.reservation_id, r.request_id,
-                                 r.capacity_after, r.reserved_after, r.consumed_after)
+    SY_RETURN_IF_ERROR(q.BindAll(r.kind, r.amount, r.time, r.pool_id, r.tenant_id, r.connection_id,
+                                 r.reservation_id, r.request_id, r.capacity_after, r.reserved_after,
+                                 r.consumed_after)
                            .Run());
     return static_cast<int64_t>(sqlite3_last_insert_rowid(db_.handle()));
   }
@@ -737,9 +739,8 @@ void SqliteStore::WriterLoop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-            return !s->queue_.empty() || s->stopping_;
-          },
+          +[](SqliteStore* s)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return !s->queue_.empty() || s->stopping_; },
           this));
       if (queue_.empty()) return;  // stopping, and nothing left to do
       while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {

@@ -1,0 +1,159 @@
+#include "client/gateway_client.h"
+
+#include <grpcpp/grpcpp.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/random/random.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
+
+namespace switchyard::client {
+namespace {
+constexpr char kReasonPayload[] = "switchyard.dev/reason";
+
+// A request id for a create call that had none: 128 random bits.
+std::string NewRequestId() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof(bytes)) != 1) std::abort();
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+}
+}  // namespace
+
+std::string ErrorReason(const absl::Status& status) {
+  auto payload = status.GetPayload(kReasonPayload);
+  return payload.has_value() ? std::string(*payload) : std::string();
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  absl::Status out(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  google::rpc::Status details;
+  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+    for (const auto& any : details.details()) {
+      google::rpc::ErrorInfo info;
+      if (any.UnpackTo(&info)) {
+        out.SetPayload(kReasonPayload, absl::Cord(info.reason()));
+        for (const auto& [key, value] : info.metadata()) {
+          out.SetPayload(absl::StrCat("switchyard.dev/metadata/", key), absl::Cord(value));
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<GatewayClient> GatewayClient::Create(const ClientOptions& options) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);  // retries are ours, with our safety rules
+  auto channel =
+      grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  return std::unique_ptr<GatewayClient>(new GatewayClient(options, std::move(channel)));
+}
+
+GatewayClient::GatewayClient(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel)
+    : options_(options),
+      channel_(std::move(channel)),
+      stub_(v1::Gateway::NewStub(channel_)),
+      health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+template <typename Request, typename Response>
+absl::StatusOr<Response> GatewayClient::Call(Method<Request, Response> method,
+                                             const Request& request, Retry retry) {
+  thread_local absl::BitGen bitgen;
+  absl::Duration backoff = options_.initial_backoff;
+  for (int attempt = 1;; ++attempt) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+    Response response;
+    grpc::Status status = ((*stub_).*method)(&context, request, &response);
+    if (status.ok()) return response;
+    const bool retryable = retry == Retry::kSafe &&
+                           status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+                           attempt < options_.max_attempts;
+    if (!retryable) return FromGrpcStatus(status);
+    // Full jitter: sleep a uniform fraction of the current backoff.
+    std::this_thread::sleep_for(absl::ToChronoNanoseconds(
+        absl::Nanoseconds(absl::Uniform<int64_t>(bitgen, 0, absl::ToInt64Nanoseconds(backoff)))));
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+#define SY_SAFE_CALL(Name, Request, Response)                                        \
+  absl::StatusOr<Response> GatewayClient::Name(const Request& request) {             \
+    return Call<Request, Response>(&v1::Gateway::Stub::Name, request, Retry::kSafe); \
+  }
+
+// Creates: fill in a request_id so that a retry cannot create twice.
+absl::StatusOr<v1::Tenant> GatewayClient::CreateTenant(v1::CreateTenantRequest request) {
+  if (request.request_id().empty()) request.set_request_id(NewRequestId());
+  return Call<v1::CreateTenantRequest, v1::Tenant>(&v1::Gateway::Stub::CreateTenant, request,
+                                                   Retry::kSafe);
+}
+absl::StatusOr<v1::CreditPool> GatewayClient::CreateCreditPool(
+    v1::CreateCreditPoolRequest request) {
+  if (request.request_id().empty()) request.set_request_id(NewRequestId());
+  return Call<v1::CreateCreditPoolRequest, v1::CreditPool>(&v1::Gateway::Stub::CreateCreditPool,
+                                                           request, Retry::kSafe);
+}
+absl::StatusOr<v1::CreditReservation> GatewayClient::ReserveCredits(
+    v1::ReserveCreditsRequest request) {
+  if (request.request_id().empty()) request.set_request_id(NewRequestId());
+  return Call<v1::ReserveCreditsRequest, v1::CreditReservation>(&v1::Gateway::Stub::ReserveCredits,
+                                                                request, Retry::kSafe);
+}
+absl::StatusOr<v1::Connection> GatewayClient::CreateConnection(
+    v1::CreateConnectionRequest request) {
+  if (request.request_id().empty()) request.set_request_id(NewRequestId());
+  return Call<v1::CreateConnectionRequest, v1::Connection>(&v1::Gateway::Stub::CreateConnection,
+                                                           request, Retry::kSafe);
+}
+
+// Reads, absolute updates and state transitions that answer a repeat with the
+// same result are safe to retry.
+SY_SAFE_CALL(GetTenant, v1::GetTenantRequest, v1::Tenant)
+SY_SAFE_CALL(ListTenants, v1::ListTenantsRequest, v1::ListTenantsResponse)
+SY_SAFE_CALL(UpdateTenant, v1::UpdateTenantRequest, v1::Tenant)
+SY_SAFE_CALL(ListSystems, v1::ListSystemsRequest, v1::ListSystemsResponse)
+SY_SAFE_CALL(GetSystem, v1::GetSystemRequest, v1::System)
+SY_SAFE_CALL(GetCreditPool, v1::GetCreditPoolRequest, v1::CreditPool)
+SY_SAFE_CALL(ListCreditPools, v1::ListCreditPoolsRequest, v1::ListCreditPoolsResponse)
+SY_SAFE_CALL(SetCreditPoolCapacity, v1::SetCreditPoolCapacityRequest, v1::CreditPool)
+SY_SAFE_CALL(GetCreditReservation, v1::GetCreditReservationRequest, v1::CreditReservation)
+SY_SAFE_CALL(CommitCreditReservation, v1::CommitCreditReservationRequest, v1::CreditReservation)
+SY_SAFE_CALL(ReleaseCreditReservation, v1::ReleaseCreditReservationRequest, v1::CreditReservation)
+SY_SAFE_CALL(GetConnection, v1::GetConnectionRequest, v1::Connection)
+SY_SAFE_CALL(ListConnections, v1::ListConnectionsRequest, v1::ListConnectionsResponse)
+SY_SAFE_CALL(UpdateConnection, v1::UpdateConnectionRequest, v1::Connection)
+SY_SAFE_CALL(ActivateConnection, v1::ActivateConnectionRequest, v1::Connection)
+SY_SAFE_CALL(DeactivateConnection, v1::DeactivateConnectionRequest, v1::Connection)
+SY_SAFE_CALL(DeleteConnection, v1::DeleteConnectionRequest, v1::Connection)
+SY_SAFE_CALL(ListLedgerEntries, v1::ListLedgerEntriesRequest, v1::ListLedgerEntriesResponse)
+#undef SY_SAFE_CALL
+
+// A repeated delete of a tenant that was deleted answers NOT_FOUND, so the
+// call is not retried.
+absl::Status GatewayClient::DeleteTenant(const v1::DeleteTenantRequest& request) {
+  return Call<v1::DeleteTenantRequest, google::protobuf::Empty>(&v1::Gateway::Stub::DeleteTenant,
+                                                                request, Retry::kNever)
+      .status();
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse> GatewayClient::CheckHealth(
+    const std::string& service) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = health_->Check(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return response;
+}
+
+}  // namespace switchyard::client

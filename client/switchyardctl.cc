@@ -1,0 +1,507 @@
+// switchyardctl: command-line client of the Switchyard gateway.
+//
+//   switchyardctl [--target=HOST:PORT] [--json] [--timeout=10s] RESOURCE VERB [ARGS] [--flags]
+//
+// Resources and verbs (ids are short ids, for example "acme", not full names):
+//   tenants       create ID --pool=POOL [--display_name=..] [--credit_limit=N]
+//                 get ID | list | update ID [--display_name=..] [--credit_limit=N]
+//                 delete ID [--force]
+//   systems       list | get ID
+//   pools         create ID --capacity=N [--display_name=..] | get ID | list
+//                 set-capacity ID N
+//   reservations  reserve TENANT --amount=N [--ttl=10m] [--id=ID]
+//                 get|commit|release TENANT ID
+//   connections   create TENANT ID --system=SYSTEM [--deployment=cloud|on-premises]
+//                   [--display_name=..] [--metadata=k=v,k=v] [--reservation=ID]
+//                 get TENANT ID | list TENANT [--system=..] [--state=..]
+//                 update TENANT ID [--display_name=..] [--metadata=..]
+//                 activate|deactivate|delete TENANT ID
+//   ledger        list POOL [--tenant=TENANT]
+//   health        check
+//
+// Output is a table by default and JSON with --json. Exit status: 0 on
+// success, 1 when the gateway answered with an error, 2 for usage errors.
+
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "client/gateway_client.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/util/json_util.h"
+
+ABSL_FLAG(std::string, target, "localhost:50051", "gateway address HOST:PORT");
+ABSL_FLAG(bool, json, false, "print JSON instead of tables");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "deadline of each call");
+ABSL_FLAG(std::string, pool, "", "credit pool id (tenants create)");
+ABSL_FLAG(std::string, display_name, "", "display name");
+ABSL_FLAG(int64_t, credit_limit, -1, "tenant credit limit; 0 removes the limit");
+ABSL_FLAG(bool, force, false, "tenants delete: disconnect everything first");
+ABSL_FLAG(int64_t, capacity, 0, "pool capacity in credits");
+ABSL_FLAG(int64_t, amount, 0, "credits to reserve");
+ABSL_FLAG(absl::Duration, ttl, absl::ZeroDuration(), "reservation TTL (0: server default)");
+ABSL_FLAG(std::string, id, "", "reservation id (generated when empty)");
+ABSL_FLAG(std::string, system, "", "system id, for example sap-s4hana");
+ABSL_FLAG(std::string, deployment, "cloud", "cloud or on-premises");
+ABSL_FLAG(std::vector<std::string>, metadata, {}, "connection metadata k=v,k=v");
+ABSL_FLAG(std::string, reservation, "", "reservation id to consume (connections create)");
+ABSL_FLAG(std::string, state, "", "connection state filter, for example ACTIVE");
+ABSL_FLAG(std::string, tenant, "", "tenant id filter (ledger list)");
+ABSL_FLAG(std::string, request_id, "", "request id for idempotent retries");
+
+namespace switchyard::ctl {
+namespace {
+namespace pb = google::protobuf;
+
+struct UsageError {
+  std::string message;
+};
+
+[[noreturn]] void Usage(const std::string& message) { throw UsageError{message}; }
+
+// The value of one field, readable in a table cell.
+std::string FieldText(const pb::Message& m, const pb::FieldDescriptor* f) {
+  const pb::Reflection* r = m.GetReflection();
+  if (f->is_map()) {
+    std::vector<std::string> parts;
+    for (int i = 0; i < r->FieldSize(m, f); ++i) {
+      const pb::Message& entry = r->GetRepeatedMessage(m, f, i);
+      const pb::Descriptor* d = entry.GetDescriptor();
+      parts.push_back(
+          absl::StrCat(FieldText(entry, d->field(0)), "=", FieldText(entry, d->field(1))));
+    }
+    return absl::StrJoin(parts, ",");
+  }
+  if (f->is_repeated()) {
+    std::vector<std::string> parts;
+    for (int i = 0; i < r->FieldSize(m, f); ++i) {
+      if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_ENUM) {
+        parts.push_back(r->GetRepeatedEnum(m, f, i)->name());
+      } else if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING) {
+        parts.push_back(r->GetRepeatedString(m, f, i));
+      }
+    }
+    return absl::StrJoin(parts, ",");
+  }
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_STRING:
+      return r->GetString(m, f);
+    case pb::FieldDescriptor::CPPTYPE_INT64:
+      return absl::StrCat(r->GetInt64(m, f));
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+      return absl::StrCat(r->GetInt32(m, f));
+    case pb::FieldDescriptor::CPPTYPE_BOOL:
+      return r->GetBool(m, f) ? "true" : "false";
+    case pb::FieldDescriptor::CPPTYPE_ENUM:
+      return r->GetEnum(m, f)->name();
+    case pb::FieldDescriptor::CPPTYPE_MESSAGE: {
+      if (!r->HasField(m, f)) return "";
+      const pb::Message& sub = r->GetMessage(m, f);
+      if (sub.GetDescriptor()->full_name() == "google.protobuf.Timestamp") {
+        const pb::Descriptor* d = sub.GetDescriptor();
+        const int64_t seconds = sub.GetReflection()->GetInt64(sub, d->FindFieldByName("seconds"));
+        return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(seconds),
+                                absl::UTCTimeZone());
+      }
+      return sub.ShortDebugString();
+    }
+    default:
+      return "";
+  }
+}
+
+// Prints `rows` (messages of one type) as a table of `columns`.
+void PrintTable(const std::vector<const pb::Message*>& rows,
+                const std::vector<std::string>& columns) {
+  if (rows.empty()) {
+    std::cout << "(none)\n";
+    return;
+  }
+  std::vector<std::vector<std::string>> cells;
+  std::vector<size_t> widths;
+  std::vector<std::string> header;
+  for (const std::string& c : columns) {
+    std::string h = c;
+    for (char& ch : h) ch = static_cast<char>(ch == '_' ? ' ' : std::toupper(ch));
+    header.push_back(h);
+    widths.push_back(h.size());
+  }
+  for (const pb::Message* m : rows) {
+    std::vector<std::string> line;
+    for (size_t i = 0; i < columns.size(); ++i) {
+      const pb::FieldDescriptor* f = m->GetDescriptor()->FindFieldByName(columns[i]);
+      line.push_back(f ? FieldText(*m, f) : "");
+      widths[i] = std::max(widths[i], line.back().size());
+    }
+    cells.push_back(std::move(line));
+  }
+  auto print = [&](const std::vector<std::string>& line) {
+    std::string out;
+    for (size_t i = 0; i < line.size(); ++i) {
+      out += line[i];
+      if (i + 1 < line.size()) out += std::string(widths[i] - line[i].size() + 2, ' ');
+    }
+    std::cout << out << "\n";
+  };
+  print(header);
+  for (const auto& line : cells) print(line);
+}
+
+// Prints one resource: every set field on its own line, or JSON.
+void PrintOne(const pb::Message& m) {
+  if (absl::GetFlag(FLAGS_json)) {
+    std::string json;
+    pb::util::JsonPrintOptions options;
+    options.add_whitespace = true;
+    options.preserve_proto_field_names = true;
+    (void)pb::util::MessageToJsonString(m, &json, options);
+    std::cout << json << "\n";
+    return;
+  }
+  const pb::Descriptor* d = m.GetDescriptor();
+  size_t width = 0;
+  for (int i = 0; i < d->field_count(); ++i) width = std::max(width, d->field(i)->name().size());
+  for (int i = 0; i < d->field_count(); ++i) {
+    std::string text = FieldText(m, d->field(i));
+    if (text.empty()) continue;
+    std::cout << d->field(i)->name() << std::string(width - d->field(i)->name().size() + 2, ' ')
+              << text << "\n";
+  }
+}
+
+// Prints a list of resources as a table, or JSON lines.
+template <typename T>
+void PrintList(const std::vector<T>& items, const std::vector<std::string>& columns) {
+  if (absl::GetFlag(FLAGS_json)) {
+    pb::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    for (const T& item : items) {
+      std::string json;
+      (void)pb::util::MessageToJsonString(item, &json, options);
+      std::cout << json << "\n";
+    }
+    return;
+  }
+  std::vector<const pb::Message*> rows;
+  for (const T& item : items) rows.push_back(&item);
+  PrintTable(rows, columns);
+}
+
+// Fetches every page of a List call.
+template <typename Request, typename Response, typename Item, typename Fetch, typename Items>
+absl::StatusOr<std::vector<Item>> ListAll(Request request, Fetch fetch, Items items) {
+  std::vector<Item> out;
+  request.set_page_size(1000);
+  while (true) {
+    absl::StatusOr<Response> page = fetch(request);
+    if (!page.ok()) return page.status();
+    for (const Item& item : items(*page)) out.push_back(item);
+    if (page->next_page_token().empty()) return out;
+    request.set_page_token(page->next_page_token());
+  }
+}
+
+const std::string& Arg(const std::vector<std::string>& args, size_t i, const char* what) {
+  if (i >= args.size()) Usage(absl::StrCat("missing ", what));
+  return args[i];
+}
+
+// Prints an error from the gateway and returns the exit status.
+int Fail(const absl::Status& status) {
+  std::string reason = client::ErrorReason(status);
+  std::cerr << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message();
+  if (!reason.empty()) std::cerr << " [" << reason << "]";
+  std::cerr << "\n";
+  return 1;
+}
+
+template <typename T>
+int Show(const absl::StatusOr<T>& result) {
+  if (!result.ok()) return Fail(result.status());
+  PrintOne(*result);
+  return 0;
+}
+
+template <typename T>
+int ShowList(const absl::StatusOr<std::vector<T>>& result,
+             const std::vector<std::string>& columns) {
+  if (!result.ok()) return Fail(result.status());
+  PrintList(*result, columns);
+  return 0;
+}
+
+std::string TenantName(const std::string& id) { return "tenants/" + id; }
+
+int Run(client::GatewayClient& c, const std::vector<std::string>& args) {
+  const std::string& resource = Arg(args, 0, "RESOURCE");
+  const std::string& verb = Arg(args, 1, "VERB");
+  const std::string display_name = absl::GetFlag(FLAGS_display_name);
+
+  if (resource == "health" && verb == "check") {
+    auto r = c.CheckHealth("");
+    if (!r.ok()) return Fail(r.status());
+    std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(r->status()) << "\n";
+    return r->status() == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : 1;
+  }
+
+  if (resource == "tenants") {
+    const std::vector<std::string> columns = {"name",
+                                              "display_name",
+                                              "credit_pool",
+                                              "credit_limit",
+                                              "reserved_credits",
+                                              "consumed_credits",
+                                              "connection_count"};
+    if (verb == "create") {
+      v1::CreateTenantRequest r;
+      r.set_tenant_id(Arg(args, 2, "ID"));
+      if (absl::GetFlag(FLAGS_pool).empty()) Usage("--pool is required");
+      r.mutable_tenant()->set_credit_pool("creditPools/" + absl::GetFlag(FLAGS_pool));
+      r.mutable_tenant()->set_display_name(display_name);
+      r.mutable_tenant()->set_credit_limit(std::max<int64_t>(0, absl::GetFlag(FLAGS_credit_limit)));
+      r.set_request_id(absl::GetFlag(FLAGS_request_id));
+      return Show(c.CreateTenant(r));
+    }
+    if (verb == "get") {
+      v1::GetTenantRequest r;
+      r.set_name(TenantName(Arg(args, 2, "ID")));
+      return Show(c.GetTenant(r));
+    }
+    if (verb == "list") {
+      return ShowList(ListAll<v1::ListTenantsRequest, v1::ListTenantsResponse, v1::Tenant>(
+                          {}, [&](const auto& r) { return c.ListTenants(r); },
+                          [](const auto& p) { return p.tenants(); }),
+                      columns);
+    }
+    if (verb == "update") {
+      v1::UpdateTenantRequest r;
+      r.mutable_tenant()->set_name(TenantName(Arg(args, 2, "ID")));
+      if (!display_name.empty()) {
+        r.mutable_tenant()->set_display_name(display_name);
+        r.mutable_update_mask()->add_paths("display_name");
+      }
+      if (absl::GetFlag(FLAGS_credit_limit) >= 0) {
+        r.mutable_tenant()->set_credit_limit(absl::GetFlag(FLAGS_credit_limit));
+        r.mutable_update_mask()->add_paths("credit_limit");
+      }
+      if (r.update_mask().paths().empty()) Usage("nothing to update");
+      return Show(c.UpdateTenant(r));
+    }
+    if (verb == "delete") {
+      v1::DeleteTenantRequest r;
+      r.set_name(TenantName(Arg(args, 2, "ID")));
+      r.set_force(absl::GetFlag(FLAGS_force));
+      absl::Status s = c.DeleteTenant(r);
+      if (!s.ok()) return Fail(s);
+      std::cout << "deleted " << r.name() << "\n";
+      return 0;
+    }
+  }
+
+  if (resource == "systems") {
+    if (verb == "list") {
+      return ShowList(ListAll<v1::ListSystemsRequest, v1::ListSystemsResponse, v1::System>(
+                          {}, [&](const auto& r) { return c.ListSystems(r); },
+                          [](const auto& p) { return p.systems(); }),
+                      {"name", "vendor", "product", "tier", "category", "credits_by_deployment"});
+    }
+    if (verb == "get") {
+      v1::GetSystemRequest r;
+      r.set_name("systems/" + Arg(args, 2, "ID"));
+      return Show(c.GetSystem(r));
+    }
+  }
+
+  if (resource == "pools") {
+    if (verb == "create") {
+      v1::CreateCreditPoolRequest r;
+      r.set_credit_pool_id(Arg(args, 2, "ID"));
+      r.mutable_credit_pool()->set_capacity(absl::GetFlag(FLAGS_capacity));
+      r.mutable_credit_pool()->set_display_name(display_name);
+      r.set_request_id(absl::GetFlag(FLAGS_request_id));
+      return Show(c.CreateCreditPool(r));
+    }
+    if (verb == "get") {
+      v1::GetCreditPoolRequest r;
+      r.set_name("creditPools/" + Arg(args, 2, "ID"));
+      return Show(c.GetCreditPool(r));
+    }
+    if (verb == "list") {
+      return ShowList(
+          ListAll<v1::ListCreditPoolsRequest, v1::ListCreditPoolsResponse, v1::CreditPool>(
+              {}, [&](const auto& r) { return c.ListCreditPools(r); },
+              [](const auto& p) { return p.credit_pools(); }),
+          {"name", "display_name", "capacity", "available", "reserved", "consumed"});
+    }
+    if (verb == "set-capacity") {
+      v1::SetCreditPoolCapacityRequest r;
+      r.set_name("creditPools/" + Arg(args, 2, "ID"));
+      int64_t capacity = 0;
+      if (!absl::SimpleAtoi(Arg(args, 3, "CAPACITY"), &capacity)) Usage("CAPACITY: a number");
+      r.set_capacity(capacity);
+      return Show(c.SetCreditPoolCapacity(r));
+    }
+  }
+
+  if (resource == "reservations") {
+    if (verb == "reserve") {
+      v1::ReserveCreditsRequest r;
+      r.set_parent(TenantName(Arg(args, 2, "TENANT")));
+      r.set_amount(absl::GetFlag(FLAGS_amount));
+      r.set_reservation_id(absl::GetFlag(FLAGS_id));
+      r.set_request_id(absl::GetFlag(FLAGS_request_id));
+      if (absl::Duration ttl = absl::GetFlag(FLAGS_ttl); ttl > absl::ZeroDuration()) {
+        r.mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
+      }
+      return Show(c.ReserveCredits(r));
+    }
+    const std::string name = absl::StrCat(TenantName(Arg(args, 2, "TENANT")),
+                                          "/creditReservations/", Arg(args, 3, "ID"));
+    if (verb == "get") {
+      v1::GetCreditReservationRequest r;
+      r.set_name(name);
+      return Show(c.GetCreditReservation(r));
+    }
+    if (verb == "commit") {
+      v1::CommitCreditReservationRequest r;
+      r.set_name(name);
+      return Show(c.CommitCreditReservation(r));
+    }
+    if (verb == "release") {
+      v1::ReleaseCreditReservationRequest r;
+      r.set_name(name);
+      return Show(c.ReleaseCreditReservation(r));
+    }
+  }
+
+  if (resource == "connections") {
+    const std::string tenant = TenantName(Arg(args, 2, "TENANT"));
+    auto metadata = [](v1::Connection* conn) {
+      for (const std::string& kv : absl::GetFlag(FLAGS_metadata)) {
+        std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
+        (*conn->mutable_metadata())[p.first] = p.second;
+      }
+    };
+    if (verb == "list") {
+      v1::ListConnectionsRequest r;
+      r.set_parent(tenant);
+      if (!absl::GetFlag(FLAGS_system).empty())
+        r.set_system("systems/" + absl::GetFlag(FLAGS_system));
+      if (!absl::GetFlag(FLAGS_state).empty()) {
+        v1::Connection::State state;
+        if (!v1::Connection::State_Parse(absl::GetFlag(FLAGS_state), &state)) {
+          Usage("--state: PENDING, ACTIVE, INACTIVE, ERROR or DISCONNECTED");
+        }
+        r.set_state(state);
+      }
+      return ShowList(
+          ListAll<v1::ListConnectionsRequest, v1::ListConnectionsResponse, v1::Connection>(
+              r, [&](const auto& req) { return c.ListConnections(req); },
+              [](const auto& p) { return p.connections(); }),
+          {"name", "system", "deployment", "state", "credits", "display_name"});
+    }
+    const std::string name = absl::StrCat(tenant, "/connections/", Arg(args, 3, "ID"));
+    if (verb == "create") {
+      v1::CreateConnectionRequest r;
+      r.set_parent(tenant);
+      r.set_connection_id(args[3]);
+      if (absl::GetFlag(FLAGS_system).empty()) Usage("--system is required");
+      r.mutable_connection()->set_system("systems/" + absl::GetFlag(FLAGS_system));
+      const std::string deployment = absl::GetFlag(FLAGS_deployment);
+      if (deployment == "cloud") {
+        r.mutable_connection()->set_deployment(v1::CLOUD);
+      } else if (deployment == "on-premises" || deployment == "on-prem") {
+        r.mutable_connection()->set_deployment(v1::ON_PREMISES);
+      } else {
+        Usage("--deployment: cloud or on-premises");
+      }
+      r.mutable_connection()->set_display_name(display_name);
+      metadata(r.mutable_connection());
+      if (!absl::GetFlag(FLAGS_reservation).empty()) {
+        r.set_credit_reservation(
+            absl::StrCat(tenant, "/creditReservations/", absl::GetFlag(FLAGS_reservation)));
+      }
+      r.set_request_id(absl::GetFlag(FLAGS_request_id));
+      return Show(c.CreateConnection(r));
+    }
+    if (verb == "get") {
+      v1::GetConnectionRequest r;
+      r.set_name(name);
+      return Show(c.GetConnection(r));
+    }
+    if (verb == "update") {
+      v1::UpdateConnectionRequest r;
+      r.mutable_connection()->set_name(name);
+      if (!display_name.empty()) {
+        r.mutable_connection()->set_display_name(display_name);
+        r.mutable_update_mask()->add_paths("display_name");
+      }
+      if (!absl::GetFlag(FLAGS_metadata).empty()) {
+        metadata(r.mutable_connection());
+        r.mutable_update_mask()->add_paths("metadata");
+      }
+      if (r.update_mask().paths().empty()) Usage("nothing to update");
+      return Show(c.UpdateConnection(r));
+    }
+    if (verb == "activate") {
+      v1::ActivateConnectionRequest r;
+      r.set_name(name);
+      return Show(c.ActivateConnection(r));
+    }
+    if (verb == "deactivate") {
+      v1::DeactivateConnectionRequest r;
+      r.set_name(name);
+      return Show(c.DeactivateConnection(r));
+    }
+    if (verb == "delete") {
+      v1::DeleteConnectionRequest r;
+      r.set_name(name);
+      return Show(c.DeleteConnection(r));
+    }
+  }
+
+  if (resource == "ledger" && verb == "list") {
+    v1::ListLedgerEntriesRequest r;
+    r.set_parent("creditPools/" + Arg(args, 2, "POOL"));
+    if (!absl::GetFlag(FLAGS_tenant).empty()) r.set_tenant(TenantName(absl::GetFlag(FLAGS_tenant)));
+    return ShowList(
+        ListAll<v1::ListLedgerEntriesRequest, v1::ListLedgerEntriesResponse, v1::LedgerEntry>(
+            r, [&](const auto& req) { return c.ListLedgerEntries(req); },
+            [](const auto& p) { return p.entries(); }),
+        {"sequence", "time", "kind", "amount", "tenant", "connection", "credit_reservation",
+         "capacity_after", "reserved_after", "consumed_after"});
+  }
+  Usage(absl::StrCat("unknown command: ", resource, " ", verb));
+}
+
+}  // namespace
+}  // namespace switchyard::ctl
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "switchyardctl [--target=HOST:PORT] [--json] RESOURCE VERB [ARGS] [--flags]\n"
+      "Resources: tenants, systems, pools, reservations, connections, ledger, health.\n"
+      "See the header of client/switchyardctl.cc or README.md for every verb.");
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> args(positional.begin() + 1, positional.end());
+  switchyard::client::ClientOptions options;
+  options.target = absl::GetFlag(FLAGS_target);
+  options.deadline = absl::GetFlag(FLAGS_timeout);
+  auto client = switchyard::client::GatewayClient::Create(options);
+  try {
+    return switchyard::ctl::Run(*client, args);
+  } catch (const switchyard::ctl::UsageError& e) {
+    std::cerr << "usage error: " << e.message << "\n"
+              << "run 'switchyardctl --help' for usage\n";
+    return 2;
+  }
+}

@@ -1,0 +1,174 @@
+// Throughput of the gateway's credit operations against the real server, as a
+// ratio to the transport ceiling measured in the same run.
+//
+//   gateway_bench [--callers=64] [--seconds=5] [--target=HOST:PORT]
+//
+// Without --target it starts switchyard-server on port 0 in a temp dir. Each
+// phase runs `callers` threads, each with its own channel, for `seconds`:
+//   health   grpc.health.v1.Health/Check (the baseline: same server, same
+//            callers, no store work)
+//   connect  CreateConnection + DeleteConnection pairs (cloud MaintainX)
+//   reserve  ReserveCredits + ReleaseCreditReservation pairs
+// and prints pairs (or calls) per second, p50/p99 latency of one pair, and
+// the ratio to the baseline in calls per second.
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/gateway_client.h"
+#include "tests/support/server_process.h"
+#include "tests/support/temp_dir.h"
+
+ABSL_FLAG(int, callers, 64, "concurrent callers");
+ABSL_FLAG(double, seconds, 5, "duration of each phase");
+ABSL_FLAG(std::string, target, "", "existing gateway; empty starts one");
+
+namespace switchyard {
+namespace {
+
+struct Result {
+  double per_second = 0;  // operations (pairs or calls) per second
+  double p50_ms = 0;
+  double p99_ms = 0;
+  int64_t errors = 0;
+};
+
+// Runs `op(caller, client, iteration)` in `callers` threads for `duration`.
+template <typename Op>
+Result RunPhase(const std::string& target, int callers, absl::Duration duration, Op op) {
+  std::vector<std::vector<double>> latencies(static_cast<size_t>(callers));
+  std::atomic<int64_t> errors{0};
+  std::atomic<bool> go{false};
+  std::vector<std::thread> threads;
+  std::vector<std::unique_ptr<client::GatewayClient>> clients;
+  for (int i = 0; i < callers; ++i) {
+    client::ClientOptions options;
+    options.target = target;
+    options.max_attempts = 1;
+    clients.push_back(client::GatewayClient::Create(options));
+    (void)clients.back()->CheckHealth("");  // connect before timing
+  }
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + duration;
+  for (int i = 0; i < callers; ++i) {
+    threads.emplace_back([&, i] {
+      auto& mine = latencies[static_cast<size_t>(i)];
+      for (int64_t n = 0; absl::Now() < end; ++n) {
+        const absl::Time t0 = absl::Now();
+        if (!op(i, *clients[static_cast<size_t>(i)], n)) ++errors;
+        mine.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double elapsed = absl::ToDoubleSeconds(absl::Now() - start);
+  std::vector<double> all;
+  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
+  std::sort(all.begin(), all.end());
+  Result r;
+  r.per_second = static_cast<double>(all.size()) / elapsed;
+  if (!all.empty()) {
+    r.p50_ms = all[all.size() / 2];
+    r.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  }
+  r.errors = errors.load();
+  return r;
+}
+
+int Main() {
+  const int callers = absl::GetFlag(FLAGS_callers);
+  const absl::Duration duration = absl::Seconds(absl::GetFlag(FLAGS_seconds));
+  std::unique_ptr<testing::TempDir> dir;
+  std::unique_ptr<testing::ServerProcess> server;
+  std::string target = absl::GetFlag(FLAGS_target);
+  if (target.empty()) {
+    dir = std::make_unique<testing::TempDir>();
+    auto started = testing::ServerProcess::Start(dir->path());
+    if (!started.ok()) {
+      std::fprintf(stderr, "cannot start server: %s\n", started.status().ToString().c_str());
+      return 1;
+    }
+    server = *std::move(started);
+    target = server->target();
+  }
+
+  // One pool large enough that no phase runs out; one tenant per caller.
+  auto admin = client::GatewayClient::Create({target});
+  const std::string run = absl::StrCat(absl::ToUnixMicros(absl::Now()));
+  v1::CreateCreditPoolRequest pool;
+  pool.set_credit_pool_id("bench-" + run);
+  pool.mutable_credit_pool()->set_capacity(1000000);
+  if (auto p = admin->CreateCreditPool(pool); !p.ok()) {
+    std::fprintf(stderr, "setup failed: %s\n", p.status().ToString().c_str());
+    return 1;
+  }
+  std::vector<std::string> tenants;
+  for (int i = 0; i < callers; ++i) {
+    v1::CreateTenantRequest t;
+    t.set_tenant_id(absl::StrCat("bench-", run, "-", i));
+    t.mutable_tenant()->set_credit_pool("creditPools/" + pool.credit_pool_id());
+    if (auto r = admin->CreateTenant(t); !r.ok()) {
+      std::fprintf(stderr, "setup failed: %s\n", r.status().ToString().c_str());
+      return 1;
+    }
+    tenants.push_back("tenants/" + t.tenant_id());
+  }
+
+  Result health = RunPhase(target, callers, duration, [](int, client::GatewayClient& c, int64_t) {
+    return c.CheckHealth("").ok();
+  });
+  Result connect =
+      RunPhase(target, callers, duration, [&](int i, client::GatewayClient& c, int64_t n) {
+        v1::CreateConnectionRequest req;
+        req.set_parent(tenants[static_cast<size_t>(i)]);
+        req.set_connection_id(absl::StrCat("c", n));
+        req.mutable_connection()->set_system("systems/maintainx");
+        req.mutable_connection()->set_deployment(v1::CLOUD);
+        auto created = c.CreateConnection(req);
+        if (!created.ok()) return false;
+        v1::DeleteConnectionRequest del;
+        del.set_name(created->name());
+        return c.DeleteConnection(del).ok();
+      });
+  Result reserve =
+      RunPhase(target, callers, duration, [&](int i, client::GatewayClient& c, int64_t n) {
+        v1::ReserveCreditsRequest req;
+        req.set_parent(tenants[static_cast<size_t>(i)]);
+        req.set_reservation_id(absl::StrCat("r", n));
+        req.set_amount(2);
+        auto r = c.ReserveCredits(req);
+        if (!r.ok()) return false;
+        v1::ReleaseCreditReservationRequest rel;
+        rel.set_name(r->name());
+        return c.ReleaseCreditReservation(rel).ok();
+      });
+
+  std::printf("gateway_bench: %d callers, %.1fs per phase, target %s\n", callers,
+              absl::ToDoubleSeconds(duration), target.c_str());
+  std::printf("%-26s %12s %10s %10s %8s %22s\n", "phase", "ops/s", "p50 ms", "p99 ms", "errors",
+              "calls/s vs health");
+  auto row = [&](const char* name, const Result& r, int calls_per_op) {
+    std::printf("%-26s %12.0f %10.2f %10.2f %8lld %21.1f%%\n", name, r.per_second, r.p50_ms,
+                r.p99_ms, static_cast<long long>(r.errors),
+                100.0 * r.per_second * calls_per_op / health.per_second);
+  };
+  row("health Check (baseline)", health, 1);
+  row("connect+disconnect pairs", connect, 2);
+  row("reserve+release pairs", reserve, 2);
+  return health.errors + connect.errors + reserve.errors == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace switchyard
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return switchyard::Main();
+}

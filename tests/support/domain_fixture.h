@@ -1,0 +1,75 @@
+#ifndef SWITCHYARD_TESTS_SUPPORT_DOMAIN_FIXTURE_H_
+#define SWITCHYARD_TESTS_SUPPORT_DOMAIN_FIXTURE_H_
+
+// The domain modules wired over a real SQLite store in a temp dir, with a
+// manual clock, as the server wires them.
+
+#include <memory>
+
+#include "gtest/gtest.h"
+#include "server/catalog/catalog.h"
+#include "server/common/clock.h"
+#include "server/connections/connections.h"
+#include "server/credits/ledger.h"
+#include "server/storage/sqlite/sqlite_store.h"
+#include "server/tenants/tenants.h"
+#include "tests/support/temp_dir.h"
+
+namespace switchyard::testing {
+
+class DomainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    storage::SqliteStoreOptions options;
+    options.path = dir_.path() + "/store.db";
+    store_ = *storage::SqliteStore::Open(options);
+    catalog_ = *catalog::SystemCatalog::FromText(catalog::SystemCatalog::DefaultText());
+    ledger_ = *credits::CreditLedger::Create(credits::LedgerOptions{}, *store_, clock_);
+    connections_ =
+        std::make_unique<connections::ConnectionManager>(*store_, *catalog_, *ledger_, clock_);
+    tenants_ = std::make_unique<tenants::TenantRegistry>(*store_, *ledger_, *connections_, clock_);
+  }
+
+  void CreatePool(const std::string& id, int64_t capacity) {
+    v1::CreateCreditPoolRequest req;
+    req.set_credit_pool_id(id);
+    req.mutable_credit_pool()->set_capacity(capacity);
+    ASSERT_TRUE(ledger_->CreatePool(req).ok());
+  }
+
+  void CreateTenant(const std::string& id, const std::string& pool) {
+    v1::CreateTenantRequest req;
+    req.set_tenant_id(id);
+    req.mutable_tenant()->set_credit_pool("creditPools/" + pool);
+    auto t = tenants_->Create(req);
+    ASSERT_TRUE(t.ok()) << t.status();
+  }
+
+  absl::StatusOr<v1::Connection> Connect(const std::string& tenant, const std::string& id,
+                                         const std::string& system, v1::Deployment deployment,
+                                         const std::string& reservation = "") {
+    v1::CreateConnectionRequest req;
+    req.set_parent("tenants/" + tenant);
+    req.set_connection_id(id);
+    req.mutable_connection()->set_system("systems/" + system);
+    req.mutable_connection()->set_deployment(deployment);
+    if (!reservation.empty()) {
+      req.set_credit_reservation("tenants/" + tenant + "/creditReservations/" + reservation);
+    }
+    return connections_->Create(req);
+  }
+
+  v1::CreditPool Pool(const std::string& id) { return *ledger_->GetPool("creditPools/" + id); }
+
+  TempDir dir_;
+  ManualClock clock_{absl::FromUnixSeconds(1800000000)};
+  std::unique_ptr<storage::SqliteStore> store_;
+  std::unique_ptr<catalog::SystemCatalog> catalog_;
+  std::unique_ptr<credits::CreditLedger> ledger_;
+  std::unique_ptr<connections::ConnectionManager> connections_;
+  std::unique_ptr<tenants::TenantRegistry> tenants_;
+};
+
+}  // namespace switchyard::testing
+
+#endif  // SWITCHYARD_TESTS_SUPPORT_DOMAIN_FIXTURE_H_
