@@ -125,6 +125,8 @@ SY_SAFE_CALL(GetCreditPool, v1::GetCreditPoolRequest, v1::CreditPool)
 SY_SAFE_CALL(ListCreditPools, v1::ListCreditPoolsRequest, v1::ListCreditPoolsResponse)
 SY_SAFE_CALL(SetCreditPoolCapacity, v1::SetCreditPoolCapacityRequest, v1::CreditPool)
 SY_SAFE_CALL(GetCreditReservation, v1::GetCreditReservationRequest, v1::CreditReservation)
+SY_SAFE_CALL(ListCreditReservations, v1::ListCreditReservationsRequest,
+             v1::ListCreditReservationsResponse)
 SY_SAFE_CALL(CommitCreditReservation, v1::CommitCreditReservationRequest, v1::CreditReservation)
 SY_SAFE_CALL(ReleaseCreditReservation, v1::ReleaseCreditReservationRequest, v1::CreditReservation)
 SY_SAFE_CALL(GetConnection, v1::GetConnectionRequest, v1::Connection)

@@ -62,6 +62,8 @@ class GatewayClient {
   absl::StatusOr<v1::CreditReservation> ReserveCredits(v1::ReserveCreditsRequest request);
   absl::StatusOr<v1::CreditReservation> GetCreditReservation(
       const v1::GetCreditReservationRequest& request);
+  absl::StatusOr<v1::ListCreditReservationsResponse> ListCreditReservations(
+      const v1::ListCreditReservationsRequest& request);
   absl::StatusOr<v1::CreditReservation> CommitCreditReservation(
       const v1::CommitCreditReservationRequest& request);
   absl::StatusOr<v1::CreditReservation> ReleaseCreditReservation(

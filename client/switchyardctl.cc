@@ -10,7 +10,7 @@
 //   pools         create ID --capacity=N [--display_name=..] | get ID | list
 //                 set-capacity ID N
 //   reservations  reserve TENANT --amount=N [--ttl=10m] [--id=ID]
-//                 get|commit|release TENANT ID
+//                 get|commit|release TENANT ID | list TENANT [--state=PENDING]
 //   connections   create TENANT ID --system=SYSTEM [--deployment=cloud|on-premises]
 //                   [--display_name=..] [--metadata=k=v,k=v] [--reservation=ID]
 //                 get TENANT ID | list TENANT [--system=..] [--state=..]
@@ -363,6 +363,22 @@ int Run(client::GatewayClient& c, const std::vector<std::string>& args) {
         r.mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
       }
       return Show(c.ReserveCredits(r));
+    }
+    if (verb == "list") {
+      v1::ListCreditReservationsRequest r;
+      r.set_parent(TenantName(Arg(args, 2, "TENANT")));
+      if (!absl::GetFlag(FLAGS_state).empty()) {
+        v1::CreditReservation::State state;
+        if (!v1::CreditReservation::State_Parse(absl::GetFlag(FLAGS_state), &state)) {
+          Usage("--state: PENDING, COMMITTED, RELEASED or EXPIRED");
+        }
+        r.set_state(state);
+      }
+      return ShowList(ListAll<v1::ListCreditReservationsRequest, v1::ListCreditReservationsResponse,
+                              v1::CreditReservation>(
+                          r, [&](const auto& req) { return c.ListCreditReservations(req); },
+                          [](const auto& p) { return p.credit_reservations(); }),
+                      {"name", "amount", "state", "expire_time", "connection"});
     }
     const std::string name = absl::StrCat(TenantName(Arg(args, 2, "TENANT")),
                                           "/creditReservations/", Arg(args, 3, "ID"));

@@ -1,7 +1,6 @@
 #include "server/common/idempotency.h"
 
 #include "absl/strings/str_cat.h"
-#include "server/common/status.h"
 
 namespace switchyard {
 
@@ -11,8 +10,8 @@ IdempotencyKey MakeIdempotencyKey(absl::string_view method, absl::string_view pa
   return {absl::StrCat(method, "|", parent, "|", request_id), std::move(fingerprint)};
 }
 
-absl::StatusOr<std::optional<std::string>> FindIdempotentResult(storage::Transaction& tx,
-                                                                const IdempotencyKey& key) {
+absl::StatusOr<std::optional<std::string>> FindIdempotentBytes(storage::Transaction& tx,
+                                                               const IdempotencyKey& key) {
   if (key.empty()) return std::optional<std::string>();
   SY_ASSIGN_OR_RETURN(std::optional<storage::IdempotencyRow> row, tx.GetIdempotency(key.key));
   if (!row.has_value()) return std::optional<std::string>();
@@ -21,13 +20,13 @@ absl::StatusOr<std::optional<std::string>> FindIdempotentResult(storage::Transac
                  "request_id was already used for a call with different parameters; use a new "
                  "request_id for a new request");
   }
-  return std::optional<std::string>(row->resource);
+  return std::optional<std::string>(std::move(row->response));
 }
 
-absl::Status RecordIdempotentResult(storage::Transaction& tx, const IdempotencyKey& key,
-                                    absl::string_view resource, absl::Time now) {
+absl::Status RecordIdempotentResponse(storage::Transaction& tx, const IdempotencyKey& key,
+                                      const google::protobuf::Message& response, absl::Time now) {
   if (key.empty()) return absl::OkStatus();
-  return tx.PutIdempotency({key.key, key.fingerprint, std::string(resource), now});
+  return tx.PutIdempotency({key.key, key.fingerprint, response.SerializeAsString(), now});
 }
 
 }  // namespace switchyard

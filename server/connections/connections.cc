@@ -144,16 +144,14 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
                    spec.display_name(), MetadataFingerprint(spec), req.credit_reservation()}));
 
   const absl::Time now = clock_.Now();
-  ConnectionRow result;
+  Connection result;
   absl::Status outcome;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
     SY_ASSIGN_OR_RETURN(TenantRow tenant, credits::LoadTenant(tx, tenant_id));
-    SY_ASSIGN_OR_RETURN(std::optional<std::string> previous, FindIdempotentResult(tx, key));
+    SY_ASSIGN_OR_RETURN(std::optional<Connection> previous,
+                        FindIdempotentResponse<Connection>(tx, key));
     if (previous.has_value()) {
-      SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row,
-                          tx.GetConnection(tenant_id, req.connection_id()));
-      if (!row.has_value()) return ConnectionNotFound(name);
-      result = *std::move(row);
+      result = *std::move(previous);
       return absl::OkStatus();
     }
     SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> existing,
@@ -225,12 +223,11 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
     SY_RETURN_IF_ERROR(tx.InsertConnection(row));
     tenant.connection_count += 1;
     SY_RETURN_IF_ERROR(tx.UpdateTenant(tenant));
-    SY_RETURN_IF_ERROR(RecordIdempotentResult(tx, key, name, now));
-    result = std::move(row);
-    return absl::OkStatus();
+    result = ToProto(row);
+    return RecordIdempotentResponse(tx, key, result, now);
   }));
   SY_RETURN_IF_ERROR(outcome);
-  return ToProto(result);
+  return result;
 }
 
 absl::StatusOr<Connection> ConnectionManager::Get(absl::string_view name) {
@@ -352,7 +349,8 @@ absl::StatusOr<Connection> ConnectionManager::SetState(absl::string_view name,
 }
 
 absl::Status ConnectionManager::DisconnectInTx(Transaction& tx, TenantRow& tenant,
-                                               ConnectionRow& connection, absl::Time now) {
+                                               ConnectionRow& connection, absl::Time now,
+                                               absl::string_view request_id) {
   if (connection.state == Connection::DISCONNECTED) return absl::OkStatus();
   connection.state = Connection::DISCONNECTED;
   connection.update_time = now;
@@ -360,11 +358,13 @@ absl::Status ConnectionManager::DisconnectInTx(Transaction& tx, TenantRow& tenan
   SY_RETURN_IF_ERROR(tx.UpdateConnection(connection));
   tenant.connection_count -= 1;
   return ledger_.ReturnInTx(tx, tenant, connection.credits, connection.reservation_id, now,
-                            credits::Cause{"", connection.id});
+                            credits::Cause{std::string(request_id), connection.id});
 }
 
-absl::StatusOr<Connection> ConnectionManager::Disconnect(absl::string_view name) {
+absl::StatusOr<Connection> ConnectionManager::Disconnect(const v1::DeleteConnectionRequest& req) {
+  const std::string& name = req.name();
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(name));
+  SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   const absl::Time now = clock_.Now();
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
@@ -373,7 +373,7 @@ absl::StatusOr<Connection> ConnectionManager::Disconnect(absl::string_view name)
     SY_RETURN_IF_ERROR(tenant.status());
     SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
     if (!row.has_value()) return ConnectionNotFound(name);
-    SY_RETURN_IF_ERROR(DisconnectInTx(tx, *tenant, *row, now));
+    SY_RETURN_IF_ERROR(DisconnectInTx(tx, *tenant, *row, now, req.request_id()));
     result = *std::move(row);
     return absl::OkStatus();
   }));

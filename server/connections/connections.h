@@ -41,12 +41,13 @@ class ConnectionManager {
   // FAILED_PRECONDITION / INVALID_STATE_TRANSITION when not allowed.
   absl::StatusOr<v1::Connection> SetState(absl::string_view name, v1::Connection::State state);
   // Disconnects; repeating it is harmless.
-  absl::StatusOr<v1::Connection> Disconnect(absl::string_view name);
+  absl::StatusOr<v1::Connection> Disconnect(const v1::DeleteConnectionRequest& request);
 
   // Disconnects `connection` of `tenant` inside `tx`, returning its credits.
   // No-op for a connection that is already disconnected.
   absl::Status DisconnectInTx(storage::Transaction& tx, storage::TenantRow& tenant,
-                              storage::ConnectionRow& connection, absl::Time now);
+                              storage::ConnectionRow& connection, absl::Time now,
+                              absl::string_view request_id);
 
   static v1::Connection ToProto(const storage::ConnectionRow& row);
 

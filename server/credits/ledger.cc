@@ -128,13 +128,12 @@ absl::StatusOr<v1::CreditPool> CreditLedger::CreatePool(const v1::CreateCreditPo
                          Fingerprint({req.credit_pool_id(), req.credit_pool().display_name(),
                                       absl::StrCat(capacity)}));
   const absl::Time now = clock_.Now();
-  PoolRow result;
+  v1::CreditPool result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(std::optional<std::string> previous, FindIdempotentResult(tx, key));
+    SY_ASSIGN_OR_RETURN(std::optional<v1::CreditPool> previous,
+                        FindIdempotentResponse<v1::CreditPool>(tx, key));
     if (previous.has_value()) {
-      SY_ASSIGN_OR_RETURN(std::optional<PoolRow> pool, tx.GetPool(req.credit_pool_id()));
-      if (!pool.has_value()) return PoolNotFound(req.credit_pool_id());
-      result = *pool;
+      result = *std::move(previous);
       return absl::OkStatus();
     }
     PoolRow pool{req.credit_pool_id(), req.credit_pool().display_name(), 0, 0, 0, now, now};
@@ -156,11 +155,10 @@ absl::StatusOr<v1::CreditPool> CreditLedger::CreatePool(const v1::CreateCreditPo
       entry.capacity_after = pool.capacity;
       SY_RETURN_IF_ERROR(tx.AppendJournal(entry).status());
     }
-    SY_RETURN_IF_ERROR(RecordIdempotentResult(tx, key, name, now));
-    result = pool;
-    return absl::OkStatus();
+    result = ToProto(pool);
+    return RecordIdempotentResponse(tx, key, result, now);
   }));
-  return ToProto(result);
+  return result;
 }
 
 absl::StatusOr<v1::CreditPool> CreditLedger::GetPool(absl::string_view name) {
@@ -433,13 +431,13 @@ absl::StatusOr<CreditReservation> CreditLedger::Reserve(const v1::ReserveCredits
                          Fingerprint({req.reservation_id(), absl::StrCat(req.amount()),
                                       absl::StrCat(absl::ToInt64Milliseconds(ttl))}));
   const absl::Time now = clock_.Now();
-  ReservationRow result;
+  CreditReservation result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
     SY_ASSIGN_OR_RETURN(TenantRow tenant, LoadTenant(tx, ids[0]));
-    SY_ASSIGN_OR_RETURN(std::optional<std::string> previous, FindIdempotentResult(tx, key));
+    SY_ASSIGN_OR_RETURN(std::optional<CreditReservation> previous,
+                        FindIdempotentResponse<CreditReservation>(tx, key));
     if (previous.has_value()) {
-      SY_ASSIGN_OR_RETURN(Located found, Locate(tx, *previous));
-      result = std::move(found.reservation);
+      result = *std::move(previous);
       return absl::OkStatus();
     }
     SY_ASSIGN_OR_RETURN(std::optional<ReservationRow> existing,
@@ -451,14 +449,15 @@ absl::StatusOr<CreditReservation> CreditLedger::Reserve(const v1::ReserveCredits
                      absl::StrCat(ReservationName(*existing), " already exists with amount ",
                                   existing->amount));
       }
-      result = *std::move(existing);
+      result = ToProto(*existing, now);
       return absl::OkStatus();
     }
-    SY_ASSIGN_OR_RETURN(result, ReserveInTx(tx, tenant, reservation_id, req.amount(), ttl, now,
-                                            Cause{req.request_id(), ""}));
-    return RecordIdempotentResult(tx, key, ReservationName(result), now);
+    SY_ASSIGN_OR_RETURN(ReservationRow row, ReserveInTx(tx, tenant, reservation_id, req.amount(),
+                                                        ttl, now, Cause{req.request_id(), ""}));
+    result = ToProto(row, now);
+    return RecordIdempotentResponse(tx, key, result, now);
   }));
-  return ToProto(result, now);
+  return result;
 }
 
 absl::StatusOr<CreditReservation> CreditLedger::GetReservation(absl::string_view name) {
@@ -471,7 +470,38 @@ absl::StatusOr<CreditReservation> CreditLedger::GetReservation(absl::string_view
   return ToProto(result, clock_.Now());
 }
 
-absl::StatusOr<CreditReservation> CreditLedger::Commit(absl::string_view name) {
+absl::StatusOr<v1::ListCreditReservationsResponse> CreditLedger::ListReservations(
+    const v1::ListCreditReservationsRequest& req) {
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> parent,
+                      ParseName("parent", req.parent(), {"tenants"}));
+  SY_ASSIGN_OR_RETURN(int page_size, NormalizePageSize(req.page_size()));
+  if (!CreditReservation::State_IsValid(req.state())) {
+    return InvalidArgument("INVALID_STATE", "state filter is not a known reservation state");
+  }
+  const std::string scope = absl::StrCat("ListCreditReservations|", req.parent(), "|", req.state());
+  SY_ASSIGN_OR_RETURN(std::string after, DecodePageToken(req.page_token(), scope));
+  std::vector<ReservationRow> rows;
+  SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
+    SY_RETURN_IF_ERROR(LoadTenant(tx, parent[0]).status());
+    SY_ASSIGN_OR_RETURN(rows, tx.ListReservations(parent[0], req.state(), after, page_size + 1));
+    return absl::OkStatus();
+  }));
+  const absl::Time now = clock_.Now();
+  v1::ListCreditReservationsResponse response;
+  for (size_t i = 0; i < rows.size() && i < static_cast<size_t>(page_size); ++i) {
+    *response.add_credit_reservations() = ToProto(rows[i], now);
+  }
+  if (rows.size() > static_cast<size_t>(page_size)) {
+    response.set_next_page_token(EncodePageToken(scope, rows[page_size - 1].id));
+  }
+  return response;
+}
+
+absl::StatusOr<CreditReservation> CreditLedger::Commit(
+    const v1::CommitCreditReservationRequest& req) {
+  SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
+  const std::string& name = req.name();
+  const Cause cause{req.request_id(), ""};
   const absl::Time now = clock_.Now();
   ReservationRow result;
   // A reservation found past its expiry is expired durably and the commit
@@ -485,12 +515,11 @@ absl::StatusOr<CreditReservation> CreditLedger::Commit(absl::string_view name) {
       return absl::OkStatus();
     }
     if (r.state == CreditReservation::PENDING && r.expire_time <= now) {
-      SY_RETURN_IF_ERROR(
-          ReleaseInTx(tx, found.tenant, r, CreditReservation::EXPIRED, now, Cause{}));
+      SY_RETURN_IF_ERROR(ReleaseInTx(tx, found.tenant, r, CreditReservation::EXPIRED, now, cause));
       outcome = NotPending(r);
       return absl::OkStatus();
     }
-    SY_RETURN_IF_ERROR(CommitInTx(tx, found.tenant, r, now, Cause{}));
+    SY_RETURN_IF_ERROR(CommitInTx(tx, found.tenant, r, now, cause));
     result = r;
     return absl::OkStatus();
   }));
@@ -498,7 +527,11 @@ absl::StatusOr<CreditReservation> CreditLedger::Commit(absl::string_view name) {
   return ToProto(result, now);
 }
 
-absl::StatusOr<CreditReservation> CreditLedger::Release(absl::string_view name) {
+absl::StatusOr<CreditReservation> CreditLedger::Release(
+    const v1::ReleaseCreditReservationRequest& req) {
+  SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
+  const std::string& name = req.name();
+  const Cause cause{req.request_id(), ""};
   const absl::Time now = clock_.Now();
   ReservationRow result;
   absl::Status outcome;
@@ -510,12 +543,11 @@ absl::StatusOr<CreditReservation> CreditLedger::Release(absl::string_view name) 
       return absl::OkStatus();
     }
     if (r.state == CreditReservation::PENDING && r.expire_time <= now) {
-      SY_RETURN_IF_ERROR(
-          ReleaseInTx(tx, found.tenant, r, CreditReservation::EXPIRED, now, Cause{}));
+      SY_RETURN_IF_ERROR(ReleaseInTx(tx, found.tenant, r, CreditReservation::EXPIRED, now, cause));
       outcome = NotPending(r);
       return absl::OkStatus();
     }
-    SY_RETURN_IF_ERROR(ReleaseInTx(tx, found.tenant, r, CreditReservation::RELEASED, now, Cause{}));
+    SY_RETURN_IF_ERROR(ReleaseInTx(tx, found.tenant, r, CreditReservation::RELEASED, now, cause));
     result = r;
     return absl::OkStatus();
   }));

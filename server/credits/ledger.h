@@ -66,8 +66,10 @@ class CreditLedger {
   // RESOURCE_EXHAUSTED / CREDITS_EXHAUSTED (pool) or TENANT_CREDIT_LIMIT.
   absl::StatusOr<v1::CreditReservation> Reserve(const v1::ReserveCreditsRequest& request);
   absl::StatusOr<v1::CreditReservation> GetReservation(absl::string_view name);
-  absl::StatusOr<v1::CreditReservation> Commit(absl::string_view name);
-  absl::StatusOr<v1::CreditReservation> Release(absl::string_view name);
+  absl::StatusOr<v1::ListCreditReservationsResponse> ListReservations(
+      const v1::ListCreditReservationsRequest& request);
+  absl::StatusOr<v1::CreditReservation> Commit(const v1::CommitCreditReservationRequest& request);
+  absl::StatusOr<v1::CreditReservation> Release(const v1::ReleaseCreditReservationRequest& request);
 
   // Expires every PENDING reservation whose expire_time has passed; returns
   // how many. Called periodically by the server.

@@ -95,7 +95,7 @@ struct JournalRow {
 struct IdempotencyRow {
   std::string key;          // method, parent and request_id
   std::string fingerprint;  // of the call's parameters
-  std::string resource;     // name of the resource the call created
+  std::string response;     // the serialized response of the first call
   absl::Time create_time = absl::InfinitePast();
 };
 
@@ -138,9 +138,11 @@ class Transaction {
   // `pool_id` empty means every pool.
   virtual absl::StatusOr<std::vector<ReservationRow>> ListReservationsExpiringBy(
       absl::string_view pool_id, int state, absl::Time now, int limit) = 0;
-  // Reservations of a tenant in `state`, in key order.
-  virtual absl::StatusOr<std::vector<ReservationRow>> ListTenantReservations(
-      absl::string_view tenant_id, int state) = 0;
+  // Reservations of a tenant in `state` (0: any), in id order.
+  virtual absl::StatusOr<std::vector<ReservationRow>> ListReservations(absl::string_view tenant_id,
+                                                                       int state,
+                                                                       absl::string_view after,
+                                                                       int limit) = 0;
 
   virtual absl::StatusOr<std::optional<ConnectionRow>> GetConnection(absl::string_view tenant_id,
                                                                      absl::string_view id) = 0;

@@ -51,11 +51,12 @@ absl::StatusOr<v1::Tenant> TenantRegistry::Create(const v1::CreateTenantRequest&
       Fingerprint({req.tenant_id(), req.tenant().display_name(), req.tenant().credit_pool(),
                    absl::StrCat(req.tenant().credit_limit())}));
   const absl::Time now = clock_.Now();
-  TenantRow result;
+  v1::Tenant result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(std::optional<std::string> previous, FindIdempotentResult(tx, key));
+    SY_ASSIGN_OR_RETURN(std::optional<v1::Tenant> previous,
+                        FindIdempotentResponse<v1::Tenant>(tx, key));
     if (previous.has_value()) {
-      SY_ASSIGN_OR_RETURN(result, credits::LoadTenant(tx, req.tenant_id()));
+      result = *std::move(previous);
       return absl::OkStatus();
     }
     SY_ASSIGN_OR_RETURN(std::optional<storage::PoolRow> pool_row, tx.GetPool(pool[0]));
@@ -77,11 +78,10 @@ absl::StatusOr<v1::Tenant> TenantRegistry::Create(const v1::CreateTenantRequest&
                                 " already exists or existed; tenant ids are never reused"));
     }
     SY_RETURN_IF_ERROR(inserted);
-    SY_RETURN_IF_ERROR(RecordIdempotentResult(tx, key, absl::StrCat("tenants/", row.id), now));
-    result = std::move(row);
-    return absl::OkStatus();
+    result = ToProto(row);
+    return RecordIdempotentResponse(tx, key, result, now);
   }));
-  return ToProto(result);
+  return result;
 }
 
 absl::StatusOr<v1::Tenant> TenantRegistry::Get(absl::string_view name) {
@@ -155,6 +155,8 @@ absl::StatusOr<v1::Tenant> TenantRegistry::Update(const v1::UpdateTenantRequest&
 
 absl::Status TenantRegistry::Delete(const v1::DeleteTenantRequest& req) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseName("name", req.name(), {"tenants"}));
+  SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
+  const credits::Cause cause{req.request_id(), ""};
   const absl::Time now = clock_.Now();
   return store_.Write([&](Transaction& tx) -> absl::Status {
     SY_ASSIGN_OR_RETURN(TenantRow tenant, credits::LoadTenant(tx, ids[0]));
@@ -171,24 +173,27 @@ absl::Status TenantRegistry::Delete(const v1::DeleteTenantRequest& req) {
       SY_ASSIGN_OR_RETURN(std::vector<storage::ConnectionRow> page,
                           tx.ListConnections(tenant.id, {}, after, 500));
       for (storage::ConnectionRow& c : page) {
-        SY_RETURN_IF_ERROR(connections_.DisconnectInTx(tx, tenant, c, now));
+        SY_RETURN_IF_ERROR(connections_.DisconnectInTx(tx, tenant, c, now, req.request_id()));
       }
       if (page.size() < 500) break;
       after = page.back().id;
     }
-    // Release pending reservations.
-    SY_ASSIGN_OR_RETURN(std::vector<storage::ReservationRow> pending,
-                        tx.ListTenantReservations(tenant.id, CreditReservation::PENDING));
-    for (storage::ReservationRow& r : pending) {
-      SY_RETURN_IF_ERROR(
-          ledger_.ReleaseInTx(tx, tenant, r, CreditReservation::RELEASED, now, credits::Cause{}));
-    }
-    // Return credits of committed reservations no connection ever bound.
-    SY_ASSIGN_OR_RETURN(std::vector<storage::ReservationRow> committed,
-                        tx.ListTenantReservations(tenant.id, CreditReservation::COMMITTED));
-    for (const storage::ReservationRow& r : committed) {
-      if (!r.connection_id.empty()) continue;
-      SY_RETURN_IF_ERROR(ledger_.ReturnInTx(tx, tenant, r.amount, r.id, now, credits::Cause{}));
+    // Release pending reservations; return the credits of committed ones that
+    // no connection ever bound.
+    after.clear();
+    while (true) {
+      SY_ASSIGN_OR_RETURN(std::vector<storage::ReservationRow> page,
+                          tx.ListReservations(tenant.id, 0, after, 500));
+      for (storage::ReservationRow& r : page) {
+        if (r.state == CreditReservation::PENDING) {
+          SY_RETURN_IF_ERROR(
+              ledger_.ReleaseInTx(tx, tenant, r, CreditReservation::RELEASED, now, cause));
+        } else if (r.state == CreditReservation::COMMITTED && r.connection_id.empty()) {
+          SY_RETURN_IF_ERROR(ledger_.ReturnInTx(tx, tenant, r.amount, r.id, now, cause));
+        }
+      }
+      if (page.size() < 500) break;
+      after = page.back().id;
     }
     if (tenant.reserved != 0 || tenant.consumed != 0 || tenant.connection_count != 0) {
       return Error(absl::StatusCode::kInternal, "LEDGER_INCONSISTENT",

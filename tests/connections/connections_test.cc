@@ -61,11 +61,11 @@ TEST_F(ConnectionManagerTest, ConnectWithoutCreditsFailsAndChangesNothing) {
 
 TEST_F(ConnectionManagerTest, DisconnectReturnsCreditsOnceAndKeepsTheConnectionReadable) {
   ASSERT_TRUE(Connect("acme", "s4", "sap-s4hana", v1::CLOUD).ok());
-  auto gone = connections_->Disconnect("tenants/acme/connections/s4");
+  auto gone = Disconnect("tenants/acme/connections/s4");
   ASSERT_TRUE(gone.ok());
   EXPECT_EQ(gone->state(), Connection::DISCONNECTED);
   EXPECT_TRUE(gone->has_disconnect_time());
-  auto again = connections_->Disconnect("tenants/acme/connections/s4");
+  auto again = Disconnect("tenants/acme/connections/s4");
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(Pool("main").consumed(), 0);
   EXPECT_EQ(Pool("main").available(), 20);

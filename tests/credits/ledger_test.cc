@@ -60,6 +60,18 @@ class LedgerTest : public ::testing::Test {
     return ledger_->Reserve(req);
   }
 
+  absl::StatusOr<CreditReservation> Commit(const std::string& name) {
+    v1::CommitCreditReservationRequest req;
+    req.set_name(name);
+    return ledger_->Commit(req);
+  }
+
+  absl::StatusOr<CreditReservation> Release(const std::string& name) {
+    v1::ReleaseCreditReservationRequest req;
+    req.set_name(name);
+    return ledger_->Release(req);
+  }
+
   std::string Name(const std::string& id) { return "tenants/acme/creditReservations/" + id; }
 
   v1::CreditPool Pool(const std::string& id = "main") {
@@ -151,10 +163,10 @@ TEST_F(LedgerTest, TenantCreditLimitCapsWhatATenantHolds) {
 
 TEST_F(LedgerTest, CommitMovesReservedToConsumedAndRepeatsHarmlessly) {
   ASSERT_TRUE(Reserve("r1", 4).ok());
-  auto c = ledger_->Commit(Name("r1"));
+  auto c = Commit(Name("r1"));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->state(), CreditReservation::COMMITTED);
-  auto again = ledger_->Commit(Name("r1"));
+  auto again = Commit(Name("r1"));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->state(), CreditReservation::COMMITTED);
   v1::CreditPool pool = Pool();
@@ -165,10 +177,10 @@ TEST_F(LedgerTest, CommitMovesReservedToConsumedAndRepeatsHarmlessly) {
 
 TEST_F(LedgerTest, ReleaseReturnsCreditsAndCannotBeCommittedAfterwards) {
   ASSERT_TRUE(Reserve("r1", 4).ok());
-  auto released = ledger_->Release(Name("r1"));
+  auto released = Release(Name("r1"));
   ASSERT_TRUE(released.ok());
   EXPECT_EQ(released->state(), CreditReservation::RELEASED);
-  auto c = ledger_->Commit(Name("r1"));
+  auto c = Commit(Name("r1"));
   EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReasonOf(c.status()), "RESERVATION_RELEASED");
   EXPECT_EQ(Pool().available(), 20);
@@ -179,7 +191,7 @@ TEST_F(LedgerTest, CommitAfterTtlFailsAndExpiresTheReservationDurably) {
   ASSERT_TRUE(Reserve("r1", 4, absl::Seconds(30)).ok());
   clock_.Advance(absl::Seconds(31));
   EXPECT_EQ(ledger_->GetReservation(Name("r1"))->state(), CreditReservation::EXPIRED);
-  auto c = ledger_->Commit(Name("r1"));
+  auto c = Commit(Name("r1"));
   EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReasonOf(c.status()), "RESERVATION_EXPIRED");
   EXPECT_EQ(Pool().reserved(), 0);
@@ -234,6 +246,66 @@ TEST_F(LedgerTest, RequestIdReturnsTheOriginalReservationAndRejectsOtherParamete
   EXPECT_EQ(ReasonOf(reused.status()), "REQUEST_ID_REUSED");
 }
 
+TEST_F(LedgerTest, RetryReturnsTheOriginalResponseEvenAfterTheReservationChanged) {
+  v1::ReserveCreditsRequest req;
+  req.set_parent("tenants/acme");
+  req.set_reservation_id("r1");
+  req.set_amount(3);
+  req.set_request_id("req-1");
+  auto first = ledger_->Reserve(req);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(Commit(Name("r1")).ok());
+  auto retry = ledger_->Reserve(req);
+  ASSERT_TRUE(retry.ok());
+  EXPECT_EQ(retry->SerializeAsString(), first->SerializeAsString());
+  EXPECT_EQ(retry->state(), CreditReservation::PENDING);
+}
+
+TEST_F(LedgerTest, JournalNamesTheRequestThatCausedEachMovement) {
+  v1::ReserveCreditsRequest reserve;
+  reserve.set_parent("tenants/acme");
+  reserve.set_reservation_id("r1");
+  reserve.set_amount(2);
+  reserve.set_request_id("reserve-call");
+  ASSERT_TRUE(ledger_->Reserve(reserve).ok());
+  v1::ReleaseCreditReservationRequest release;
+  release.set_name(Name("r1"));
+  release.set_request_id("release-call");
+  ASSERT_TRUE(ledger_->Release(release).ok());
+  v1::ListLedgerEntriesRequest list;
+  list.set_parent("creditPools/main");
+  list.set_tenant("tenants/acme");
+  auto entries = ledger_->ListEntries(list);
+  ASSERT_TRUE(entries.ok());
+  ASSERT_EQ(entries->entries_size(), 2);
+  EXPECT_EQ(entries->entries(0).kind(), LedgerEntry::RESERVE);
+  EXPECT_EQ(entries->entries(0).request_id(), "reserve-call");
+  EXPECT_EQ(entries->entries(0).credit_reservation(), Name("r1"));
+  EXPECT_EQ(entries->entries(0).tenant(), "tenants/acme");
+  EXPECT_TRUE(entries->entries(0).has_time());
+  EXPECT_EQ(entries->entries(1).kind(), LedgerEntry::RELEASE);
+  EXPECT_EQ(entries->entries(1).request_id(), "release-call");
+}
+
+TEST_F(LedgerTest, ListReservationsFiltersByStateAndPages) {
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Reserve(absl::StrCat("r", i), 1).ok());
+  ASSERT_TRUE(Commit(Name("r1")).ok());
+  ASSERT_TRUE(Release(Name("r3")).ok());
+  v1::ListCreditReservationsRequest req;
+  req.set_parent("tenants/acme");
+  req.set_state(CreditReservation::PENDING);
+  req.set_page_size(2);
+  std::vector<std::string> names;
+  while (true) {
+    auto page = ledger_->ListReservations(req);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& r : page->credit_reservations()) names.push_back(r.name());
+    if (page->next_page_token().empty()) break;
+    req.set_page_token(page->next_page_token());
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{Name("r0"), Name("r2"), Name("r4")}));
+}
+
 TEST_F(LedgerTest, InvalidArgumentsAreRejectedWithReasons) {
   EXPECT_EQ(ReasonOf(Reserve("r1", 0).status()), "INVALID_AMOUNT");
   EXPECT_EQ(ReasonOf(Reserve("r1", -3).status()), "INVALID_AMOUNT");
@@ -257,7 +329,7 @@ TEST_F(LedgerTest, InvalidArgumentsAreRejectedWithReasons) {
 
 TEST_F(LedgerTest, CapacityCanBeLoweredButNotBelowUsage) {
   ASSERT_TRUE(Reserve("r1", 6).ok());
-  ASSERT_TRUE(ledger_->Commit(Name("r1")).ok());
+  ASSERT_TRUE(Commit(Name("r1")).ok());
   ASSERT_TRUE(Reserve("r2", 4).ok());
   v1::SetCreditPoolCapacityRequest req;
   req.set_name("creditPools/main");
@@ -293,10 +365,10 @@ TEST_F(LedgerTest, ConcurrentCommitReleaseAndExpiryResolveEachReservationExactly
       for (int i = 0; i < kReservations; ++i) {
         const std::string name = Name(absl::StrCat("r", i));
         if (t % 2 == 0) {
-          auto c = ledger_->Commit(name);
+          auto c = Commit(name);
           if (c.ok() && c->state() == CreditReservation::COMMITTED) ++commits;
         } else {
-          auto r = ledger_->Release(name);
+          auto r = Release(name);
           if (r.ok() && r->state() == CreditReservation::RELEASED) ++releases;
         }
         if (i == kReservations / 2) clock_.Advance(absl::Seconds(5));

@@ -236,7 +236,9 @@ class CreditInvariantTest : public ::testing::Test {
       auto r = c->GetCreditReservation(req);
       ASSERT_TRUE(r.ok()) << name << ": " << r.status();
       auto it = ack_.resolved.find(name);
-      if (it != ack_.resolved.end()) EXPECT_EQ(r->state(), it->second) << name;
+      if (it != ack_.resolved.end()) {
+        EXPECT_EQ(r->state(), it->second) << name;
+      }
     }
   }
 

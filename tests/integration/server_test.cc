@@ -174,6 +174,25 @@ TEST_F(ServerTest, StateSurvivesARestartAndSigtermExitsCleanly) {
   EXPECT_EQ(mx->credits(), 1);
 }
 
+TEST_F(ServerTest, ReadsItsSettingsFromAFlagFile) {
+  EXPECT_EQ(server_->Terminate(), 0);
+  const std::string flags = dir_.path() + "/server.flags";
+  std::ofstream(flags) << "# settings\n--default_reservation_ttl=90s\n--log_level=warning\n";
+  auto server = testing::ServerProcess::Start(dir_.path(), {"--flagfile=" + flags});
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  client::ClientOptions options;
+  options.target = server_->target();
+  client_ = GatewayClient::Create(options);
+  CreatePoolAndTenant(5);
+  v1::ReserveCreditsRequest reserve;
+  reserve.set_parent("tenants/acme");
+  reserve.set_amount(1);
+  auto r = client_->ReserveCredits(reserve);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->expire_time().seconds() - r->create_time().seconds(), 90);
+}
+
 TEST_F(ServerTest, LogsAreOneJsonObjectPerLine) {
   std::istringstream lines(ServerLog());
   std::string line;

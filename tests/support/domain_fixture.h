@@ -59,6 +59,18 @@ class DomainTest : public ::testing::Test {
     return connections_->Create(req);
   }
 
+  absl::StatusOr<v1::CreditReservation> Commit(const std::string& name) {
+    v1::CommitCreditReservationRequest req;
+    req.set_name(name);
+    return ledger_->Commit(req);
+  }
+
+  absl::StatusOr<v1::Connection> Disconnect(const std::string& name) {
+    v1::DeleteConnectionRequest req;
+    req.set_name(name);
+    return connections_->Disconnect(req);
+  }
+
   v1::CreditPool Pool(const std::string& id) { return *ledger_->GetPool("creditPools/" + id); }
 
   TempDir dir_;

@@ -47,7 +47,7 @@ TEST_F(TenantRegistryTest, ForcedDeleteDisconnectsReleasesAndReturnsEverything) 
   v1::ReserveCreditsRequest unbound = pending;
   unbound.set_reservation_id("unbound");
   ASSERT_TRUE(ledger_->Reserve(unbound).ok());
-  ASSERT_TRUE(ledger_->Commit("tenants/acme/creditReservations/unbound").ok());
+  ASSERT_TRUE(Commit("tenants/acme/creditReservations/unbound").ok());
   ASSERT_EQ(Pool("main").available(), 40 - 4 - 8 - 3 - 3);
 
   v1::DeleteTenantRequest req;

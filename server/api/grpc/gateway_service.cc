@@ -73,15 +73,20 @@ Status GatewayService::GetCreditReservation(ServerContext*,
                                             v1::CreditReservation* resp) {
   return Reply(ledger_.GetReservation(req->name()), resp);
 }
+Status GatewayService::ListCreditReservations(ServerContext*,
+                                              const v1::ListCreditReservationsRequest* req,
+                                              v1::ListCreditReservationsResponse* resp) {
+  return Reply(ledger_.ListReservations(*req), resp);
+}
 Status GatewayService::CommitCreditReservation(ServerContext*,
                                                const v1::CommitCreditReservationRequest* req,
                                                v1::CreditReservation* resp) {
-  return Reply(ledger_.Commit(req->name()), resp);
+  return Reply(ledger_.Commit(*req), resp);
 }
 Status GatewayService::ReleaseCreditReservation(ServerContext*,
                                                 const v1::ReleaseCreditReservationRequest* req,
                                                 v1::CreditReservation* resp) {
-  return Reply(ledger_.Release(req->name()), resp);
+  return Reply(ledger_.Release(*req), resp);
 }
 
 Status GatewayService::CreateConnection(ServerContext*, const v1::CreateConnectionRequest* req,
@@ -111,7 +116,7 @@ Status GatewayService::DeactivateConnection(ServerContext*,
 }
 Status GatewayService::DeleteConnection(ServerContext*, const v1::DeleteConnectionRequest* req,
                                         v1::Connection* resp) {
-  return Reply(connections_.Disconnect(req->name()), resp);
+  return Reply(connections_.Disconnect(*req), resp);
 }
 
 Status GatewayService::ListLedgerEntries(ServerContext*, const v1::ListLedgerEntriesRequest* req,

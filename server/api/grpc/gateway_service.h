@@ -49,6 +49,9 @@ class GatewayService final : public v1::Gateway::Service {
                               v1::CreditReservation*) override;
   grpc::Status GetCreditReservation(grpc::ServerContext*, const v1::GetCreditReservationRequest*,
                                     v1::CreditReservation*) override;
+  grpc::Status ListCreditReservations(grpc::ServerContext*,
+                                      const v1::ListCreditReservationsRequest*,
+                                      v1::ListCreditReservationsResponse*) override;
   grpc::Status CommitCreditReservation(grpc::ServerContext*,
                                        const v1::CommitCreditReservationRequest*,
                                        v1::CreditReservation*) override;

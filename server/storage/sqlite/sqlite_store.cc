@@ -94,7 +94,7 @@ CREATE INDEX journal_by_pool_tenant ON journal (pool_id, tenant_id, sequence);
 CREATE TABLE idempotency (
   key TEXT PRIMARY KEY,
   fingerprint TEXT NOT NULL,
-  resource TEXT NOT NULL,
+  response BLOB NOT NULL,
   create_time INTEGER
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_by_time ON idempotency (create_time);
@@ -196,6 +196,15 @@ class Query {
     return *this;
   }
   Query& Bind(const std::string& v) { return Bind(absl::string_view(v)); }
+  // Bytes that are not text.
+  struct Blob {
+    absl::string_view bytes;
+  };
+  Query& Bind(Blob v) {
+    sqlite3_bind_blob(stmt_, ++index_, v.bytes.data(), static_cast<int>(v.bytes.size()),
+                      SQLITE_TRANSIENT);
+    return *this;
+  }
   Query& Bind(const char* v) { return Bind(absl::string_view(v)); }
   Query& Bind(int64_t v) {
     sqlite3_bind_int64(stmt_, ++index_, v);
@@ -236,6 +245,12 @@ class Query {
   std::string Text(int col) const {
     const unsigned char* p = sqlite3_column_text(stmt_, col);
     return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  std::string Bytes(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    return p ? std::string(static_cast<const char*>(p),
                            static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
              : std::string();
   }
@@ -481,14 +496,16 @@ class SqliteTransaction final : public Transaction {
     q.BindAll(state, now, limit);
     return Collect<ReservationRow>(q, ReadReservation);
   }
-  absl::StatusOr<std::vector<ReservationRow>> ListTenantReservations(absl::string_view tenant_id,
-                                                                     int state) override {
-    static constexpr const char* kSql = "SELECT " RESERVATION_COLS
-                                        " FROM reservations WHERE tenant_id = ? AND state = ? "
-                                        "ORDER BY id";
+  absl::StatusOr<std::vector<ReservationRow>> ListReservations(absl::string_view tenant_id,
+                                                               int state, absl::string_view after,
+                                                               int limit) override {
+    static constexpr const char* kSql =
+        "SELECT " RESERVATION_COLS
+        " FROM reservations WHERE tenant_id = ? AND id > ? AND (? = 0 OR state = ?) "
+        "ORDER BY id LIMIT ?";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
-    q.BindAll(tenant_id, state);
+    q.BindAll(tenant_id, after, state, state, limit);
     return Collect<ReservationRow>(q, ReadReservation);
   }
 
@@ -584,21 +601,21 @@ class SqliteTransaction final : public Transaction {
 
   absl::StatusOr<std::optional<IdempotencyRow>> GetIdempotency(absl::string_view key) override {
     static constexpr const char* kSql =
-        "SELECT key, fingerprint, resource, create_time FROM idempotency WHERE key = ?";
+        "SELECT key, fingerprint, response, create_time FROM idempotency WHERE key = ?";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
     q.BindAll(key);
     return One<IdempotencyRow>(q, [](const Query& q) {
-      return IdempotencyRow{q.Text(0), q.Text(1), q.Text(2), q.Time(3)};
+      return IdempotencyRow{q.Text(0), q.Text(1), q.Bytes(2), q.Time(3)};
     });
   }
   absl::Status PutIdempotency(const IdempotencyRow& r) override {
     static constexpr const char* kSql =
-        "INSERT OR REPLACE INTO idempotency (key, fingerprint, resource, create_time) "
+        "INSERT OR REPLACE INTO idempotency (key, fingerprint, response, create_time) "
         "VALUES (?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
-    return q.BindAll(r.key, r.fingerprint, r.resource, r.create_time).Run();
+    return q.BindAll(r.key, r.fingerprint, Query::Blob{r.response}, r.create_time).Run();
   }
   absl::StatusOr<int64_t> DeleteIdempotencyBefore(absl::Time cutoff) override {
     static constexpr const char* kSql = "DELETE FROM idempotency WHERE create_time < ?";
@@ -722,7 +739,7 @@ SqliteStore::~SqliteStore() {
 }
 
 absl::Status SqliteStore::Write(absl::FunctionRef<absl::Status(Transaction&)> fn) {
-  Task task{fn};
+  Task task{fn, absl::OkStatus(), false};
   absl::MutexLock lock(&mu_);
   if (stopping_) {
     return Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down");
