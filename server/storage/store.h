@@ -99,6 +99,44 @@ struct IdempotencyRow {
   absl::Time create_time = absl::InfinitePast();
 };
 
+// A data key wrapped by a master key. `owner` is a tenant id, or a name
+// starting with '$' for the gateway's own keys.
+struct DataKeyRow {
+  std::string owner;
+  int64_t version = 0;
+  std::string master_key_id;
+  std::string wrapped;
+  absl::Time create_time = absl::InfinitePast();
+};
+
+// An API credential: operator key, tenant key or connection token. Only a
+// keyed hash of the token is stored.
+struct ApiKeyRow {
+  std::string id;
+  int kind = 0;  // auth::TokenKind
+  std::string tenant_id;      // tenant and connection keys
+  std::string connection_id;  // connection tokens
+  std::string hash;           // HMAC-SHA256 of the token
+  std::string hint;           // last four characters
+  std::string display_name;
+  int64_t rights = 0;  // bit set of auth rights
+  int state = 0;       // v1::ApiKey::State
+  absl::Time create_time = absl::InfinitePast();
+  absl::Time expire_time = absl::InfinitePast();  // unset: never
+  absl::Time last_used_time = absl::InfinitePast();
+  absl::Time revoke_time = absl::InfinitePast();
+};
+
+// Encrypted credentials of one connection.
+struct CredentialsRow {
+  std::string tenant_id;
+  std::string connection_id;
+  int64_t key_version = 0;  // tenant data key that sealed `sealed`
+  std::string sealed;       // AES-256-GCM, bound to tenant, connection, version
+  std::string summary;      // serialized non-secret view
+  absl::Time update_time = absl::InfinitePast();
+};
+
 // Filters for ListConnections; empty / 0 means "any".
 struct ConnectionFilter {
   std::string system_id;
@@ -161,6 +199,40 @@ class Transaction {
   virtual absl::StatusOr<std::vector<JournalRow>> ListJournal(absl::string_view pool_id,
                                                               absl::string_view tenant_id,
                                                               int64_t after, int limit) = 0;
+
+  // Data keys of `owner`, oldest version first.
+  virtual absl::StatusOr<std::vector<DataKeyRow>> ListDataKeys(absl::string_view owner) = 0;
+  // Data keys not wrapped by master key `master_key_id`, at most `limit`.
+  virtual absl::StatusOr<std::vector<DataKeyRow>> ListDataKeysNotWrappedBy(
+      absl::string_view master_key_id, int limit) = 0;
+  // kAlreadyExists when (owner, version) is taken.
+  virtual absl::Status InsertDataKey(const DataKeyRow& row) = 0;
+  virtual absl::Status UpdateDataKey(const DataKeyRow& row) = 0;
+  // Deletes the data keys of `owner` with version < `below_version`.
+  virtual absl::Status DeleteDataKeys(absl::string_view owner, int64_t below_version) = 0;
+
+  virtual absl::StatusOr<std::optional<ApiKeyRow>> GetApiKey(absl::string_view id) = 0;
+  virtual absl::StatusOr<std::optional<ApiKeyRow>> GetApiKeyByHash(absl::string_view hash) = 0;
+  virtual absl::Status InsertApiKey(const ApiKeyRow& row) = 0;
+  virtual absl::Status UpdateApiKey(const ApiKeyRow& row) = 0;
+  // Keys of `kind` (0: any) for `tenant_id` and `connection_id` (empty: any),
+  // in id order.
+  virtual absl::StatusOr<std::vector<ApiKeyRow>> ListApiKeys(int kind,
+                                                             absl::string_view tenant_id,
+                                                             absl::string_view connection_id,
+                                                             absl::string_view after,
+                                                             int limit) = 0;
+
+  virtual absl::StatusOr<std::optional<CredentialsRow>> GetCredentials(
+      absl::string_view tenant_id, absl::string_view connection_id) = 0;
+  // Inserts or replaces.
+  virtual absl::Status PutCredentials(const CredentialsRow& row) = 0;
+  virtual absl::Status DeleteCredentials(absl::string_view tenant_id,
+                                         absl::string_view connection_id) = 0;
+  // Credentials of `tenant_id` in connection id order.
+  virtual absl::StatusOr<std::vector<CredentialsRow>> ListCredentials(absl::string_view tenant_id,
+                                                                      absl::string_view after,
+                                                                      int limit) = 0;
 
   virtual absl::StatusOr<std::optional<IdempotencyRow>> GetIdempotency(absl::string_view key) = 0;
   virtual absl::Status PutIdempotency(const IdempotencyRow& row) = 0;

@@ -99,6 +99,42 @@ CREATE TABLE idempotency (
 ) WITHOUT ROWID;
 CREATE INDEX idempotency_by_time ON idempotency (create_time);
 )sql",
+    R"sql(
+CREATE TABLE data_keys (
+  owner TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  master_key_id TEXT NOT NULL,
+  wrapped BLOB NOT NULL,
+  create_time INTEGER,
+  PRIMARY KEY (owner, version)
+) WITHOUT ROWID;
+CREATE INDEX data_keys_by_master ON data_keys (master_key_id);
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY,
+  kind INTEGER NOT NULL,
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  hash BLOB NOT NULL UNIQUE,
+  hint TEXT NOT NULL,
+  display_name TEXT NOT NULL,
+  rights INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  create_time INTEGER,
+  expire_time INTEGER,
+  last_used_time INTEGER,
+  revoke_time INTEGER
+) WITHOUT ROWID;
+CREATE INDEX api_keys_by_owner ON api_keys (tenant_id, connection_id, id);
+CREATE TABLE credentials (
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  key_version INTEGER NOT NULL,
+  sealed BLOB NOT NULL,
+  summary BLOB NOT NULL,
+  update_time INTEGER,
+  PRIMARY KEY (tenant_id, connection_id)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -333,6 +369,37 @@ ConnectionRow ReadConnection(const Query& q) {
   r.update_time = q.Time(10);
   r.disconnect_time = q.Time(11);
   return r;
+}
+
+#define DATA_KEY_COLS "owner, version, master_key_id, wrapped, create_time"
+DataKeyRow ReadDataKey(const Query& q) {
+  return DataKeyRow{q.Text(0), q.Int(1), q.Text(2), q.Bytes(3), q.Time(4)};
+}
+
+#define API_KEY_COLS                                                                     \
+  "id, kind, tenant_id, connection_id, hash, hint, display_name, rights, state, create_time, " \
+  "expire_time, last_used_time, revoke_time"
+ApiKeyRow ReadApiKey(const Query& q) {
+  ApiKeyRow r;
+  r.id = q.Text(0);
+  r.kind = static_cast<int>(q.Int(1));
+  r.tenant_id = q.Text(2);
+  r.connection_id = q.Text(3);
+  r.hash = q.Bytes(4);
+  r.hint = q.Text(5);
+  r.display_name = q.Text(6);
+  r.rights = q.Int(7);
+  r.state = static_cast<int>(q.Int(8));
+  r.create_time = q.Time(9);
+  r.expire_time = q.Time(10);
+  r.last_used_time = q.Time(11);
+  r.revoke_time = q.Time(12);
+  return r;
+}
+
+#define CREDENTIALS_COLS "tenant_id, connection_id, key_version, sealed, summary, update_time"
+CredentialsRow ReadCredentials(const Query& q) {
+  return CredentialsRow{q.Text(0), q.Text(1), q.Int(2), q.Bytes(3), q.Bytes(4), q.Time(5)};
 }
 
 #define JOURNAL_COLS                                                                  \
@@ -599,6 +666,134 @@ class SqliteTransaction final : public Transaction {
     return Collect<JournalRow>(q, ReadJournal);
   }
 
+  absl::StatusOr<std::vector<DataKeyRow>> ListDataKeys(absl::string_view owner) override {
+    static constexpr const char* kSql =
+        "SELECT " DATA_KEY_COLS " FROM data_keys WHERE owner = ? ORDER BY version";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(owner);
+    return Collect<DataKeyRow>(q, ReadDataKey);
+  }
+  absl::StatusOr<std::vector<DataKeyRow>> ListDataKeysNotWrappedBy(absl::string_view master_key_id,
+                                                                   int limit) override {
+    static constexpr const char* kSql = "SELECT " DATA_KEY_COLS
+                                        " FROM data_keys WHERE master_key_id <> ? "
+                                        "ORDER BY owner, version LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(master_key_id, limit);
+    return Collect<DataKeyRow>(q, ReadDataKey);
+  }
+  absl::Status InsertDataKey(const DataKeyRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO data_keys (" DATA_KEY_COLS ") VALUES (?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(r.owner, r.version, r.master_key_id, Query::Blob{r.wrapped}, r.create_time)
+        .Run();
+  }
+  absl::Status UpdateDataKey(const DataKeyRow& r) override {
+    static constexpr const char* kSql =
+        "UPDATE data_keys SET master_key_id = ?, wrapped = ? WHERE owner = ? AND version = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(r.master_key_id, Query::Blob{r.wrapped}, r.owner, r.version);
+    return RunUpdate(q, "data key");
+  }
+  absl::Status DeleteDataKeys(absl::string_view owner, int64_t below_version) override {
+    static constexpr const char* kSql = "DELETE FROM data_keys WHERE owner = ? AND version < ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(owner, below_version).Run();
+  }
+
+  absl::StatusOr<std::optional<ApiKeyRow>> GetApiKey(absl::string_view id) override {
+    static constexpr const char* kSql = "SELECT " API_KEY_COLS " FROM api_keys WHERE id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(id);
+    return One<ApiKeyRow>(q, ReadApiKey);
+  }
+  absl::StatusOr<std::optional<ApiKeyRow>> GetApiKeyByHash(absl::string_view hash) override {
+    static constexpr const char* kSql = "SELECT " API_KEY_COLS " FROM api_keys WHERE hash = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.Bind(Query::Blob{hash});
+    return One<ApiKeyRow>(q, ReadApiKey);
+  }
+  absl::Status InsertApiKey(const ApiKeyRow& r) override {
+    static constexpr const char* kSql = "INSERT INTO api_keys (" API_KEY_COLS
+                                        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(r.id, r.kind, r.tenant_id, r.connection_id, Query::Blob{r.hash}, r.hint,
+                     r.display_name, r.rights, r.state, r.create_time, r.expire_time,
+                     r.last_used_time, r.revoke_time)
+        .Run();
+  }
+  absl::Status UpdateApiKey(const ApiKeyRow& r) override {
+    static constexpr const char* kSql =
+        "UPDATE api_keys SET display_name = ?, rights = ?, state = ?, expire_time = ?, "
+        "last_used_time = ?, revoke_time = ? WHERE id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(r.display_name, r.rights, r.state, r.expire_time, r.last_used_time, r.revoke_time,
+              r.id);
+    return RunUpdate(q, "api key");
+  }
+  absl::StatusOr<std::vector<ApiKeyRow>> ListApiKeys(int kind, absl::string_view tenant_id,
+                                                     absl::string_view connection_id,
+                                                     absl::string_view after,
+                                                     int limit) override {
+    static constexpr const char* kSql =
+        "SELECT " API_KEY_COLS
+        " FROM api_keys WHERE (? = 0 OR kind = ?) AND (? = '' OR tenant_id = ?) AND "
+        "(? = '' OR connection_id = ?) AND id > ? ORDER BY id LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(kind, kind, tenant_id, tenant_id, connection_id, connection_id, after, limit);
+    return Collect<ApiKeyRow>(q, ReadApiKey);
+  }
+
+  absl::StatusOr<std::optional<CredentialsRow>> GetCredentials(
+      absl::string_view tenant_id, absl::string_view connection_id) override {
+    static constexpr const char* kSql =
+        "SELECT " CREDENTIALS_COLS " FROM credentials WHERE tenant_id = ? AND connection_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, connection_id);
+    return One<CredentialsRow>(q, ReadCredentials);
+  }
+  absl::Status PutCredentials(const CredentialsRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT OR REPLACE INTO credentials (" CREDENTIALS_COLS ") VALUES (?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(r.tenant_id, r.connection_id, r.key_version, Query::Blob{r.sealed},
+                     Query::Blob{r.summary}, r.update_time)
+        .Run();
+  }
+  absl::Status DeleteCredentials(absl::string_view tenant_id,
+                                 absl::string_view connection_id) override {
+    static constexpr const char* kSql =
+        "DELETE FROM credentials WHERE tenant_id = ? AND connection_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(tenant_id, connection_id).Run();
+  }
+  absl::StatusOr<std::vector<CredentialsRow>> ListCredentials(absl::string_view tenant_id,
+                                                              absl::string_view after,
+                                                              int limit) override {
+    static constexpr const char* kSql =
+        "SELECT " CREDENTIALS_COLS
+        " FROM credentials WHERE tenant_id = ? AND connection_id > ? ORDER BY connection_id "
+        "LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, after, limit);
+    return Collect<CredentialsRow>(q, ReadCredentials);
+  }
+
   absl::StatusOr<std::optional<IdempotencyRow>> GetIdempotency(absl::string_view key) override {
     static constexpr const char* kSql =
         "SELECT key, fingerprint, response, create_time FROM idempotency WHERE key = ?";
@@ -721,6 +916,9 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteStore
   SY_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
   SY_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=FULL"));
   SY_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys=ON"));
+  // Deleted rows (destroyed data keys, revoked secrets) are overwritten with
+  // zeros instead of lingering in free pages of the file.
+  SY_RETURN_IF_ERROR(db->Exec("PRAGMA secure_delete=ON"));
   SY_RETURN_IF_ERROR(Migrate(*db));
   return std::unique_ptr<SqliteStore>(new SqliteStore(options, std::move(db)));
 }
