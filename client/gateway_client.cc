@@ -51,8 +51,18 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 std::unique_ptr<GatewayClient> GatewayClient::Create(const ClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);  // retries are ours, with our safety rules
-  auto channel =
-      grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_root_certs;
+    ssl.pem_cert_chain = options.tls_client_cert;
+    ssl.pem_private_key = options.tls_client_key;
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  }
+  auto channel = grpc::CreateCustomChannel(options.target, credentials, args);
   return std::unique_ptr<GatewayClient>(new GatewayClient(options, std::move(channel)));
 }
 
@@ -70,6 +80,9 @@ absl::StatusOr<Response> GatewayClient::Call(Method<Request, Response> method,
   for (int attempt = 1;; ++attempt) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+    if (!options_.api_key.empty()) {
+      context.AddMetadata("authorization", "Bearer " + options_.api_key);
+    }
     Response response;
     grpc::Status status = ((*stub_).*method)(&context, request, &response);
     if (status.ok()) return response;
@@ -136,7 +149,38 @@ SY_SAFE_CALL(ActivateConnection, v1::ActivateConnectionRequest, v1::Connection)
 SY_SAFE_CALL(DeactivateConnection, v1::DeactivateConnectionRequest, v1::Connection)
 SY_SAFE_CALL(DeleteConnection, v1::DeleteConnectionRequest, v1::Connection)
 SY_SAFE_CALL(ListLedgerEntries, v1::ListLedgerEntriesRequest, v1::ListLedgerEntriesResponse)
+SY_SAFE_CALL(ListApiKeys, v1::ListApiKeysRequest, v1::ListApiKeysResponse)
+SY_SAFE_CALL(RevokeApiKey, v1::RevokeApiKeyRequest, v1::ApiKey)
+SY_SAFE_CALL(SetConnectionCredentials, v1::SetConnectionCredentialsRequest,
+             v1::ConnectionCredentials)
+SY_SAFE_CALL(GetConnectionCredentials, v1::GetConnectionCredentialsRequest,
+             v1::ConnectionCredentials)
+SY_SAFE_CALL(RewrapDataKeys, v1::RewrapDataKeysRequest, v1::RewrapDataKeysResponse)
 #undef SY_SAFE_CALL
+
+// Calls that mint a new secret or version each time are never retried: a
+// retry after a lost answer would mint another.
+absl::StatusOr<v1::CreateApiKeyResponse> GatewayClient::CreateApiKey(
+    const v1::CreateApiKeyRequest& request) {
+  return Call<v1::CreateApiKeyRequest, v1::CreateApiKeyResponse>(&v1::Gateway::Stub::CreateApiKey,
+                                                                 request, Retry::kNever);
+}
+absl::StatusOr<v1::CreateApiKeyResponse> GatewayClient::RotateApiKey(
+    const v1::RotateApiKeyRequest& request) {
+  return Call<v1::RotateApiKeyRequest, v1::CreateApiKeyResponse>(&v1::Gateway::Stub::RotateApiKey,
+                                                                 request, Retry::kNever);
+}
+absl::StatusOr<v1::RotateTenantDataKeyResponse> GatewayClient::RotateTenantDataKey(
+    const v1::RotateTenantDataKeyRequest& request) {
+  return Call<v1::RotateTenantDataKeyRequest, v1::RotateTenantDataKeyResponse>(
+      &v1::Gateway::Stub::RotateTenantDataKey, request, Retry::kNever);
+}
+absl::Status GatewayClient::DeleteConnectionCredentials(
+    const v1::DeleteConnectionCredentialsRequest& request) {
+  return Call<v1::DeleteConnectionCredentialsRequest, google::protobuf::Empty>(
+             &v1::Gateway::Stub::DeleteConnectionCredentials, request, Retry::kNever)
+      .status();
+}
 
 // A repeated delete of a tenant that was deleted answers NOT_FOUND, so the
 // call is not retried.

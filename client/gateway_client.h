@@ -31,6 +31,17 @@ struct ClientOptions {
   // with full jitter. Defaults 100ms and 2s.
   absl::Duration initial_backoff = absl::Milliseconds(100);
   absl::Duration max_backoff = absl::Seconds(2);
+  // Bearer credential sent with every Gateway call: an operator key, tenant
+  // key or connection token. Empty: none.
+  std::string api_key;
+  // TLS: set `tls` to use it; `tls_root_certs` (PEM) overrides the system
+  // roots; a client certificate and key (PEM) are presented for mutual TLS.
+  bool tls = false;
+  std::string tls_root_certs;
+  std::string tls_client_cert;
+  std::string tls_client_key;
+  // Overrides the name checked against the server certificate.
+  std::string tls_server_name;
 };
 
 // The ErrorInfo reason of an error returned by GatewayClient ("" if none).
@@ -79,6 +90,19 @@ class GatewayClient {
   absl::StatusOr<v1::Connection> DeleteConnection(const v1::DeleteConnectionRequest& request);
   absl::StatusOr<v1::ListLedgerEntriesResponse> ListLedgerEntries(
       const v1::ListLedgerEntriesRequest& request);
+  absl::StatusOr<v1::CreateApiKeyResponse> CreateApiKey(const v1::CreateApiKeyRequest& request);
+  absl::StatusOr<v1::ListApiKeysResponse> ListApiKeys(const v1::ListApiKeysRequest& request);
+  absl::StatusOr<v1::CreateApiKeyResponse> RotateApiKey(const v1::RotateApiKeyRequest& request);
+  absl::StatusOr<v1::ApiKey> RevokeApiKey(const v1::RevokeApiKeyRequest& request);
+  absl::StatusOr<v1::ConnectionCredentials> SetConnectionCredentials(
+      const v1::SetConnectionCredentialsRequest& request);
+  absl::StatusOr<v1::ConnectionCredentials> GetConnectionCredentials(
+      const v1::GetConnectionCredentialsRequest& request);
+  absl::Status DeleteConnectionCredentials(const v1::DeleteConnectionCredentialsRequest& request);
+  absl::StatusOr<v1::RotateTenantDataKeyResponse> RotateTenantDataKey(
+      const v1::RotateTenantDataKeyRequest& request);
+  absl::StatusOr<v1::RewrapDataKeysResponse> RewrapDataKeys(
+      const v1::RewrapDataKeysRequest& request);
 
   // The standard health check (grpc.health.v1) for `service` ("" = server).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse> CheckHealth(const std::string& service);

@@ -4,6 +4,8 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -13,7 +15,9 @@
 #include "absl/time/time.h"
 #include "server/common/clock.h"
 #include "server/common/log.h"
+#include "server/crypto/secret.h"
 #include "server/server.h"
+#include "server/startup_keys.h"
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051",
           "gRPC listen address (host:port); port 0 picks a free port");
@@ -33,6 +37,25 @@ ABSL_FLAG(absl::Duration, default_reservation_ttl, absl::Minutes(10),
 ABSL_FLAG(std::string, port_file, "",
           "if set, the bound gRPC port is written to this file once serving; '-' writes it "
           "to stdout");
+ABSL_FLAG(std::string, master_key_file, "",
+          "master keyring file (lines ID:BASE64KEY, first is primary); alternatively the "
+          "SWITCHYARD_MASTER_KEY environment variable. Required unless --dev_mode");
+ABSL_FLAG(std::string, bootstrap_operator_key_file, "",
+          "file holding the first operator key (syo_...); alternatively the "
+          "SWITCHYARD_OPERATOR_KEY environment variable");
+ABSL_FLAG(bool, dev_mode, false,
+          "LOCAL USE ONLY: generate a master key and an operator key into the data directory "
+          "when none is given");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate chain: serve gRPC over TLS");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle: require and verify client certificates (mutual TLS)");
+ABSL_FLAG(std::string, plaintext_listen, "",
+          "with TLS, also listen in plaintext here (loopback clients, health probes), for "
+          "example 127.0.0.1:50052");
+ABSL_FLAG(absl::Duration, auth_cache_ttl, absl::Seconds(10),
+          "how long a verified credential is reused before the store is read again; bounds how "
+          "long a revocation made by another replica takes to apply");
 ABSL_FLAG(std::string, log_level, "info", "lowest log level written: debug, info, warning, error");
 
 int main(int argc, char** argv) {
@@ -65,7 +88,34 @@ int main(int argc, char** argv) {
   options.idempotency_retention = absl::GetFlag(FLAGS_idempotency_retention);
   options.ledger.default_ttl = absl::GetFlag(FLAGS_default_reservation_ttl);
 
-  auto server = switchyard::Server::Start(options, switchyard::SystemClock());
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  options.plaintext_listen_address = absl::GetFlag(FLAGS_plaintext_listen);
+  options.api_keys.cache_ttl = absl::GetFlag(FLAGS_auth_cache_ttl);
+
+  switchyard::KeySources sources;
+  sources.master_key_file = absl::GetFlag(FLAGS_master_key_file);
+  sources.operator_key_file = absl::GetFlag(FLAGS_bootstrap_operator_key_file);
+  sources.dev_mode = absl::GetFlag(FLAGS_dev_mode);
+  sources.data_dir = options.data_dir;
+  if (const char* env = std::getenv("SWITCHYARD_MASTER_KEY")) sources.master_key_env = env;
+  if (const char* env = std::getenv("SWITCHYARD_OPERATOR_KEY")) sources.operator_key_env = env;
+  // Keys are not left in the environment for anything this process starts.
+  unsetenv("SWITCHYARD_MASTER_KEY");
+  unsetenv("SWITCHYARD_OPERATOR_KEY");
+  if (sources.dev_mode) std::filesystem::create_directories(options.data_dir);
+  auto keys = switchyard::LoadStartupKeys(sources);
+  switchyard::crypto::Wipe(sources.master_key_env);
+  if (!keys.ok()) {
+    switchyard::log::Error("cannot start", {{"error", keys.status().ToString()}});
+    return 1;
+  }
+  options.bootstrap_operator_key = std::move(keys->bootstrap_operator_key);
+
+  auto server =
+      switchyard::Server::Start(options, std::move(keys->keyring), switchyard::SystemClock());
+  switchyard::crypto::Wipe(options.bootstrap_operator_key);
   if (!server.ok()) {
     switchyard::log::Error("cannot start", {{"error", server.status().ToString()}});
     return 1;

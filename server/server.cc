@@ -5,6 +5,8 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -15,16 +17,65 @@
 #include "server/connections/connections.h"
 #include "server/storage/sqlite/sqlite_store.h"
 #include "server/tenants/tenants.h"
+#include "server/vault/vault.h"
 
 namespace switchyard {
 
+namespace {
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
+  std::ifstream in(path);
+  if (!in) {
+    return NotFound("TLS_FILE_UNREADABLE", absl::StrCat("cannot read TLS ", what, " ", path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const ServerOptions& options) {
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return InvalidArgument("INVALID_TLS_OPTIONS",
+                           "TLS needs both a certificate file and a private key file");
+  }
+  if (options.tls_cert_file.empty()) {
+    if (!options.tls_client_ca_file.empty()) {
+      return InvalidArgument("INVALID_TLS_OPTIONS",
+                             "client certificate verification needs TLS (certificate and key)");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions ssl(
+      options.tls_client_ca_file.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  SY_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(options.tls_cert_file, "certificate"));
+  SY_ASSIGN_OR_RETURN(pair.private_key, ReadPem(options.tls_key_file, "private key"));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!options.tls_client_ca_file.empty()) {
+    SY_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem(options.tls_client_ca_file, "client CA"));
+  }
+  auto credentials = grpc::SslServerCredentials(ssl);
+  crypto::Wipe(ssl.pem_key_cert_pairs.front().private_key);
+  return credentials;
+}
+
 Server::Server(const ServerOptions& options, Clock& clock) : options_(options), clock_(clock) {}
 
-absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options, Clock& clock) {
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(
+    const ServerOptions& options, std::unique_ptr<crypto::MasterKeyring> keyring, Clock& clock) {
   if (options.idempotency_retention < absl::Hours(24)) {
     return InvalidArgument("INVALID_OPTION", "idempotency retention must be at least 24h");
   }
+  if (keyring == nullptr) {
+    return FailedPrecondition("NO_MASTER_KEY", "the server needs a master keyring");
+  }
+  SY_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                      MakeServerCredentials(options));
   auto server = std::unique_ptr<Server>(new Server(options, clock));
+  server->keyring_ = std::move(keyring);
 
   std::error_code ec;
   std::filesystem::create_directories(options.data_dir, ec);
@@ -43,20 +94,44 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   } else {
     SY_ASSIGN_OR_RETURN(server->catalog_, catalog::SystemCatalog::FromFile(options.catalog_file));
   }
+  server->vault_ =
+      std::make_unique<vault::CredentialVault>(*server->store_, *server->keyring_, clock);
+  // The token-hash key is wrapped by the master key: a wrong master key stops
+  // the start here, before anything is served.
+  absl::StatusOr<crypto::Secret> hash_key = server->vault_->LoadOrCreateServerKey("token-hmac");
+  if (!hash_key.ok()) {
+    return Error(hash_key.status().code(), ReasonOf(hash_key.status()),
+                 absl::StrCat("cannot unwrap the gateway's keys with this master keyring (is it "
+                              "the right master key?): ",
+                              hash_key.status().message()));
+  }
+  server->keys_ = std::make_unique<auth::ApiKeyManager>(options.api_keys, *server->store_, clock,
+                                                        *std::move(hash_key));
+  if (!options.bootstrap_operator_key.empty()) {
+    SY_RETURN_IF_ERROR(server->keys_->EnsureBootstrapOperatorKey(options.bootstrap_operator_key));
+  } else {
+    log::Warning("no bootstrap operator key given; only existing keys can call the gateway");
+  }
   SY_ASSIGN_OR_RETURN(server->ledger_,
                       credits::CreditLedger::Create(options.ledger, *server->store_, clock));
   server->connections_ = std::make_unique<connections::ConnectionManager>(
-      *server->store_, *server->catalog_, *server->ledger_, clock);
-  server->tenants_ = std::make_unique<tenants::TenantRegistry>(*server->store_, *server->ledger_,
-                                                               *server->connections_, clock);
-  server->service_ = std::make_unique<api::GatewayService>(*server->tenants_, *server->catalog_,
-                                                           *server->ledger_, *server->connections_);
+      *server->store_, *server->catalog_, *server->ledger_, *server->keys_, *server->vault_, clock);
+  server->tenants_ = std::make_unique<tenants::TenantRegistry>(
+      *server->store_, *server->ledger_, *server->connections_, *server->keys_, *server->vault_,
+      clock);
+  server->service_ = std::make_unique<api::GatewayService>(*server->keys_, *server->tenants_,
+                                                           *server->catalog_, *server->ledger_,
+                                                           *server->connections_, *server->vault_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen_address, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  builder.AddListeningPort(options.listen_address, credentials, &server->port_);
+  const bool tls = !options.tls_cert_file.empty();
+  if (tls && !options.plaintext_listen_address.empty()) {
+    builder.AddListeningPort(options.plaintext_listen_address, grpc::InsecureServerCredentials(),
+                             &server->plaintext_port_);
+  }
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
@@ -70,6 +145,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->maintenance_ = std::thread([s = server.get()] { s->MaintenanceLoop(); });
   log::Info("serving", {{"address", options.listen_address},
                         {"port", server->port_},
+                        {"tls", tls},
+                        {"mutual_tls", !options.tls_client_ca_file.empty()},
+                        {"plaintext_port", server->plaintext_port_},
+                        {"master_key", server->keyring_->primary_id()},
                         {"data_dir", options.data_dir},
                         {"systems", static_cast<int64_t>(server->catalog_->systems().size())}});
   return server;
@@ -86,6 +165,9 @@ void Server::MaintenanceLoop() {
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.maintenance_interval)) {
         return;
       }
+    }
+    if (absl::Status flushed = keys_->FlushLastUsed(); !flushed.ok()) {
+      log::Warning("last-used flush failed", {{"error", flushed.ToString()}});
     }
     absl::StatusOr<int> expired = ledger_->ExpireDue();
     if (!expired.ok()) {

@@ -12,12 +12,15 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/auth/api_keys.h"
 #include "server/common/clock.h"
 #include "server/credits/ledger.h"
+#include "server/crypto/keyring.h"
 
 namespace grpc {
 class Server;
-}
+class ServerCredentials;
+}  // namespace grpc
 
 namespace switchyard {
 
@@ -32,6 +35,9 @@ class ConnectionManager;
 }
 namespace tenants {
 class TenantRegistry;
+}
+namespace vault {
+class CredentialVault;
 }
 namespace api {
 class GatewayService;
@@ -52,7 +58,27 @@ struct ServerOptions {
   // How long idempotency records are kept; at least 24h. Default 48h.
   absl::Duration idempotency_retention = absl::Hours(48);
   credits::LedgerOptions ledger;
+  auth::ApiKeyOptions api_keys;
+  // The first operator key (syo_...), registered at start-up if unknown.
+  // Empty: none.
+  std::string bootstrap_operator_key;
+  // TLS for the gRPC port: certificate chain and private key (PEM files).
+  // Both empty: plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // With TLS: CA bundle (PEM) to verify client certificates; when set, every
+  // client must present a certificate it signed (mutual TLS).
+  std::string tls_client_ca_file;
+  // With TLS: an extra plaintext listener, for loopback clients and health
+  // probes (for example "127.0.0.1:50052"). Empty: none.
+  std::string plaintext_listen_address;
 };
+
+// gRPC server credentials for `options`: plaintext, TLS, or TLS requiring and
+// verifying client certificates. INVALID_ARGUMENT for an incomplete setting;
+// NOT_FOUND when a file cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
+    const ServerOptions& options);
 
 // Thread-safe.
 class Server {
@@ -60,13 +86,17 @@ class Server {
   // Opens the store, loads the catalog, starts serving. Errors: the store or
   // catalog cannot be loaded (kUnavailable, kInvalidArgument, kNotFound), the
   // address cannot be bound (kUnavailable). `clock` must outlive the server.
-  static absl::StatusOr<std::unique_ptr<Server>> Start(const ServerOptions& options, Clock& clock);
+  static absl::StatusOr<std::unique_ptr<Server>> Start(
+      const ServerOptions& options, std::unique_ptr<crypto::MasterKeyring> keyring, Clock& clock);
 
   // Stops gracefully if Shutdown was not called.
   ~Server();
 
   // The bound gRPC port.
   int port() const { return port_; }
+  // The bound plaintext port when TLS is on and a plaintext listener was
+  // asked for; 0 otherwise.
+  int plaintext_port() const { return plaintext_port_; }
 
   // Reports NOT_SERVING, stops accepting calls, waits up to the drain deadline
   // for in-flight calls (then cancels them), stops maintenance and closes the
@@ -79,14 +109,18 @@ class Server {
 
   const ServerOptions options_;
   Clock& clock_;
+  std::unique_ptr<crypto::MasterKeyring> keyring_;
   std::unique_ptr<storage::SqliteStore> store_;
   std::unique_ptr<catalog::SystemCatalog> catalog_;
+  std::unique_ptr<vault::CredentialVault> vault_;
+  std::unique_ptr<auth::ApiKeyManager> keys_;
   std::unique_ptr<credits::CreditLedger> ledger_;
   std::unique_ptr<connections::ConnectionManager> connections_;
   std::unique_ptr<tenants::TenantRegistry> tenants_;
   std::unique_ptr<api::GatewayService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
+  int plaintext_port_ = 0;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -9,6 +9,7 @@
 #include "server/common/names.h"
 #include "server/common/proto_time.h"
 #include "server/common/status.h"
+#include "server/crypto/secret.h"
 
 namespace switchyard::connections {
 namespace {
@@ -111,7 +112,8 @@ Connection ConnectionManager::ToProto(const ConnectionRow& row) {
   return c;
 }
 
-absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionRequest& req) {
+absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionRequest& req,
+                                                     const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> parent,
                       ParseName("parent", req.parent(), {"tenants"}));
   const std::string& tenant_id = parent[0];
@@ -145,9 +147,10 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
 
   const absl::Time now = clock_.Now();
   Connection result;
+  std::string token;
   absl::Status outcome;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(TenantRow tenant, credits::LoadTenant(tx, tenant_id));
+    SY_ASSIGN_OR_RETURN(TenantRow tenant, credits::LoadTenant(tx, tenant_id, scope));
     SY_ASSIGN_OR_RETURN(std::optional<Connection> previous,
                         FindIdempotentResponse<Connection>(tx, key));
     if (previous.has_value()) {
@@ -223,15 +226,20 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
     SY_RETURN_IF_ERROR(tx.InsertConnection(row));
     tenant.connection_count += 1;
     SY_RETURN_IF_ERROR(tx.UpdateTenant(tenant));
+    SY_ASSIGN_OR_RETURN(token, keys_.IssueConnectionTokenInTx(tx, tenant_id, row.id, now));
     result = ToProto(row);
+    // The recorded response leaves the token out: only its hash is stored.
     return RecordIdempotentResponse(tx, key, result, now);
   }));
   SY_RETURN_IF_ERROR(outcome);
+  result.set_api_token(token);
+  crypto::Wipe(token);
   return result;
 }
 
-absl::StatusOr<Connection> ConnectionManager::Get(absl::string_view name) {
+absl::StatusOr<Connection> ConnectionManager::Get(absl::string_view name, const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(name));
+  if (!scope.AllowsConnection(ids[0], ids[1])) return ConnectionNotFound(name);
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
     SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(ids[0]));
@@ -246,7 +254,7 @@ absl::StatusOr<Connection> ConnectionManager::Get(absl::string_view name) {
 }
 
 absl::StatusOr<v1::ListConnectionsResponse> ConnectionManager::List(
-    const v1::ListConnectionsRequest& req) {
+    const v1::ListConnectionsRequest& req, const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> parent,
                       ParseName("parent", req.parent(), {"tenants"}));
   SY_ASSIGN_OR_RETURN(int page_size, NormalizePageSize(req.page_size()));
@@ -259,12 +267,12 @@ absl::StatusOr<v1::ListConnectionsResponse> ConnectionManager::List(
     return InvalidArgument("INVALID_STATE", "state filter is not a known connection state");
   }
   filter.state = req.state();
-  const std::string scope =
+  const std::string query =
       absl::StrCat("ListConnections|", req.parent(), "|", req.system(), "|", req.state());
-  SY_ASSIGN_OR_RETURN(std::string after, DecodePageToken(req.page_token(), scope));
+  SY_ASSIGN_OR_RETURN(std::string after, DecodePageToken(req.page_token(), query));
   std::vector<ConnectionRow> rows;
   SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
-    SY_RETURN_IF_ERROR(credits::LoadTenant(tx, parent[0]).status());
+    SY_RETURN_IF_ERROR(credits::LoadTenant(tx, parent[0], scope).status());
     SY_ASSIGN_OR_RETURN(rows, tx.ListConnections(parent[0], filter, after, page_size + 1));
     return absl::OkStatus();
   }));
@@ -273,12 +281,13 @@ absl::StatusOr<v1::ListConnectionsResponse> ConnectionManager::List(
     *response.add_connections() = ToProto(rows[i]);
   }
   if (rows.size() > static_cast<size_t>(page_size)) {
-    response.set_next_page_token(EncodePageToken(scope, rows[page_size - 1].id));
+    response.set_next_page_token(EncodePageToken(query, rows[page_size - 1].id));
   }
   return response;
 }
 
-absl::StatusOr<Connection> ConnectionManager::Update(const v1::UpdateConnectionRequest& req) {
+absl::StatusOr<Connection> ConnectionManager::Update(const v1::UpdateConnectionRequest& req,
+                                                     const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(req.connection().name()));
   SY_RETURN_IF_ERROR(ValidateFields(req.connection()));
   bool set_name = req.update_mask().paths().empty();
@@ -297,7 +306,7 @@ absl::StatusOr<Connection> ConnectionManager::Update(const v1::UpdateConnectionR
   const absl::Time now = clock_.Now();
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0]);
+    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0], scope);
     if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(req.connection().name());
     SY_RETURN_IF_ERROR(tenant.status());
     SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
@@ -320,12 +329,13 @@ absl::StatusOr<Connection> ConnectionManager::Update(const v1::UpdateConnectionR
 }
 
 absl::StatusOr<Connection> ConnectionManager::SetState(absl::string_view name,
-                                                       Connection::State state) {
+                                                       Connection::State state,
+                                                       const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(name));
   const absl::Time now = clock_.Now();
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0]);
+    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0], scope);
     if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(name);
     SY_RETURN_IF_ERROR(tenant.status());
     SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
@@ -356,19 +366,22 @@ absl::Status ConnectionManager::DisconnectInTx(Transaction& tx, TenantRow& tenan
   connection.update_time = now;
   connection.disconnect_time = now;
   SY_RETURN_IF_ERROR(tx.UpdateConnection(connection));
+  SY_RETURN_IF_ERROR(keys_.RevokeAllInTx(tx, tenant.id, connection.id, now));
+  SY_RETURN_IF_ERROR(vault_.DeleteCredentialsInTx(tx, tenant.id, connection.id));
   tenant.connection_count -= 1;
   return ledger_.ReturnInTx(tx, tenant, connection.credits, connection.reservation_id, now,
                             credits::Cause{std::string(request_id), connection.id});
 }
 
-absl::StatusOr<Connection> ConnectionManager::Disconnect(const v1::DeleteConnectionRequest& req) {
+absl::StatusOr<Connection> ConnectionManager::Disconnect(const v1::DeleteConnectionRequest& req,
+                                                         const Scope& scope) {
   const std::string& name = req.name();
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(name));
   SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   const absl::Time now = clock_.Now();
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0]);
+    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0], scope);
     if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(name);
     SY_RETURN_IF_ERROR(tenant.status());
     SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
@@ -377,6 +390,7 @@ absl::StatusOr<Connection> ConnectionManager::Disconnect(const v1::DeleteConnect
     result = *std::move(row);
     return absl::OkStatus();
   }));
+  keys_.InvalidateCache();
   return ToProto(result);
 }
 

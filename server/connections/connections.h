@@ -15,10 +15,13 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/auth/api_keys.h"
 #include "server/catalog/catalog.h"
 #include "server/common/clock.h"
+#include "server/common/scope.h"
 #include "server/credits/ledger.h"
 #include "server/storage/store.h"
+#include "server/vault/vault.h"
 #include "switchyard/v1/gateway.pb.h"
 
 namespace switchyard::connections {
@@ -27,24 +30,37 @@ namespace switchyard::connections {
 class ConnectionManager {
  public:
   ConnectionManager(storage::Store& store, const catalog::SystemCatalog& catalog,
-                    credits::CreditLedger& ledger, Clock& clock)
-      : store_(store), catalog_(catalog), ledger_(ledger), clock_(clock) {}
+                    credits::CreditLedger& ledger, auth::ApiKeyManager& keys,
+                    vault::CredentialVault& vault, Clock& clock)
+      : store_(store),
+        catalog_(catalog),
+        ledger_(ledger),
+        keys_(keys),
+        vault_(vault),
+        clock_(clock) {}
 
   // NOT_FOUND for an unknown tenant, system or reservation; ALREADY_EXISTS /
   // CONNECTION_EXISTS; RESOURCE_EXHAUSTED when credits run out;
   // FAILED_PRECONDITION for an unusable reservation or unsupported deployment.
-  absl::StatusOr<v1::Connection> Create(const v1::CreateConnectionRequest& request);
-  absl::StatusOr<v1::Connection> Get(absl::string_view name);
-  absl::StatusOr<v1::ListConnectionsResponse> List(const v1::ListConnectionsRequest& request);
+  // Connections outside `scope` behave as if they did not exist.
+  absl::StatusOr<v1::Connection> Create(const v1::CreateConnectionRequest& request,
+                                        const Scope& scope);
+  absl::StatusOr<v1::Connection> Get(absl::string_view name, const Scope& scope);
+  absl::StatusOr<v1::ListConnectionsResponse> List(const v1::ListConnectionsRequest& request,
+                                                   const Scope& scope);
   // FAILED_PRECONDITION / CONNECTION_DISCONNECTED for disconnected connections.
-  absl::StatusOr<v1::Connection> Update(const v1::UpdateConnectionRequest& request);
+  absl::StatusOr<v1::Connection> Update(const v1::UpdateConnectionRequest& request,
+                                        const Scope& scope);
   // FAILED_PRECONDITION / INVALID_STATE_TRANSITION when not allowed.
-  absl::StatusOr<v1::Connection> SetState(absl::string_view name, v1::Connection::State state);
+  absl::StatusOr<v1::Connection> SetState(absl::string_view name, v1::Connection::State state,
+                                          const Scope& scope);
   // Disconnects; repeating it is harmless.
-  absl::StatusOr<v1::Connection> Disconnect(const v1::DeleteConnectionRequest& request);
+  absl::StatusOr<v1::Connection> Disconnect(const v1::DeleteConnectionRequest& request,
+                                            const Scope& scope);
 
-  // Disconnects `connection` of `tenant` inside `tx`, returning its credits.
-  // No-op for a connection that is already disconnected.
+  // Disconnects `connection` of `tenant` inside `tx`: returns its credits,
+  // revokes its tokens and forgets its credentials. No-op for a connection
+  // that is already disconnected. Call keys.InvalidateCache() after commit.
   absl::Status DisconnectInTx(storage::Transaction& tx, storage::TenantRow& tenant,
                               storage::ConnectionRow& connection, absl::Time now,
                               absl::string_view request_id);
@@ -55,6 +71,8 @@ class ConnectionManager {
   storage::Store& store_;
   const catalog::SystemCatalog& catalog_;
   credits::CreditLedger& ledger_;
+  auth::ApiKeyManager& keys_;
+  vault::CredentialVault& vault_;
   Clock& clock_;
 };
 

@@ -49,8 +49,12 @@ absl::Status ValidateDisplayName(absl::string_view display_name) {
 }
 }  // namespace
 
-absl::StatusOr<TenantRow> LoadTenant(Transaction& tx, absl::string_view tenant_id) {
-  SY_ASSIGN_OR_RETURN(std::optional<TenantRow> tenant, tx.GetTenant(tenant_id));
+absl::StatusOr<TenantRow> LoadTenant(Transaction& tx, absl::string_view tenant_id,
+                                     const Scope& scope) {
+  std::optional<TenantRow> tenant;
+  if (scope.AllowsWholeTenant(tenant_id)) {
+    SY_ASSIGN_OR_RETURN(tenant, tx.GetTenant(tenant_id));
+  }
   if (!tenant.has_value() || tenant->deleted) {
     return NotFound("TENANT_NOT_FOUND", absl::StrCat("tenants/", tenant_id, " does not exist"));
   }
@@ -289,7 +293,7 @@ absl::StatusOr<ReservationRow> CreditLedger::ReserveInTx(Transaction& tx, Tenant
   SY_ASSIGN_OR_RETURN(int expired, ExpireDueInTx(tx, tenant.pool_id, now));
   if (expired > 0) {
     // Expiry may have changed this tenant's row too.
-    SY_ASSIGN_OR_RETURN(tenant, LoadTenant(tx, tenant.id));
+    SY_ASSIGN_OR_RETURN(tenant, LoadTenant(tx, tenant.id, Scope::All()));
   }
   SY_ASSIGN_OR_RETURN(PoolRow pool, LoadPoolOf(tx, tenant));
   const int64_t available = pool.capacity - pool.reserved - pool.consumed;
@@ -399,11 +403,11 @@ absl::StatusOr<int> CreditLedger::ExpireDue() {
 
 // --- Reservations -------------------------------------------------------------------
 
-absl::StatusOr<CreditLedger::Located> CreditLedger::Locate(Transaction& tx,
-                                                           absl::string_view name) {
+absl::StatusOr<CreditLedger::Located> CreditLedger::Locate(Transaction& tx, absl::string_view name,
+                                                           const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids,
                       ParseName("name", name, {"tenants", "creditReservations"}));
-  absl::StatusOr<TenantRow> tenant = LoadTenant(tx, ids[0]);
+  absl::StatusOr<TenantRow> tenant = LoadTenant(tx, ids[0], scope);
   if (absl::IsNotFound(tenant.status())) return ReservationNotFound(name);
   SY_RETURN_IF_ERROR(tenant.status());
   SY_ASSIGN_OR_RETURN(std::optional<ReservationRow> reservation, tx.GetReservation(ids[0], ids[1]));
@@ -411,7 +415,8 @@ absl::StatusOr<CreditLedger::Located> CreditLedger::Locate(Transaction& tx,
   return Located{*std::move(tenant), *std::move(reservation)};
 }
 
-absl::StatusOr<CreditReservation> CreditLedger::Reserve(const v1::ReserveCreditsRequest& req) {
+absl::StatusOr<CreditReservation> CreditLedger::Reserve(const v1::ReserveCreditsRequest& req,
+                                                        const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseName("parent", req.parent(), {"tenants"}));
   SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   std::string reservation_id = req.reservation_id();
@@ -433,7 +438,7 @@ absl::StatusOr<CreditReservation> CreditLedger::Reserve(const v1::ReserveCredits
   const absl::Time now = clock_.Now();
   CreditReservation result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(TenantRow tenant, LoadTenant(tx, ids[0]));
+    SY_ASSIGN_OR_RETURN(TenantRow tenant, LoadTenant(tx, ids[0], scope));
     SY_ASSIGN_OR_RETURN(std::optional<CreditReservation> previous,
                         FindIdempotentResponse<CreditReservation>(tx, key));
     if (previous.has_value()) {
@@ -460,10 +465,11 @@ absl::StatusOr<CreditReservation> CreditLedger::Reserve(const v1::ReserveCredits
   return result;
 }
 
-absl::StatusOr<CreditReservation> CreditLedger::GetReservation(absl::string_view name) {
+absl::StatusOr<CreditReservation> CreditLedger::GetReservation(absl::string_view name,
+                                                               const Scope& scope) {
   ReservationRow result;
   SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(Located found, Locate(tx, name));
+    SY_ASSIGN_OR_RETURN(Located found, Locate(tx, name, scope));
     result = std::move(found.reservation);
     return absl::OkStatus();
   }));
@@ -471,18 +477,18 @@ absl::StatusOr<CreditReservation> CreditLedger::GetReservation(absl::string_view
 }
 
 absl::StatusOr<v1::ListCreditReservationsResponse> CreditLedger::ListReservations(
-    const v1::ListCreditReservationsRequest& req) {
+    const v1::ListCreditReservationsRequest& req, const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> parent,
                       ParseName("parent", req.parent(), {"tenants"}));
   SY_ASSIGN_OR_RETURN(int page_size, NormalizePageSize(req.page_size()));
   if (!CreditReservation::State_IsValid(req.state())) {
     return InvalidArgument("INVALID_STATE", "state filter is not a known reservation state");
   }
-  const std::string scope = absl::StrCat("ListCreditReservations|", req.parent(), "|", req.state());
-  SY_ASSIGN_OR_RETURN(std::string after, DecodePageToken(req.page_token(), scope));
+  const std::string query = absl::StrCat("ListCreditReservations|", req.parent(), "|", req.state());
+  SY_ASSIGN_OR_RETURN(std::string after, DecodePageToken(req.page_token(), query));
   std::vector<ReservationRow> rows;
   SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
-    SY_RETURN_IF_ERROR(LoadTenant(tx, parent[0]).status());
+    SY_RETURN_IF_ERROR(LoadTenant(tx, parent[0], scope).status());
     SY_ASSIGN_OR_RETURN(rows, tx.ListReservations(parent[0], req.state(), after, page_size + 1));
     return absl::OkStatus();
   }));
@@ -492,13 +498,13 @@ absl::StatusOr<v1::ListCreditReservationsResponse> CreditLedger::ListReservation
     *response.add_credit_reservations() = ToProto(rows[i], now);
   }
   if (rows.size() > static_cast<size_t>(page_size)) {
-    response.set_next_page_token(EncodePageToken(scope, rows[page_size - 1].id));
+    response.set_next_page_token(EncodePageToken(query, rows[page_size - 1].id));
   }
   return response;
 }
 
 absl::StatusOr<CreditReservation> CreditLedger::Commit(
-    const v1::CommitCreditReservationRequest& req) {
+    const v1::CommitCreditReservationRequest& req, const Scope& scope) {
   SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   const std::string& name = req.name();
   const Cause cause{req.request_id(), ""};
@@ -508,7 +514,7 @@ absl::StatusOr<CreditReservation> CreditLedger::Commit(
   // fails; that error travels beside the transaction so the expiry commits.
   absl::Status outcome;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(Located found, Locate(tx, name));
+    SY_ASSIGN_OR_RETURN(Located found, Locate(tx, name, scope));
     ReservationRow& r = found.reservation;
     if (r.state == CreditReservation::COMMITTED) {
       result = r;
@@ -528,7 +534,7 @@ absl::StatusOr<CreditReservation> CreditLedger::Commit(
 }
 
 absl::StatusOr<CreditReservation> CreditLedger::Release(
-    const v1::ReleaseCreditReservationRequest& req) {
+    const v1::ReleaseCreditReservationRequest& req, const Scope& scope) {
   SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   const std::string& name = req.name();
   const Cause cause{req.request_id(), ""};
@@ -536,7 +542,7 @@ absl::StatusOr<CreditReservation> CreditLedger::Release(
   ReservationRow result;
   absl::Status outcome;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(Located found, Locate(tx, name));
+    SY_ASSIGN_OR_RETURN(Located found, Locate(tx, name, scope));
     ReservationRow& r = found.reservation;
     if (r.state == CreditReservation::RELEASED) {
       result = r;
@@ -567,8 +573,8 @@ absl::StatusOr<v1::ListLedgerEntriesResponse> CreditLedger::ListEntries(
     tenant_id = t[0];
   }
   SY_ASSIGN_OR_RETURN(int page_size, NormalizePageSize(req.page_size()));
-  const std::string scope = absl::StrCat("ListLedgerEntries|", req.parent(), "|", req.tenant());
-  SY_ASSIGN_OR_RETURN(std::string after, DecodePageToken(req.page_token(), scope));
+  const std::string query = absl::StrCat("ListLedgerEntries|", req.parent(), "|", req.tenant());
+  SY_ASSIGN_OR_RETURN(std::string after, DecodePageToken(req.page_token(), query));
   int64_t after_sequence = 0;
   if (!after.empty() && (!absl::SimpleAtoi(after, &after_sequence) || after_sequence < 0)) {
     return InvalidArgument("INVALID_PAGE_TOKEN", "page_token is malformed");
@@ -607,7 +613,7 @@ absl::StatusOr<v1::ListLedgerEntriesResponse> CreditLedger::ListEntries(
   }
   if (rows.size() > static_cast<size_t>(page_size)) {
     response.set_next_page_token(
-        EncodePageToken(scope, absl::StrCat(rows[page_size - 1].sequence)));
+        EncodePageToken(query, absl::StrCat(rows[page_size - 1].sequence)));
   }
   return response;
 }

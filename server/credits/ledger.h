@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/common/clock.h"
+#include "server/common/scope.h"
 #include "server/storage/store.h"
 #include "switchyard/v1/gateway.pb.h"
 
@@ -43,9 +44,9 @@ struct Cause {
 };
 
 // The tenant `tenant_id`, or NOT_FOUND / TENANT_NOT_FOUND when it does not
-// exist or was deleted.
-absl::StatusOr<storage::TenantRow> LoadTenant(storage::Transaction& tx,
-                                              absl::string_view tenant_id);
+// exist, was deleted, or lies outside `scope` (indistinguishably).
+absl::StatusOr<storage::TenantRow> LoadTenant(storage::Transaction& tx, absl::string_view tenant_id,
+                                              const Scope& scope);
 
 // Thread-safe. Borrows `store` and `clock`, which must outlive it.
 class CreditLedger {
@@ -63,13 +64,17 @@ class CreditLedger {
   absl::StatusOr<v1::CreditPool> SetCapacity(const v1::SetCreditPoolCapacityRequest& request);
 
   // --- Reservations -----------------------------------------------------------
+  // Reservations outside `scope` behave as if they did not exist.
   // RESOURCE_EXHAUSTED / CREDITS_EXHAUSTED (pool) or TENANT_CREDIT_LIMIT.
-  absl::StatusOr<v1::CreditReservation> Reserve(const v1::ReserveCreditsRequest& request);
-  absl::StatusOr<v1::CreditReservation> GetReservation(absl::string_view name);
+  absl::StatusOr<v1::CreditReservation> Reserve(const v1::ReserveCreditsRequest& request,
+                                                const Scope& scope);
+  absl::StatusOr<v1::CreditReservation> GetReservation(absl::string_view name, const Scope& scope);
   absl::StatusOr<v1::ListCreditReservationsResponse> ListReservations(
-      const v1::ListCreditReservationsRequest& request);
-  absl::StatusOr<v1::CreditReservation> Commit(const v1::CommitCreditReservationRequest& request);
-  absl::StatusOr<v1::CreditReservation> Release(const v1::ReleaseCreditReservationRequest& request);
+      const v1::ListCreditReservationsRequest& request, const Scope& scope);
+  absl::StatusOr<v1::CreditReservation> Commit(const v1::CommitCreditReservationRequest& request,
+                                               const Scope& scope);
+  absl::StatusOr<v1::CreditReservation> Release(const v1::ReleaseCreditReservationRequest& request,
+                                                const Scope& scope);
 
   // Expires every PENDING reservation whose expire_time has passed; returns
   // how many. Called periodically by the server.
@@ -124,7 +129,8 @@ class CreditLedger {
     storage::TenantRow tenant;
     storage::ReservationRow reservation;
   };
-  absl::StatusOr<Located> Locate(storage::Transaction& tx, absl::string_view name);
+  absl::StatusOr<Located> Locate(storage::Transaction& tx, absl::string_view name,
+                                 const Scope& scope);
   absl::Status ValidateTtl(absl::Duration ttl) const;
 
   const LedgerOptions options_;

@@ -42,16 +42,16 @@ absl::StatusOr<std::string> Seal(const Secret& key, absl::string_view plaintext,
   auto* cipher_out = reinterpret_cast<unsigned char*>(out.data() + 1 + kNonceSize);
   CtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
-  bool ok = ctx != nullptr &&
-            EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U(key.view()),
-                               U(nonce.view())) == 1 &&
-            EVP_EncryptUpdate(ctx.get(), nullptr, &len, U(aad), static_cast<int>(aad.size())) ==
-                1 &&
-            EVP_EncryptUpdate(ctx.get(), cipher_out, &len, U(plaintext),
-                              static_cast<int>(plaintext.size())) == 1 &&
-            EVP_EncryptFinal_ex(ctx.get(), cipher_out + len, &len) == 1 &&
-            EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize,
-                                cipher_out + plaintext.size()) == 1;
+  bool ok =
+      ctx != nullptr &&
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, U(key.view()), U(nonce.view())) ==
+          1 &&
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, U(aad), static_cast<int>(aad.size())) == 1 &&
+      EVP_EncryptUpdate(ctx.get(), cipher_out, &len, U(plaintext),
+                        static_cast<int>(plaintext.size())) == 1 &&
+      EVP_EncryptFinal_ex(ctx.get(), cipher_out + len, &len) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize,
+                          cipher_out + plaintext.size()) == 1;
   if (!ok) return Error(absl::StatusCode::kInternal, "CRYPTO_ERROR", "AES-GCM encryption failed");
   return out;
 }
@@ -65,8 +65,8 @@ absl::StatusOr<Secret> Open(const Secret& key, absl::string_view sealed, absl::s
     return DecryptionFailed();
   }
   const absl::string_view nonce = sealed.substr(1, kNonceSize);
-  const absl::string_view body = sealed.substr(1 + kNonceSize, sealed.size() - 1 - kNonceSize -
-                                                                   kTagSize);
+  const absl::string_view body =
+      sealed.substr(1 + kNonceSize, sealed.size() - 1 - kNonceSize - kTagSize);
   std::string tag(sealed.substr(sealed.size() - kTagSize));
   std::string plain(body.size(), '\0');
   CtxPtr ctx(EVP_CIPHER_CTX_new());
@@ -78,8 +78,8 @@ absl::StatusOr<Secret> Open(const Secret& key, absl::string_view sealed, absl::s
       EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char*>(plain.data()), &len, U(body),
                         static_cast<int>(body.size())) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagSize, tag.data()) == 1 &&
-      EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(plain.data()) + len,
-                          &len) == 1;
+      EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char*>(plain.data()) + len, &len) ==
+          1;
   if (!ok) {
     Wipe(plain);
     return DecryptionFailed();

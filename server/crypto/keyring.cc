@@ -25,8 +25,8 @@ absl::StatusOr<std::unique_ptr<MasterKeyring>> MasterKeyring::Parse(absl::string
     std::pair<absl::string_view, absl::string_view> parts =
         absl::StrSplit(entry, absl::MaxSplits(':', 1));
     if (parts.second.empty() || !ValidateId("key id", parts.first).ok()) {
-      return Invalid(absl::StrCat("entry ", line,
-                                  " must be ID:BASE64KEY with a lowercase id such as k1"));
+      return Invalid(
+          absl::StrCat("entry ", line, " must be ID:BASE64KEY with a lowercase id such as k1"));
     }
     std::string key;
     if (!absl::Base64Unescape(parts.second, &key) || key.size() != kAes256KeySize) {

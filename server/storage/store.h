@@ -113,7 +113,7 @@ struct DataKeyRow {
 // keyed hash of the token is stored.
 struct ApiKeyRow {
   std::string id;
-  int kind = 0;  // auth::TokenKind
+  int kind = 0;               // auth::TokenKind
   std::string tenant_id;      // tenant and connection keys
   std::string connection_id;  // connection tokens
   std::string hash;           // HMAC-SHA256 of the token
@@ -217,8 +217,7 @@ class Transaction {
   virtual absl::Status UpdateApiKey(const ApiKeyRow& row) = 0;
   // Keys of `kind` (0: any) for `tenant_id` and `connection_id` (empty: any),
   // in id order.
-  virtual absl::StatusOr<std::vector<ApiKeyRow>> ListApiKeys(int kind,
-                                                             absl::string_view tenant_id,
+  virtual absl::StatusOr<std::vector<ApiKeyRow>> ListApiKeys(int kind, absl::string_view tenant_id,
                                                              absl::string_view connection_id,
                                                              absl::string_view after,
                                                              int limit) = 0;

@@ -84,11 +84,11 @@ absl::StatusOr<v1::Tenant> TenantRegistry::Create(const v1::CreateTenantRequest&
   return result;
 }
 
-absl::StatusOr<v1::Tenant> TenantRegistry::Get(absl::string_view name) {
+absl::StatusOr<v1::Tenant> TenantRegistry::Get(absl::string_view name, const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseName("name", name, {"tenants"}));
   TenantRow result;
   SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(result, credits::LoadTenant(tx, ids[0]));
+    SY_ASSIGN_OR_RETURN(result, credits::LoadTenant(tx, ids[0], scope));
     return absl::OkStatus();
   }));
   return ToProto(result);
@@ -133,7 +133,7 @@ absl::StatusOr<v1::Tenant> TenantRegistry::Update(const v1::UpdateTenantRequest&
   const absl::Time now = clock_.Now();
   TenantRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(TenantRow row, credits::LoadTenant(tx, ids[0]));
+    SY_ASSIGN_OR_RETURN(TenantRow row, credits::LoadTenant(tx, ids[0], Scope::All()));
     if (set_name) row.display_name = req.tenant().display_name();
     if (set_limit) {
       const int64_t held = row.reserved + row.consumed;
@@ -158,8 +158,8 @@ absl::Status TenantRegistry::Delete(const v1::DeleteTenantRequest& req) {
   SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   const credits::Cause cause{req.request_id(), ""};
   const absl::Time now = clock_.Now();
-  return store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(TenantRow tenant, credits::LoadTenant(tx, ids[0]));
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(TenantRow tenant, credits::LoadTenant(tx, ids[0], Scope::All()));
     if (tenant.connection_count > 0 && !req.force()) {
       return WithMetadata(
           FailedPrecondition("TENANT_HAS_CONNECTIONS",
@@ -199,10 +199,14 @@ absl::Status TenantRegistry::Delete(const v1::DeleteTenantRequest& req) {
       return Error(absl::StatusCode::kInternal, "LEDGER_INCONSISTENT",
                    absl::StrCat(req.name(), " still holds credits after returning all of them"));
     }
+    SY_RETURN_IF_ERROR(keys_.RevokeAllInTx(tx, tenant.id, "", now));
+    SY_RETURN_IF_ERROR(vault_.DestroyTenantInTx(tx, tenant.id));
     tenant.deleted = true;
     tenant.update_time = now;
     return tx.UpdateTenant(tenant);
-  });
+  }));
+  keys_.InvalidateCache();
+  return absl::OkStatus();
 }
 
 }  // namespace switchyard::tenants

@@ -20,18 +20,26 @@ namespace switchyard::tenants {
 class TenantRegistry {
  public:
   TenantRegistry(storage::Store& store, credits::CreditLedger& ledger,
-                 connections::ConnectionManager& connections, Clock& clock)
-      : store_(store), ledger_(ledger), connections_(connections), clock_(clock) {}
+                 connections::ConnectionManager& connections, auth::ApiKeyManager& keys,
+                 vault::CredentialVault& vault, Clock& clock)
+      : store_(store),
+        ledger_(ledger),
+        connections_(connections),
+        keys_(keys),
+        vault_(vault),
+        clock_(clock) {}
 
   // NOT_FOUND / POOL_NOT_FOUND for an unknown pool; ALREADY_EXISTS /
   // TENANT_EXISTS when the id is (or was) taken.
   absl::StatusOr<v1::Tenant> Create(const v1::CreateTenantRequest& request);
-  absl::StatusOr<v1::Tenant> Get(absl::string_view name);
+  // NOT_FOUND for tenants outside `scope`, as for tenants that do not exist.
+  absl::StatusOr<v1::Tenant> Get(absl::string_view name, const Scope& scope);
   absl::StatusOr<v1::ListTenantsResponse> List(const v1::ListTenantsRequest& request);
   // A credit limit below what the tenant holds fails with FAILED_PRECONDITION /
   // CREDIT_LIMIT_BELOW_USAGE.
   absl::StatusOr<v1::Tenant> Update(const v1::UpdateTenantRequest& request);
-  // See DeleteTenant in gateway.proto.
+  // See DeleteTenant in gateway.proto. Also revokes every key and token of
+  // the tenant and destroys its data keys, so its secrets are unrecoverable.
   absl::Status Delete(const v1::DeleteTenantRequest& request);
 
   static v1::Tenant ToProto(const storage::TenantRow& row);
@@ -40,6 +48,8 @@ class TenantRegistry {
   storage::Store& store_;
   credits::CreditLedger& ledger_;
   connections::ConnectionManager& connections_;
+  auth::ApiKeyManager& keys_;
+  vault::CredentialVault& vault_;
   Clock& clock_;
 };
 

@@ -7,6 +7,8 @@
 // phase runs `callers` threads, each with its own channel, for `seconds`:
 //   health   grpc.health.v1.Health/Check (the baseline: same server, same
 //            callers, no store work)
+//   authed   GetSystem with an operator key, and anonymous: the same call
+//            without a credential (rejected), for the cost of authentication
 //   connect  CreateConnection + DeleteConnection pairs (cloud MaintainX)
 //   reserve  ReserveCredits + ReleaseCreditReservation pairs
 // and prints pairs (or calls) per second, p50/p99 latency of one pair, and
@@ -29,6 +31,7 @@
 ABSL_FLAG(int, callers, 64, "concurrent callers");
 ABSL_FLAG(double, seconds, 5, "duration of each phase");
 ABSL_FLAG(std::string, target, "", "existing gateway; empty starts one");
+ABSL_FLAG(std::string, api_key, "", "operator key for --target");
 
 namespace switchyard {
 namespace {
@@ -42,7 +45,8 @@ struct Result {
 
 // Runs `op(caller, client, iteration)` in `callers` threads for `duration`.
 template <typename Op>
-Result RunPhase(const std::string& target, int callers, absl::Duration duration, Op op) {
+Result RunPhase(const std::string& target, const std::string& api_key, int callers,
+                absl::Duration duration, Op op) {
   std::vector<std::vector<double>> latencies(static_cast<size_t>(callers));
   std::atomic<int64_t> errors{0};
   std::atomic<bool> go{false};
@@ -51,6 +55,7 @@ Result RunPhase(const std::string& target, int callers, absl::Duration duration,
   for (int i = 0; i < callers; ++i) {
     client::ClientOptions options;
     options.target = target;
+    options.api_key = api_key;
     options.max_attempts = 1;
     clients.push_back(client::GatewayClient::Create(options));
     (void)clients.back()->CheckHealth("");  // connect before timing
@@ -88,6 +93,7 @@ int Main() {
   std::unique_ptr<testing::TempDir> dir;
   std::unique_ptr<testing::ServerProcess> server;
   std::string target = absl::GetFlag(FLAGS_target);
+  std::string api_key = absl::GetFlag(FLAGS_api_key);
   if (target.empty()) {
     dir = std::make_unique<testing::TempDir>();
     auto started = testing::ServerProcess::Start(dir->path());
@@ -97,10 +103,14 @@ int Main() {
     }
     server = *std::move(started);
     target = server->target();
+    api_key = server->operator_key();
   }
 
   // One pool large enough that no phase runs out; one tenant per caller.
-  auto admin = client::GatewayClient::Create({target});
+  client::ClientOptions admin_options;
+  admin_options.target = target;
+  admin_options.api_key = api_key;
+  auto admin = client::GatewayClient::Create(admin_options);
   const std::string run = absl::StrCat(absl::ToUnixMicros(absl::Now()));
   v1::CreateCreditPoolRequest pool;
   pool.set_credit_pool_id("bench-" + run);
@@ -121,11 +131,25 @@ int Main() {
     tenants.push_back("tenants/" + t.tenant_id());
   }
 
-  Result health = RunPhase(target, callers, duration, [](int, client::GatewayClient& c, int64_t) {
-    return c.CheckHealth("").ok();
-  });
+  Result health =
+      RunPhase(target, api_key, callers, duration,
+               [](int, client::GatewayClient& c, int64_t) { return c.CheckHealth("").ok(); });
+  // Authentication cost: the same cheap call (catalog lookup, no store) with a
+  // valid operator key, and without any credential (rejected UNAUTHENTICATED).
+  Result authed =
+      RunPhase(target, api_key, callers, duration, [](int, client::GatewayClient& c, int64_t) {
+        v1::GetSystemRequest r;
+        r.set_name("systems/maintainx");
+        return c.GetSystem(r).ok();
+      });
+  Result anonymous =
+      RunPhase(target, "", callers, duration, [](int, client::GatewayClient& c, int64_t) {
+        v1::GetSystemRequest r;
+        r.set_name("systems/maintainx");
+        return c.GetSystem(r).status().code() == absl::StatusCode::kUnauthenticated;
+      });
   Result connect =
-      RunPhase(target, callers, duration, [&](int i, client::GatewayClient& c, int64_t n) {
+      RunPhase(target, api_key, callers, duration, [&](int i, client::GatewayClient& c, int64_t n) {
         v1::CreateConnectionRequest req;
         req.set_parent(tenants[static_cast<size_t>(i)]);
         req.set_connection_id(absl::StrCat("c", n));
@@ -138,7 +162,7 @@ int Main() {
         return c.DeleteConnection(del).ok();
       });
   Result reserve =
-      RunPhase(target, callers, duration, [&](int i, client::GatewayClient& c, int64_t n) {
+      RunPhase(target, api_key, callers, duration, [&](int i, client::GatewayClient& c, int64_t n) {
         v1::ReserveCreditsRequest req;
         req.set_parent(tenants[static_cast<size_t>(i)]);
         req.set_reservation_id(absl::StrCat("r", n));
@@ -160,9 +184,15 @@ int Main() {
                 100.0 * r.per_second * calls_per_op / health.per_second);
   };
   row("health Check (baseline)", health, 1);
+  row("GetSystem, operator key", authed, 1);
+  row("GetSystem, no credential", anonymous, 1);
   row("connect+disconnect pairs", connect, 2);
   row("reserve+release pairs", reserve, 2);
-  return health.errors + connect.errors + reserve.errors == 0 ? 0 : 1;
+  std::printf("authenticated GetSystem / unauthenticated GetSystem: %.1f%%\n",
+              100.0 * authed.per_second / anonymous.per_second);
+  return health.errors + authed.errors + anonymous.errors + connect.errors + reserve.errors == 0
+             ? 0
+             : 1;
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ TEST_F(ConnectionManagerTest, SeveralInstancesOfOneSystemAreIndependentConnectio
   v1::ListConnectionsRequest req;
   req.set_parent("tenants/acme");
   req.set_system("systems/sap-s4hana");
-  auto list = connections_->List(req);
+  auto list = connections_->List(req, Scope::All());
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->connections_size(), 2);
   EXPECT_NE(list->connections(0).credit_reservation(), list->connections(1).credit_reservation());
@@ -53,7 +53,7 @@ TEST_F(ConnectionManagerTest, ConnectWithoutCreditsFailsAndChangesNothing) {
   auto third = Connect("acme", "mx", "maintainx", v1::CLOUD);
   EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_EQ(ReasonOf(third.status()), "CREDITS_EXHAUSTED");
-  EXPECT_EQ(connections_->Get("tenants/acme/connections/mx").status().code(),
+  EXPECT_EQ(connections_->Get("tenants/acme/connections/mx", Scope::All()).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(Pool("main").consumed(), 20);
   EXPECT_EQ(Pool("main").reserved(), 0);
@@ -69,10 +69,12 @@ TEST_F(ConnectionManagerTest, DisconnectReturnsCreditsOnceAndKeepsTheConnectionR
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(Pool("main").consumed(), 0);
   EXPECT_EQ(Pool("main").available(), 20);
-  EXPECT_EQ(connections_->Get("tenants/acme/connections/s4")->state(), Connection::DISCONNECTED);
-  EXPECT_EQ(
-      ReasonOf(connections_->SetState("tenants/acme/connections/s4", Connection::ACTIVE).status()),
-      "INVALID_STATE_TRANSITION");
+  EXPECT_EQ(connections_->Get("tenants/acme/connections/s4", Scope::All())->state(),
+            Connection::DISCONNECTED);
+  EXPECT_EQ(ReasonOf(connections_
+                         ->SetState("tenants/acme/connections/s4", Connection::ACTIVE, Scope::All())
+                         .status()),
+            "INVALID_STATE_TRANSITION");
 }
 
 TEST_F(ConnectionManagerTest, ConnectConsumesAPriorReservationOfExactlyTheCost) {
@@ -80,13 +82,13 @@ TEST_F(ConnectionManagerTest, ConnectConsumesAPriorReservationOfExactlyTheCost) 
   reserve.set_parent("tenants/acme");
   reserve.set_reservation_id("onboarding");
   reserve.set_amount(4);
-  ASSERT_TRUE(ledger_->Reserve(reserve).ok());
+  ASSERT_TRUE(ledger_->Reserve(reserve, Scope::All()).ok());
   auto wrong = Connect("acme", "ecc", "sap-ecc", v1::ON_PREMISES, "onboarding");
   EXPECT_EQ(ReasonOf(wrong.status()), "RESERVATION_AMOUNT_MISMATCH");
   auto c = Connect("acme", "s4", "sap-s4hana", v1::CLOUD, "onboarding");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->credit_reservation(), "tenants/acme/creditReservations/onboarding");
-  auto r = ledger_->GetReservation("tenants/acme/creditReservations/onboarding");
+  auto r = ledger_->GetReservation("tenants/acme/creditReservations/onboarding", Scope::All());
   EXPECT_EQ(r->state(), v1::CreditReservation::COMMITTED);
   EXPECT_EQ(r->connection(), "tenants/acme/connections/s4");
   EXPECT_EQ(Pool("main").consumed(), 4);
@@ -101,7 +103,7 @@ TEST_F(ConnectionManagerTest, AnExpiredReservationCannotPayForAConnection) {
   reserve.set_reservation_id("late");
   reserve.set_amount(4);
   reserve.mutable_ttl()->set_seconds(60);
-  ASSERT_TRUE(ledger_->Reserve(reserve).ok());
+  ASSERT_TRUE(ledger_->Reserve(reserve, Scope::All()).ok());
   clock_.Advance(absl::Seconds(61));
   auto c = Connect("acme", "s4", "sap-s4hana", v1::CLOUD, "late");
   EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
@@ -112,12 +114,15 @@ TEST_F(ConnectionManagerTest, AnExpiredReservationCannotPayForAConnection) {
 TEST_F(ConnectionManagerTest, StateMachineAllowsDocumentedTransitionsOnly) {
   ASSERT_TRUE(Connect("acme", "mx", "maintainx", v1::CLOUD).ok());
   const std::string name = "tenants/acme/connections/mx";
-  EXPECT_EQ(connections_->Get(name)->state(), Connection::PENDING);
-  EXPECT_EQ(connections_->SetState(name, Connection::ACTIVE)->state(), Connection::ACTIVE);
-  EXPECT_EQ(connections_->SetState(name, Connection::INACTIVE)->state(), Connection::INACTIVE);
-  EXPECT_EQ(ReasonOf(connections_->SetState(name, Connection::ERROR).status()),
+  EXPECT_EQ(connections_->Get(name, Scope::All())->state(), Connection::PENDING);
+  EXPECT_EQ(connections_->SetState(name, Connection::ACTIVE, Scope::All())->state(),
+            Connection::ACTIVE);
+  EXPECT_EQ(connections_->SetState(name, Connection::INACTIVE, Scope::All())->state(),
+            Connection::INACTIVE);
+  EXPECT_EQ(ReasonOf(connections_->SetState(name, Connection::ERROR, Scope::All()).status()),
             "INVALID_STATE_TRANSITION");
-  EXPECT_EQ(connections_->SetState(name, Connection::ACTIVE)->state(), Connection::ACTIVE);
+  EXPECT_EQ(connections_->SetState(name, Connection::ACTIVE, Scope::All())->state(),
+            Connection::ACTIVE);
   EXPECT_EQ(Pool("main").consumed(), 1);  // credits stay consumed while inactive
 }
 
@@ -128,12 +133,12 @@ TEST_F(ConnectionManagerTest, UpdateChangesOnlyMaskedFields) {
   req.mutable_connection()->set_display_name("Plant 7");
   (*req.mutable_connection()->mutable_metadata())["region"] = "eu";
   req.mutable_update_mask()->add_paths("metadata");
-  auto updated = connections_->Update(req);
+  auto updated = connections_->Update(req, Scope::All());
   ASSERT_TRUE(updated.ok()) << updated.status();
   EXPECT_EQ(updated->display_name(), "");
   EXPECT_EQ(updated->metadata().at("region"), "eu");
   req.mutable_update_mask()->add_paths("system");
-  EXPECT_EQ(ReasonOf(connections_->Update(req).status()), "INVALID_UPDATE_MASK");
+  EXPECT_EQ(ReasonOf(connections_->Update(req, Scope::All()).status()), "INVALID_UPDATE_MASK");
 }
 
 TEST_F(ConnectionManagerTest, RetryWithRequestIdReturnsTheOriginalConnection) {
@@ -143,15 +148,15 @@ TEST_F(ConnectionManagerTest, RetryWithRequestIdReturnsTheOriginalConnection) {
   req.set_request_id("create-s4");
   req.mutable_connection()->set_system("systems/sap-s4hana");
   req.mutable_connection()->set_deployment(v1::CLOUD);
-  ASSERT_TRUE(connections_->Create(req).ok());
-  auto retry = connections_->Create(req);
+  ASSERT_TRUE(connections_->Create(req, Scope::All()).ok());
+  auto retry = connections_->Create(req, Scope::All());
   ASSERT_TRUE(retry.ok()) << retry.status();
   EXPECT_EQ(Pool("main").consumed(), 4);
   req.mutable_connection()->set_deployment(v1::ON_PREMISES);
-  EXPECT_EQ(connections_->Create(req).status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(connections_->Create(req, Scope::All()).status().code(), absl::StatusCode::kAborted);
   req.clear_request_id();
   req.mutable_connection()->set_deployment(v1::CLOUD);
-  EXPECT_EQ(ReasonOf(connections_->Create(req).status()), "CONNECTION_EXISTS");
+  EXPECT_EQ(ReasonOf(connections_->Create(req, Scope::All()).status()), "CONNECTION_EXISTS");
 }
 
 TEST_F(ConnectionManagerTest, BadInputIsRejectedWithSpecificReasons) {
@@ -166,7 +171,7 @@ TEST_F(ConnectionManagerTest, BadInputIsRejectedWithSpecificReasons) {
   v1::ListConnectionsRequest list;
   list.set_parent("tenants/acme");
   list.set_page_size(-1);
-  EXPECT_EQ(ReasonOf(connections_->List(list).status()), "INVALID_PAGE_SIZE");
+  EXPECT_EQ(ReasonOf(connections_->List(list, Scope::All()).status()), "INVALID_PAGE_SIZE");
 }
 
 TEST_F(ConnectionManagerTest, ListPagesThroughEveryConnectionAndTokensAreBoundToTheQuery) {
@@ -178,14 +183,14 @@ TEST_F(ConnectionManagerTest, ListPagesThroughEveryConnectionAndTokensAreBoundTo
   req.set_page_size(3);
   std::vector<std::string> names;
   while (true) {
-    auto page = connections_->List(req);
+    auto page = connections_->List(req, Scope::All());
     ASSERT_TRUE(page.ok()) << page.status();
     for (const auto& c : page->connections()) names.push_back(c.name());
     if (page->next_page_token().empty()) break;
     req.set_page_token(page->next_page_token());
     v1::ListConnectionsRequest other = req;
     other.set_system("systems/sap-ecc");
-    EXPECT_EQ(ReasonOf(connections_->List(other).status()), "INVALID_PAGE_TOKEN");
+    EXPECT_EQ(ReasonOf(connections_->List(other, Scope::All()).status()), "INVALID_PAGE_TOKEN");
   }
   EXPECT_EQ(names.size(), 7u);
   EXPECT_EQ(names.front(), "tenants/acme/connections/mx-0");

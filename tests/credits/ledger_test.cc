@@ -57,19 +57,19 @@ class LedgerTest : public ::testing::Test {
     req.set_reservation_id(id);
     req.set_amount(amount);
     req.mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
-    return ledger_->Reserve(req);
+    return ledger_->Reserve(req, Scope::All());
   }
 
   absl::StatusOr<CreditReservation> Commit(const std::string& name) {
     v1::CommitCreditReservationRequest req;
     req.set_name(name);
-    return ledger_->Commit(req);
+    return ledger_->Commit(req, Scope::All());
   }
 
   absl::StatusOr<CreditReservation> Release(const std::string& name) {
     v1::ReleaseCreditReservationRequest req;
     req.set_name(name);
-    return ledger_->Release(req);
+    return ledger_->Release(req, Scope::All());
   }
 
   std::string Name(const std::string& id) { return "tenants/acme/creditReservations/" + id; }
@@ -148,7 +148,8 @@ TEST_F(LedgerTest, ReserveBeyondAvailableFailsWithResourceExhaustedAndChangesNot
   EXPECT_EQ(ReasonOf(r.status()), "CREDITS_EXHAUSTED");
   EXPECT_THAT(r.status().message(), HasSubstr("5 credits available"));
   EXPECT_EQ(Pool().reserved(), 15);
-  EXPECT_EQ(ledger_->GetReservation(Name("r2")).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ledger_->GetReservation(Name("r2"), Scope::All()).status().code(),
+            absl::StatusCode::kNotFound);
   ExpectJournalReplaysTo(Pool());
 }
 
@@ -190,7 +191,7 @@ TEST_F(LedgerTest, ReleaseReturnsCreditsAndCannotBeCommittedAfterwards) {
 TEST_F(LedgerTest, CommitAfterTtlFailsAndExpiresTheReservationDurably) {
   ASSERT_TRUE(Reserve("r1", 4, absl::Seconds(30)).ok());
   clock_.Advance(absl::Seconds(31));
-  EXPECT_EQ(ledger_->GetReservation(Name("r1"))->state(), CreditReservation::EXPIRED);
+  EXPECT_EQ(ledger_->GetReservation(Name("r1"), Scope::All())->state(), CreditReservation::EXPIRED);
   auto c = Commit(Name("r1"));
   EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReasonOf(c.status()), "RESERVATION_EXPIRED");
@@ -204,8 +205,10 @@ TEST_F(LedgerTest, ExpireDueReleasesOnlyReservationsPastTheirTtl) {
   ASSERT_TRUE(Reserve("long", 5, absl::Seconds(100)).ok());
   clock_.Advance(absl::Seconds(10));
   EXPECT_EQ(*ledger_->ExpireDue(), 1);
-  EXPECT_EQ(ledger_->GetReservation(Name("short"))->state(), CreditReservation::EXPIRED);
-  EXPECT_EQ(ledger_->GetReservation(Name("long"))->state(), CreditReservation::PENDING);
+  EXPECT_EQ(ledger_->GetReservation(Name("short"), Scope::All())->state(),
+            CreditReservation::EXPIRED);
+  EXPECT_EQ(ledger_->GetReservation(Name("long"), Scope::All())->state(),
+            CreditReservation::PENDING);
   EXPECT_EQ(Pool().reserved(), 5);
   ExpectJournalReplaysTo(Pool());
 }
@@ -215,7 +218,8 @@ TEST_F(LedgerTest, ReserveReclaimsExpiredCreditsBeforeDecidingAvailability) {
   clock_.Advance(absl::Seconds(11));
   auto r = Reserve("new", 20);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(ledger_->GetReservation(Name("old"))->state(), CreditReservation::EXPIRED);
+  EXPECT_EQ(ledger_->GetReservation(Name("old"), Scope::All())->state(),
+            CreditReservation::EXPIRED);
   ExpectJournalReplaysTo(Pool());
 }
 
@@ -234,14 +238,14 @@ TEST_F(LedgerTest, RequestIdReturnsTheOriginalReservationAndRejectsOtherParamete
   req.set_parent("tenants/acme");
   req.set_amount(3);
   req.set_request_id("req-1");
-  auto first = ledger_->Reserve(req);
+  auto first = ledger_->Reserve(req, Scope::All());
   ASSERT_TRUE(first.ok());
-  auto retry = ledger_->Reserve(req);
+  auto retry = ledger_->Reserve(req, Scope::All());
   ASSERT_TRUE(retry.ok());
   EXPECT_EQ(retry->name(), first->name());  // generated id, found again
   EXPECT_EQ(Pool().reserved(), 3);
   req.set_amount(4);
-  auto reused = ledger_->Reserve(req);
+  auto reused = ledger_->Reserve(req, Scope::All());
   EXPECT_EQ(reused.status().code(), absl::StatusCode::kAborted);
   EXPECT_EQ(ReasonOf(reused.status()), "REQUEST_ID_REUSED");
 }
@@ -252,10 +256,10 @@ TEST_F(LedgerTest, RetryReturnsTheOriginalResponseEvenAfterTheReservationChanged
   req.set_reservation_id("r1");
   req.set_amount(3);
   req.set_request_id("req-1");
-  auto first = ledger_->Reserve(req);
+  auto first = ledger_->Reserve(req, Scope::All());
   ASSERT_TRUE(first.ok());
   ASSERT_TRUE(Commit(Name("r1")).ok());
-  auto retry = ledger_->Reserve(req);
+  auto retry = ledger_->Reserve(req, Scope::All());
   ASSERT_TRUE(retry.ok());
   EXPECT_EQ(retry->SerializeAsString(), first->SerializeAsString());
   EXPECT_EQ(retry->state(), CreditReservation::PENDING);
@@ -267,11 +271,11 @@ TEST_F(LedgerTest, JournalNamesTheRequestThatCausedEachMovement) {
   reserve.set_reservation_id("r1");
   reserve.set_amount(2);
   reserve.set_request_id("reserve-call");
-  ASSERT_TRUE(ledger_->Reserve(reserve).ok());
+  ASSERT_TRUE(ledger_->Reserve(reserve, Scope::All()).ok());
   v1::ReleaseCreditReservationRequest release;
   release.set_name(Name("r1"));
   release.set_request_id("release-call");
-  ASSERT_TRUE(ledger_->Release(release).ok());
+  ASSERT_TRUE(ledger_->Release(release, Scope::All()).ok());
   v1::ListLedgerEntriesRequest list;
   list.set_parent("creditPools/main");
   list.set_tenant("tenants/acme");
@@ -297,7 +301,7 @@ TEST_F(LedgerTest, ListReservationsFiltersByStateAndPages) {
   req.set_page_size(2);
   std::vector<std::string> names;
   while (true) {
-    auto page = ledger_->ListReservations(req);
+    auto page = ledger_->ListReservations(req, Scope::All());
     ASSERT_TRUE(page.ok()) << page.status();
     for (const auto& r : page->credit_reservations()) names.push_back(r.name());
     if (page->next_page_token().empty()) break;
@@ -315,12 +319,12 @@ TEST_F(LedgerTest, InvalidArgumentsAreRejectedWithReasons) {
   req.set_parent("tenants/acme");
   req.set_amount(1);
   req.mutable_ttl()->set_seconds(-5);
-  EXPECT_EQ(ReasonOf(ledger_->Reserve(req).status()), "INVALID_TTL");
+  EXPECT_EQ(ReasonOf(ledger_->Reserve(req, Scope::All()).status()), "INVALID_TTL");
   req.set_parent("acme");
-  EXPECT_EQ(ReasonOf(ledger_->Reserve(req).status()), "INVALID_NAME");
+  EXPECT_EQ(ReasonOf(ledger_->Reserve(req, Scope::All()).status()), "INVALID_NAME");
   req.set_parent("tenants/nobody");
   req.clear_ttl();
-  EXPECT_EQ(ledger_->Reserve(req).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ledger_->Reserve(req, Scope::All()).status().code(), absl::StatusCode::kNotFound);
   v1::ListLedgerEntriesRequest list;
   list.set_parent("creditPools/main");
   list.set_page_token("garbage");
@@ -381,7 +385,7 @@ TEST_F(LedgerTest, ConcurrentCommitReleaseAndExpiryResolveEachReservationExactly
 
   int committed = 0, released = 0, expired = 0;
   for (int i = 0; i < kReservations; ++i) {
-    auto r = ledger_->GetReservation(Name(absl::StrCat("r", i)));
+    auto r = ledger_->GetReservation(Name(absl::StrCat("r", i)), Scope::All());
     ASSERT_TRUE(r.ok());
     committed += r->state() == CreditReservation::COMMITTED;
     released += r->state() == CreditReservation::RELEASED;

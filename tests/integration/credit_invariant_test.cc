@@ -48,6 +48,7 @@ class CreditInvariantTest : public ::testing::Test {
   std::unique_ptr<client::GatewayClient> NewClient(int attempts = 4) {
     client::ClientOptions options;
     options.target = server_->target();
+    options.api_key = server_->operator_key();
     options.max_attempts = attempts;
     options.deadline = absl::Seconds(30);
     return client::GatewayClient::Create(options);

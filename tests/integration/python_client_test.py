@@ -26,13 +26,17 @@ SERVICE = "/switchyard.v1.Gateway/"
 class ServerProcess:
     def __init__(self, data_dir):
         self.log = open(os.path.join(data_dir, "server.log"), "wb")
+        # Dev mode: the server makes its own master key and operator key.
         self.proc = subprocess.Popen(
-            [SERVER, "--listen=127.0.0.1:0", "--data_dir=" + data_dir, "--port_file=-"],
+            [SERVER, "--listen=127.0.0.1:0", "--data_dir=" + data_dir, "--port_file=-",
+             "--dev_mode"],
             stdout=subprocess.PIPE, stderr=self.log)
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError("server did not start")
         self.port = int(line)
+        with open(os.path.join(data_dir, "dev-operator-key")) as f:
+            self.operator_key = f.read().strip()
 
     def stop(self):
         self.proc.terminate()
@@ -58,7 +62,8 @@ class PythonClientTest(unittest.TestCase):
             SERVICE + method,
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=response_type.FromString)
-        return rpc(request, timeout=10)
+        return rpc(request, timeout=10,
+                   metadata=[("authorization", "Bearer " + self.server.operator_key)])
 
     def test_reflection_lists_the_gateway_and_health_services(self):
         # ServerReflectionRequest{list_services: ""} is field 7, encoded by hand:
@@ -69,6 +74,20 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(len(responses), 1)
         self.assertIn(b"switchyard.v1.Gateway", responses[0])
         self.assertIn(b"grpc.health.v1.Health", responses[0])
+
+    def test_dev_mode_says_so_loudly_and_calls_need_a_credential(self):
+        with open(os.path.join(self.dir.name, "server.log")) as f:
+            self.assertIn("DEV MODE", f.read())
+        rpc = self.channel.unary_unary(
+            SERVICE + "ListSystems",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=gateway_pb2.ListSystemsResponse.FromString)
+        with self.assertRaises(grpc.RpcError) as raised:
+            rpc(gateway_pb2.ListSystemsRequest(), timeout=10)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        systems = self.call("ListSystems", gateway_pb2.ListSystemsRequest(),
+                            gateway_pb2.ListSystemsResponse)
+        self.assertGreaterEqual(len(systems.systems), 14)
 
     def test_health_check_reports_serving(self):
         rpc = self.channel.unary_unary("/grpc.health.v1.Health/Check")
@@ -87,6 +106,7 @@ class PythonClientTest(unittest.TestCase):
                                               deployment=gateway_pb2.ON_PREMISES)),
             gateway_pb2.Connection)
         self.assertEqual(conn.credits, 8)
+        self.assertTrue(conn.api_token.startswith("syc_"))
         self.assertEqual(conn.state, gateway_pb2.Connection.PENDING)
 
         with self.assertRaises(grpc.RpcError) as raised:

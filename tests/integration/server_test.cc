@@ -28,6 +28,7 @@ class ServerTest : public ::testing::Test {
     server_ = *std::move(server);
     client::ClientOptions options;
     options.target = server_->target();
+    options.api_key = server_->operator_key();
     client_ = GatewayClient::Create(options);
   }
 
@@ -104,6 +105,7 @@ TEST_F(ServerTest, ErrorsCarryTheCanonicalCodeAndAnErrorInfoReason) {
   CreatePoolAndTenant(10);
   // Raw stub: the status details are what any gRPC client receives.
   grpc::ClientContext context;
+  context.AddMetadata("authorization", "Bearer " + server_->operator_key());
   v1::GetConnectionRequest req;
   req.set_name("tenants/acme/connections/Not_Valid");
   v1::Connection response;
@@ -183,6 +185,7 @@ TEST_F(ServerTest, ReadsItsSettingsFromAFlagFile) {
   server_ = *std::move(server);
   client::ClientOptions options;
   options.target = server_->target();
+  options.api_key = server_->operator_key();
   client_ = GatewayClient::Create(options);
   CreatePoolAndTenant(5);
   v1::ReserveCreditsRequest reserve;

@@ -7,12 +7,14 @@
 #include <memory>
 
 #include "gtest/gtest.h"
+#include "server/auth/api_keys.h"
 #include "server/catalog/catalog.h"
 #include "server/common/clock.h"
 #include "server/connections/connections.h"
 #include "server/credits/ledger.h"
 #include "server/storage/sqlite/sqlite_store.h"
 #include "server/tenants/tenants.h"
+#include "server/vault/vault.h"
 #include "tests/support/temp_dir.h"
 
 namespace switchyard::testing {
@@ -25,9 +27,14 @@ class DomainTest : public ::testing::Test {
     store_ = *storage::SqliteStore::Open(options);
     catalog_ = *catalog::SystemCatalog::FromText(catalog::SystemCatalog::DefaultText());
     ledger_ = *credits::CreditLedger::Create(credits::LedgerOptions{}, *store_, clock_);
-    connections_ =
-        std::make_unique<connections::ConnectionManager>(*store_, *catalog_, *ledger_, clock_);
-    tenants_ = std::make_unique<tenants::TenantRegistry>(*store_, *ledger_, *connections_, clock_);
+    keyring_ = crypto::MasterKeyring::Generate("k1").first;
+    vault_ = std::make_unique<vault::CredentialVault>(*store_, *keyring_, clock_);
+    keys_ = std::make_unique<auth::ApiKeyManager>(auth::ApiKeyOptions{}, *store_, clock_,
+                                                  *vault_->LoadOrCreateServerKey("token-hmac"));
+    connections_ = std::make_unique<connections::ConnectionManager>(*store_, *catalog_, *ledger_,
+                                                                    *keys_, *vault_, clock_);
+    tenants_ = std::make_unique<tenants::TenantRegistry>(*store_, *ledger_, *connections_, *keys_,
+                                                         *vault_, clock_);
   }
 
   void CreatePool(const std::string& id, int64_t capacity) {
@@ -56,19 +63,19 @@ class DomainTest : public ::testing::Test {
     if (!reservation.empty()) {
       req.set_credit_reservation("tenants/" + tenant + "/creditReservations/" + reservation);
     }
-    return connections_->Create(req);
+    return connections_->Create(req, Scope::All());
   }
 
   absl::StatusOr<v1::CreditReservation> Commit(const std::string& name) {
     v1::CommitCreditReservationRequest req;
     req.set_name(name);
-    return ledger_->Commit(req);
+    return ledger_->Commit(req, Scope::All());
   }
 
   absl::StatusOr<v1::Connection> Disconnect(const std::string& name) {
     v1::DeleteConnectionRequest req;
     req.set_name(name);
-    return connections_->Disconnect(req);
+    return connections_->Disconnect(req, Scope::All());
   }
 
   v1::CreditPool Pool(const std::string& id) { return *ledger_->GetPool("creditPools/" + id); }
@@ -78,6 +85,9 @@ class DomainTest : public ::testing::Test {
   std::unique_ptr<storage::SqliteStore> store_;
   std::unique_ptr<catalog::SystemCatalog> catalog_;
   std::unique_ptr<credits::CreditLedger> ledger_;
+  std::unique_ptr<crypto::MasterKeyring> keyring_;
+  std::unique_ptr<vault::CredentialVault> vault_;
+  std::unique_ptr<auth::ApiKeyManager> keys_;
   std::unique_ptr<connections::ConnectionManager> connections_;
   std::unique_ptr<tenants::TenantRegistry> tenants_;
 };

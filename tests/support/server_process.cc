@@ -6,21 +6,54 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/gateway_client.h"
+#include "server/auth/token_format.h"
+#include "server/crypto/keyring.h"
 
 namespace switchyard::testing {
 
 std::string ServerProcess::BinaryPath() { return SWITCHYARD_SERVER_PATH; }
 
+namespace {
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void WriteIfMissing(const std::string& path, const std::string& text) {
+  if (std::filesystem::exists(path)) return;
+  std::ofstream(path) << text;
+}
+}  // namespace
+
+std::string ServerProcess::OperatorKey(const std::string& data_dir) {
+  return std::string(absl::StripAsciiWhitespace(ReadAll(data_dir + "/operator.key")));
+}
+
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
-    const std::string& data_dir, const std::vector<std::string>& extra_flags) {
+    const std::string& data_dir, const std::vector<std::string>& extra_flags, bool default_keys) {
   std::vector<std::string> args = {BinaryPath(), "--listen=127.0.0.1:0", "--data_dir=" + data_dir,
                                    "--port_file=-"};
+  std::string operator_key;
+  if (default_keys) {
+    WriteIfMissing(data_dir + "/master.keyring",
+                   std::string(crypto::MasterKeyring::Generate("test1").second.view()));
+    WriteIfMissing(data_dir + "/operator.key", auth::MintToken(auth::TokenKind::kOperator));
+    operator_key = OperatorKey(data_dir);
+    args.push_back("--master_key_file=" + data_dir + "/master.keyring");
+    args.push_back("--bootstrap_operator_key_file=" + data_dir + "/operator.key");
+  }
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   const std::string log_path = data_dir + "/server.log";
   int pipe_fds[2];
@@ -58,7 +91,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     ::waitpid(pid, nullptr, 0);
     return absl::InternalError(absl::StrCat("server did not start; see ", log_path));
   }
-  auto process = std::unique_ptr<ServerProcess>(new ServerProcess(pid, port));
+  auto process = std::unique_ptr<ServerProcess>(new ServerProcess(pid, port, operator_key));
   client::ClientOptions options;
   options.target = process->target();
   auto client = client::GatewayClient::Create(options);

@@ -19,15 +19,22 @@ class ServerProcess {
  public:
   // Starts the server with `data_dir` and `extra_flags`, and returns once it
   // serves gRPC (its health check answers). Its stderr goes to
-  // `data_dir`/server.log. kDeadlineExceeded when it is not ready in 30s.
+  // `data_dir`/server.log. With `default_keys`, a master keyring and an
+  // operator key are made in `data_dir` (once; restarts reuse them) and
+  // passed to the server. kInternal when it does not start in 30s.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
-      const std::string& data_dir, const std::vector<std::string>& extra_flags = {});
+      const std::string& data_dir, const std::vector<std::string>& extra_flags = {},
+      bool default_keys = true);
+
+  // The operator key made for `data_dir` by Start.
+  static std::string OperatorKey(const std::string& data_dir);
 
   // Kills the process (SIGKILL) if it still runs.
   ~ServerProcess();
 
   int port() const { return port_; }
   std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+  const std::string& operator_key() const { return operator_key_; }
   pid_t pid() const { return pid_; }
 
   // Sends SIGKILL and reaps the process.
@@ -40,9 +47,11 @@ class ServerProcess {
   static std::string BinaryPath();
 
  private:
-  ServerProcess(pid_t pid, int port) : pid_(pid), port_(port) {}
+  ServerProcess(pid_t pid, int port, std::string operator_key)
+      : pid_(pid), port_(port), operator_key_(std::move(operator_key)) {}
   pid_t pid_;
   int port_;
+  std::string operator_key_;
 };
 
 }  // namespace switchyard::testing

@@ -33,7 +33,7 @@ TEST_F(TenantRegistryTest, DeleteRefusesWhileConnectionsRemain) {
   absl::Status status = tenants_->Delete(req);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ReasonOf(status), "TENANT_HAS_CONNECTIONS");
-  EXPECT_TRUE(tenants_->Get("tenants/acme").ok());
+  EXPECT_TRUE(tenants_->Get("tenants/acme", Scope::All()).ok());
 }
 
 TEST_F(TenantRegistryTest, ForcedDeleteDisconnectsReleasesAndReturnsEverything) {
@@ -43,10 +43,10 @@ TEST_F(TenantRegistryTest, ForcedDeleteDisconnectsReleasesAndReturnsEverything) 
   pending.set_parent("tenants/acme");
   pending.set_reservation_id("pending");
   pending.set_amount(3);
-  ASSERT_TRUE(ledger_->Reserve(pending).ok());
+  ASSERT_TRUE(ledger_->Reserve(pending, Scope::All()).ok());
   v1::ReserveCreditsRequest unbound = pending;
   unbound.set_reservation_id("unbound");
-  ASSERT_TRUE(ledger_->Reserve(unbound).ok());
+  ASSERT_TRUE(ledger_->Reserve(unbound, Scope::All()).ok());
   ASSERT_TRUE(Commit("tenants/acme/creditReservations/unbound").ok());
   ASSERT_EQ(Pool("main").available(), 40 - 4 - 8 - 3 - 3);
 
@@ -58,8 +58,9 @@ TEST_F(TenantRegistryTest, ForcedDeleteDisconnectsReleasesAndReturnsEverything) 
   EXPECT_EQ(pool.available(), 40);
   EXPECT_EQ(pool.reserved(), 0);
   EXPECT_EQ(pool.consumed(), 0);
-  EXPECT_EQ(tenants_->Get("tenants/acme").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(connections_->Get("tenants/acme/connections/s4").status().code(),
+  EXPECT_EQ(tenants_->Get("tenants/acme", Scope::All()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(connections_->Get("tenants/acme/connections/s4", Scope::All()).status().code(),
             absl::StatusCode::kNotFound);
 }
 

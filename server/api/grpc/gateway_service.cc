@@ -1,6 +1,9 @@
 #include "server/api/grpc/gateway_service.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "server/api/grpc/status_mapping.h"
+#include "server/common/status.h"
 
 namespace switchyard::api {
 namespace {
@@ -11,117 +14,298 @@ grpc::Status Reply(absl::StatusOr<T> result, T* response) {
   *response = *std::move(result);
   return grpc::Status::OK;
 }
+
+absl::StatusOr<google::protobuf::Empty> Empty(const absl::Status& status) {
+  if (!status.ok()) return status;
+  return google::protobuf::Empty();
+}
+
+const char* KindName(auth::TokenKind kind) {
+  switch (kind) {
+    case auth::TokenKind::kOperator:
+      return "operator keys";
+    case auth::TokenKind::kTenant:
+      return "tenant keys";
+    case auth::TokenKind::kConnection:
+      return "connection tokens";
+  }
+  return "this credential";
+}
 }  // namespace
 
 using grpc::ServerContext;
 using grpc::Status;
 
-Status GatewayService::CreateTenant(ServerContext*, const v1::CreateTenantRequest* req,
-                                    v1::Tenant* resp) {
-  return Reply(tenants_.Create(*req), resp);
-}
-Status GatewayService::GetTenant(ServerContext*, const v1::GetTenantRequest* req,
-                                 v1::Tenant* resp) {
-  return Reply(tenants_.Get(req->name()), resp);
-}
-Status GatewayService::ListTenants(ServerContext*, const v1::ListTenantsRequest* req,
-                                   v1::ListTenantsResponse* resp) {
-  return Reply(tenants_.List(*req), resp);
-}
-Status GatewayService::UpdateTenant(ServerContext*, const v1::UpdateTenantRequest* req,
-                                    v1::Tenant* resp) {
-  return Reply(tenants_.Update(*req), resp);
-}
-Status GatewayService::DeleteTenant(ServerContext*, const v1::DeleteTenantRequest* req,
-                                    google::protobuf::Empty*) {
-  return ToGrpcStatus(tenants_.Delete(*req));
+absl::StatusOr<auth::Principal> GatewayService::Authorize(ServerContext* context, int callers) {
+  absl::string_view token;
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  if (it != metadata.end()) {
+    absl::string_view value(it->second.data(), it->second.size());
+    if (value.size() < 7 || !absl::EqualsIgnoreCase(value.substr(0, 7), "Bearer ")) {
+      return Error(absl::StatusCode::kUnauthenticated, "MALFORMED_CREDENTIAL",
+                   "authorization metadata must be 'Bearer <key or token>'");
+    }
+    token = absl::StripAsciiWhitespace(value.substr(7));
+  }
+  SY_ASSIGN_OR_RETURN(auth::Principal principal, keys_.Authenticate(token));
+  const int kind_bit = principal.kind == auth::TokenKind::kOperator ? kOperator
+                       : principal.kind == auth::TokenKind::kTenant ? kTenant
+                                                                    : kConnection;
+  if ((callers & kind_bit) == 0) {
+    return Error(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
+                 std::string("this call is not available to ") + KindName(principal.kind));
+  }
+  return principal;
 }
 
-Status GatewayService::ListSystems(ServerContext*, const v1::ListSystemsRequest* req,
+Status GatewayService::CreateTenant(ServerContext* context, const v1::CreateTenantRequest* req,
+                                    v1::Tenant* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(tenants_.Create(*req), resp);
+}
+
+Status GatewayService::GetTenant(ServerContext* context, const v1::GetTenantRequest* req,
+                                 v1::Tenant* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(tenants_.Get(req->name(), p->scope()), resp);
+}
+
+Status GatewayService::ListTenants(ServerContext* context, const v1::ListTenantsRequest* req,
+                                   v1::ListTenantsResponse* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(tenants_.List(*req), resp);
+}
+
+Status GatewayService::UpdateTenant(ServerContext* context, const v1::UpdateTenantRequest* req,
+                                    v1::Tenant* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(tenants_.Update(*req), resp);
+}
+
+Status GatewayService::DeleteTenant(ServerContext* context, const v1::DeleteTenantRequest* req,
+                                    google::protobuf::Empty* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(Empty(tenants_.Delete(*req)), resp);
+}
+
+Status GatewayService::ListSystems(ServerContext* context, const v1::ListSystemsRequest* req,
                                    v1::ListSystemsResponse* resp) {
+  auto p = Authorize(context, kAnyCaller);
+  if (!p.ok()) return ToGrpcStatus(p.status());
   return Reply(catalog_.List(*req), resp);
 }
-Status GatewayService::GetSystem(ServerContext*, const v1::GetSystemRequest* req,
+
+Status GatewayService::GetSystem(ServerContext* context, const v1::GetSystemRequest* req,
                                  v1::System* resp) {
+  auto p = Authorize(context, kAnyCaller);
+  if (!p.ok()) return ToGrpcStatus(p.status());
   return Reply(catalog_.Get(req->name()), resp);
 }
 
-Status GatewayService::CreateCreditPool(ServerContext*, const v1::CreateCreditPoolRequest* req,
+Status GatewayService::CreateCreditPool(ServerContext* context,
+                                        const v1::CreateCreditPoolRequest* req,
                                         v1::CreditPool* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
   return Reply(ledger_.CreatePool(*req), resp);
 }
-Status GatewayService::GetCreditPool(ServerContext*, const v1::GetCreditPoolRequest* req,
+
+Status GatewayService::GetCreditPool(ServerContext* context, const v1::GetCreditPoolRequest* req,
                                      v1::CreditPool* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
   return Reply(ledger_.GetPool(req->name()), resp);
 }
-Status GatewayService::ListCreditPools(ServerContext*, const v1::ListCreditPoolsRequest* req,
+
+Status GatewayService::ListCreditPools(ServerContext* context,
+                                       const v1::ListCreditPoolsRequest* req,
                                        v1::ListCreditPoolsResponse* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
   return Reply(ledger_.ListPools(*req), resp);
 }
-Status GatewayService::SetCreditPoolCapacity(ServerContext*,
+
+Status GatewayService::SetCreditPoolCapacity(ServerContext* context,
                                              const v1::SetCreditPoolCapacityRequest* req,
                                              v1::CreditPool* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
   return Reply(ledger_.SetCapacity(*req), resp);
 }
 
-Status GatewayService::ReserveCredits(ServerContext*, const v1::ReserveCreditsRequest* req,
+Status GatewayService::ReserveCredits(ServerContext* context, const v1::ReserveCreditsRequest* req,
                                       v1::CreditReservation* resp) {
-  return Reply(ledger_.Reserve(*req), resp);
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(ledger_.Reserve(*req, p->scope()), resp);
 }
-Status GatewayService::GetCreditReservation(ServerContext*,
+
+Status GatewayService::GetCreditReservation(ServerContext* context,
                                             const v1::GetCreditReservationRequest* req,
                                             v1::CreditReservation* resp) {
-  return Reply(ledger_.GetReservation(req->name()), resp);
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(ledger_.GetReservation(req->name(), p->scope()), resp);
 }
-Status GatewayService::ListCreditReservations(ServerContext*,
+
+Status GatewayService::ListCreditReservations(ServerContext* context,
                                               const v1::ListCreditReservationsRequest* req,
                                               v1::ListCreditReservationsResponse* resp) {
-  return Reply(ledger_.ListReservations(*req), resp);
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(ledger_.ListReservations(*req, p->scope()), resp);
 }
-Status GatewayService::CommitCreditReservation(ServerContext*,
+
+Status GatewayService::CommitCreditReservation(ServerContext* context,
                                                const v1::CommitCreditReservationRequest* req,
                                                v1::CreditReservation* resp) {
-  return Reply(ledger_.Commit(*req), resp);
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(ledger_.Commit(*req, p->scope()), resp);
 }
-Status GatewayService::ReleaseCreditReservation(ServerContext*,
+
+Status GatewayService::ReleaseCreditReservation(ServerContext* context,
                                                 const v1::ReleaseCreditReservationRequest* req,
                                                 v1::CreditReservation* resp) {
-  return Reply(ledger_.Release(*req), resp);
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(ledger_.Release(*req, p->scope()), resp);
 }
 
-Status GatewayService::CreateConnection(ServerContext*, const v1::CreateConnectionRequest* req,
+Status GatewayService::CreateConnection(ServerContext* context,
+                                        const v1::CreateConnectionRequest* req,
                                         v1::Connection* resp) {
-  return Reply(connections_.Create(*req), resp);
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(connections_.Create(*req, p->scope()), resp);
 }
-Status GatewayService::GetConnection(ServerContext*, const v1::GetConnectionRequest* req,
+
+Status GatewayService::GetConnection(ServerContext* context, const v1::GetConnectionRequest* req,
                                      v1::Connection* resp) {
-  return Reply(connections_.Get(req->name()), resp);
+  auto p = Authorize(context, kAnyCaller);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(connections_.Get(req->name(), p->scope()), resp);
 }
-Status GatewayService::ListConnections(ServerContext*, const v1::ListConnectionsRequest* req,
+
+Status GatewayService::ListConnections(ServerContext* context,
+                                       const v1::ListConnectionsRequest* req,
                                        v1::ListConnectionsResponse* resp) {
-  return Reply(connections_.List(*req), resp);
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(connections_.List(*req, p->scope()), resp);
 }
-Status GatewayService::UpdateConnection(ServerContext*, const v1::UpdateConnectionRequest* req,
+
+Status GatewayService::UpdateConnection(ServerContext* context,
+                                        const v1::UpdateConnectionRequest* req,
                                         v1::Connection* resp) {
-  return Reply(connections_.Update(*req), resp);
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(connections_.Update(*req, p->scope()), resp);
 }
-Status GatewayService::ActivateConnection(ServerContext*, const v1::ActivateConnectionRequest* req,
+
+Status GatewayService::ActivateConnection(ServerContext* context,
+                                          const v1::ActivateConnectionRequest* req,
                                           v1::Connection* resp) {
-  return Reply(connections_.SetState(req->name(), v1::Connection::ACTIVE), resp);
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(connections_.SetState(req->name(), v1::Connection::ACTIVE, p->scope()), resp);
 }
-Status GatewayService::DeactivateConnection(ServerContext*,
+
+Status GatewayService::DeactivateConnection(ServerContext* context,
                                             const v1::DeactivateConnectionRequest* req,
                                             v1::Connection* resp) {
-  return Reply(connections_.SetState(req->name(), v1::Connection::INACTIVE), resp);
-}
-Status GatewayService::DeleteConnection(ServerContext*, const v1::DeleteConnectionRequest* req,
-                                        v1::Connection* resp) {
-  return Reply(connections_.Disconnect(*req), resp);
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(connections_.SetState(req->name(), v1::Connection::INACTIVE, p->scope()), resp);
 }
 
-Status GatewayService::ListLedgerEntries(ServerContext*, const v1::ListLedgerEntriesRequest* req,
+Status GatewayService::DeleteConnection(ServerContext* context,
+                                        const v1::DeleteConnectionRequest* req,
+                                        v1::Connection* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(connections_.Disconnect(*req, p->scope()), resp);
+}
+
+Status GatewayService::ListLedgerEntries(ServerContext* context,
+                                         const v1::ListLedgerEntriesRequest* req,
                                          v1::ListLedgerEntriesResponse* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
   return Reply(ledger_.ListEntries(*req), resp);
+}
+
+Status GatewayService::CreateApiKey(ServerContext* context, const v1::CreateApiKeyRequest* req,
+                                    v1::CreateApiKeyResponse* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(keys_.Create(*req, p->scope()), resp);
+}
+
+Status GatewayService::ListApiKeys(ServerContext* context, const v1::ListApiKeysRequest* req,
+                                   v1::ListApiKeysResponse* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(keys_.List(*req, p->scope()), resp);
+}
+
+Status GatewayService::RotateApiKey(ServerContext* context, const v1::RotateApiKeyRequest* req,
+                                    v1::CreateApiKeyResponse* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(keys_.Rotate(*req, p->scope()), resp);
+}
+
+Status GatewayService::RevokeApiKey(ServerContext* context, const v1::RevokeApiKeyRequest* req,
+                                    v1::ApiKey* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(keys_.Revoke(*req, p->scope()), resp);
+}
+
+Status GatewayService::SetConnectionCredentials(ServerContext* context,
+                                                const v1::SetConnectionCredentialsRequest* req,
+                                                v1::ConnectionCredentials* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(vault_.Set(*req, p->scope()), resp);
+}
+
+Status GatewayService::GetConnectionCredentials(ServerContext* context,
+                                                const v1::GetConnectionCredentialsRequest* req,
+                                                v1::ConnectionCredentials* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(vault_.Get(*req, p->scope(), p->can_reveal_credentials()), resp);
+}
+
+Status GatewayService::DeleteConnectionCredentials(
+    ServerContext* context, const v1::DeleteConnectionCredentialsRequest* req,
+    google::protobuf::Empty* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(Empty(vault_.Delete(*req, p->scope())), resp);
+}
+
+Status GatewayService::RotateTenantDataKey(ServerContext* context,
+                                           const v1::RotateTenantDataKeyRequest* req,
+                                           v1::RotateTenantDataKeyResponse* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(vault_.RotateTenantKey(*req), resp);
+}
+
+Status GatewayService::RewrapDataKeys(ServerContext* context, const v1::RewrapDataKeysRequest* req,
+                                      v1::RewrapDataKeysResponse* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(vault_.RewrapDataKeys(), resp);
 }
 
 }  // namespace switchyard::api

@@ -1,16 +1,20 @@
 #ifndef SWITCHYARD_SERVER_API_GRPC_GATEWAY_SERVICE_H_
 #define SWITCHYARD_SERVER_API_GRPC_GATEWAY_SERVICE_H_
 
-// The switchyard.v1.Gateway gRPC service: a thin adapter that hands each call
-// to one domain method and maps its result with ToGrpcStatus.
+// The switchyard.v1.Gateway gRPC service: a thin adapter. Each call
+// authenticates the bearer credential, checks that the caller's kind may make
+// the call (PERMISSION_DENIED otherwise), hands the request and the caller's
+// scope to one domain method, and maps the result with ToGrpcStatus.
 //
 // Uses gRPC's synchronous API: handlers run on gRPC's thread pool and block
 // on the store, which is the intended use of that API.
 
+#include "server/auth/api_keys.h"
 #include "server/catalog/catalog.h"
 #include "server/connections/connections.h"
 #include "server/credits/ledger.h"
 #include "server/tenants/tenants.h"
+#include "server/vault/vault.h"
 #include "switchyard/v1/gateway.grpc.pb.h"
 
 namespace switchyard::api {
@@ -18,70 +22,112 @@ namespace switchyard::api {
 // Thread-safe. Borrows the domain modules, which must outlive it.
 class GatewayService final : public v1::Gateway::Service {
  public:
-  GatewayService(tenants::TenantRegistry& tenants, const catalog::SystemCatalog& catalog,
-                 credits::CreditLedger& ledger, connections::ConnectionManager& connections)
-      : tenants_(tenants), catalog_(catalog), ledger_(ledger), connections_(connections) {}
+  GatewayService(auth::ApiKeyManager& keys, tenants::TenantRegistry& tenants,
+                 const catalog::SystemCatalog& catalog, credits::CreditLedger& ledger,
+                 connections::ConnectionManager& connections, vault::CredentialVault& vault)
+      : keys_(keys),
+        tenants_(tenants),
+        catalog_(catalog),
+        ledger_(ledger),
+        connections_(connections),
+        vault_(vault) {}
 
-  grpc::Status CreateTenant(grpc::ServerContext*, const v1::CreateTenantRequest*,
-                            v1::Tenant*) override;
-  grpc::Status GetTenant(grpc::ServerContext*, const v1::GetTenantRequest*, v1::Tenant*) override;
-  grpc::Status ListTenants(grpc::ServerContext*, const v1::ListTenantsRequest*,
-                           v1::ListTenantsResponse*) override;
-  grpc::Status UpdateTenant(grpc::ServerContext*, const v1::UpdateTenantRequest*,
-                            v1::Tenant*) override;
-  grpc::Status DeleteTenant(grpc::ServerContext*, const v1::DeleteTenantRequest*,
-                            google::protobuf::Empty*) override;
-
-  grpc::Status ListSystems(grpc::ServerContext*, const v1::ListSystemsRequest*,
-                           v1::ListSystemsResponse*) override;
-  grpc::Status GetSystem(grpc::ServerContext*, const v1::GetSystemRequest*, v1::System*) override;
-
-  grpc::Status CreateCreditPool(grpc::ServerContext*, const v1::CreateCreditPoolRequest*,
-                                v1::CreditPool*) override;
-  grpc::Status GetCreditPool(grpc::ServerContext*, const v1::GetCreditPoolRequest*,
-                             v1::CreditPool*) override;
-  grpc::Status ListCreditPools(grpc::ServerContext*, const v1::ListCreditPoolsRequest*,
-                               v1::ListCreditPoolsResponse*) override;
-  grpc::Status SetCreditPoolCapacity(grpc::ServerContext*, const v1::SetCreditPoolCapacityRequest*,
-                                     v1::CreditPool*) override;
-
-  grpc::Status ReserveCredits(grpc::ServerContext*, const v1::ReserveCreditsRequest*,
-                              v1::CreditReservation*) override;
-  grpc::Status GetCreditReservation(grpc::ServerContext*, const v1::GetCreditReservationRequest*,
-                                    v1::CreditReservation*) override;
-  grpc::Status ListCreditReservations(grpc::ServerContext*,
-                                      const v1::ListCreditReservationsRequest*,
-                                      v1::ListCreditReservationsResponse*) override;
-  grpc::Status CommitCreditReservation(grpc::ServerContext*,
-                                       const v1::CommitCreditReservationRequest*,
-                                       v1::CreditReservation*) override;
-  grpc::Status ReleaseCreditReservation(grpc::ServerContext*,
-                                        const v1::ReleaseCreditReservationRequest*,
-                                        v1::CreditReservation*) override;
-
-  grpc::Status CreateConnection(grpc::ServerContext*, const v1::CreateConnectionRequest*,
-                                v1::Connection*) override;
-  grpc::Status GetConnection(grpc::ServerContext*, const v1::GetConnectionRequest*,
-                             v1::Connection*) override;
-  grpc::Status ListConnections(grpc::ServerContext*, const v1::ListConnectionsRequest*,
-                               v1::ListConnectionsResponse*) override;
-  grpc::Status UpdateConnection(grpc::ServerContext*, const v1::UpdateConnectionRequest*,
-                                v1::Connection*) override;
-  grpc::Status ActivateConnection(grpc::ServerContext*, const v1::ActivateConnectionRequest*,
-                                  v1::Connection*) override;
-  grpc::Status DeactivateConnection(grpc::ServerContext*, const v1::DeactivateConnectionRequest*,
-                                    v1::Connection*) override;
-  grpc::Status DeleteConnection(grpc::ServerContext*, const v1::DeleteConnectionRequest*,
-                                v1::Connection*) override;
-
-  grpc::Status ListLedgerEntries(grpc::ServerContext*, const v1::ListLedgerEntriesRequest*,
-                                 v1::ListLedgerEntriesResponse*) override;
+  grpc::Status CreateTenant(grpc::ServerContext* context, const v1::CreateTenantRequest* req,
+                            v1::Tenant* resp) override;
+  grpc::Status GetTenant(grpc::ServerContext* context, const v1::GetTenantRequest* req,
+                         v1::Tenant* resp) override;
+  grpc::Status ListTenants(grpc::ServerContext* context, const v1::ListTenantsRequest* req,
+                           v1::ListTenantsResponse* resp) override;
+  grpc::Status UpdateTenant(grpc::ServerContext* context, const v1::UpdateTenantRequest* req,
+                            v1::Tenant* resp) override;
+  grpc::Status DeleteTenant(grpc::ServerContext* context, const v1::DeleteTenantRequest* req,
+                            google::protobuf::Empty* resp) override;
+  grpc::Status ListSystems(grpc::ServerContext* context, const v1::ListSystemsRequest* req,
+                           v1::ListSystemsResponse* resp) override;
+  grpc::Status GetSystem(grpc::ServerContext* context, const v1::GetSystemRequest* req,
+                         v1::System* resp) override;
+  grpc::Status CreateCreditPool(grpc::ServerContext* context,
+                                const v1::CreateCreditPoolRequest* req,
+                                v1::CreditPool* resp) override;
+  grpc::Status GetCreditPool(grpc::ServerContext* context, const v1::GetCreditPoolRequest* req,
+                             v1::CreditPool* resp) override;
+  grpc::Status ListCreditPools(grpc::ServerContext* context, const v1::ListCreditPoolsRequest* req,
+                               v1::ListCreditPoolsResponse* resp) override;
+  grpc::Status SetCreditPoolCapacity(grpc::ServerContext* context,
+                                     const v1::SetCreditPoolCapacityRequest* req,
+                                     v1::CreditPool* resp) override;
+  grpc::Status ReserveCredits(grpc::ServerContext* context, const v1::ReserveCreditsRequest* req,
+                              v1::CreditReservation* resp) override;
+  grpc::Status GetCreditReservation(grpc::ServerContext* context,
+                                    const v1::GetCreditReservationRequest* req,
+                                    v1::CreditReservation* resp) override;
+  grpc::Status ListCreditReservations(grpc::ServerContext* context,
+                                      const v1::ListCreditReservationsRequest* req,
+                                      v1::ListCreditReservationsResponse* resp) override;
+  grpc::Status CommitCreditReservation(grpc::ServerContext* context,
+                                       const v1::CommitCreditReservationRequest* req,
+                                       v1::CreditReservation* resp) override;
+  grpc::Status ReleaseCreditReservation(grpc::ServerContext* context,
+                                        const v1::ReleaseCreditReservationRequest* req,
+                                        v1::CreditReservation* resp) override;
+  grpc::Status CreateConnection(grpc::ServerContext* context,
+                                const v1::CreateConnectionRequest* req,
+                                v1::Connection* resp) override;
+  grpc::Status GetConnection(grpc::ServerContext* context, const v1::GetConnectionRequest* req,
+                             v1::Connection* resp) override;
+  grpc::Status ListConnections(grpc::ServerContext* context, const v1::ListConnectionsRequest* req,
+                               v1::ListConnectionsResponse* resp) override;
+  grpc::Status UpdateConnection(grpc::ServerContext* context,
+                                const v1::UpdateConnectionRequest* req,
+                                v1::Connection* resp) override;
+  grpc::Status ActivateConnection(grpc::ServerContext* context,
+                                  const v1::ActivateConnectionRequest* req,
+                                  v1::Connection* resp) override;
+  grpc::Status DeactivateConnection(grpc::ServerContext* context,
+                                    const v1::DeactivateConnectionRequest* req,
+                                    v1::Connection* resp) override;
+  grpc::Status DeleteConnection(grpc::ServerContext* context,
+                                const v1::DeleteConnectionRequest* req,
+                                v1::Connection* resp) override;
+  grpc::Status ListLedgerEntries(grpc::ServerContext* context,
+                                 const v1::ListLedgerEntriesRequest* req,
+                                 v1::ListLedgerEntriesResponse* resp) override;
+  grpc::Status CreateApiKey(grpc::ServerContext* context, const v1::CreateApiKeyRequest* req,
+                            v1::CreateApiKeyResponse* resp) override;
+  grpc::Status ListApiKeys(grpc::ServerContext* context, const v1::ListApiKeysRequest* req,
+                           v1::ListApiKeysResponse* resp) override;
+  grpc::Status RotateApiKey(grpc::ServerContext* context, const v1::RotateApiKeyRequest* req,
+                            v1::CreateApiKeyResponse* resp) override;
+  grpc::Status RevokeApiKey(grpc::ServerContext* context, const v1::RevokeApiKeyRequest* req,
+                            v1::ApiKey* resp) override;
+  grpc::Status SetConnectionCredentials(grpc::ServerContext* context,
+                                        const v1::SetConnectionCredentialsRequest* req,
+                                        v1::ConnectionCredentials* resp) override;
+  grpc::Status GetConnectionCredentials(grpc::ServerContext* context,
+                                        const v1::GetConnectionCredentialsRequest* req,
+                                        v1::ConnectionCredentials* resp) override;
+  grpc::Status DeleteConnectionCredentials(grpc::ServerContext* context,
+                                           const v1::DeleteConnectionCredentialsRequest* req,
+                                           google::protobuf::Empty* resp) override;
+  grpc::Status RotateTenantDataKey(grpc::ServerContext* context,
+                                   const v1::RotateTenantDataKeyRequest* req,
+                                   v1::RotateTenantDataKeyResponse* resp) override;
+  grpc::Status RewrapDataKeys(grpc::ServerContext* context, const v1::RewrapDataKeysRequest* req,
+                              v1::RewrapDataKeysResponse* resp) override;
 
  private:
+  // Which kinds of callers may make a call.
+  enum Callers : int { kOperator = 1, kTenant = 2, kConnection = 4, kAnyCaller = 7 };
+
+  // The authenticated caller of `context`, if its kind is in `callers`.
+  absl::StatusOr<auth::Principal> Authorize(grpc::ServerContext* context, int callers);
+
+  auth::ApiKeyManager& keys_;
   tenants::TenantRegistry& tenants_;
   const catalog::SystemCatalog& catalog_;
   credits::CreditLedger& ledger_;
   connections::ConnectionManager& connections_;
+  vault::CredentialVault& vault_;
 };
 
 }  // namespace switchyard::api

@@ -376,7 +376,7 @@ DataKeyRow ReadDataKey(const Query& q) {
   return DataKeyRow{q.Text(0), q.Int(1), q.Text(2), q.Bytes(3), q.Time(4)};
 }
 
-#define API_KEY_COLS                                                                     \
+#define API_KEY_COLS                                                                           \
   "id, kind, tenant_id, connection_id, hash, hint, display_name, rights, state, create_time, " \
   "expire_time, last_used_time, revoke_time"
 ApiKeyRow ReadApiKey(const Query& q) {
@@ -722,13 +722,14 @@ class SqliteTransaction final : public Transaction {
     return One<ApiKeyRow>(q, ReadApiKey);
   }
   absl::Status InsertApiKey(const ApiKeyRow& r) override {
-    static constexpr const char* kSql = "INSERT INTO api_keys (" API_KEY_COLS
-                                        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    static constexpr const char* kSql =
+        "INSERT INTO api_keys (" API_KEY_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
-    return q.BindAll(r.id, r.kind, r.tenant_id, r.connection_id, Query::Blob{r.hash}, r.hint,
-                     r.display_name, r.rights, r.state, r.create_time, r.expire_time,
-                     r.last_used_time, r.revoke_time)
+    return q
+        .BindAll(r.id, r.kind, r.tenant_id, r.connection_id, Query::Blob{r.hash}, r.hint,
+                 r.display_name, r.rights, r.state, r.create_time, r.expire_time, r.last_used_time,
+                 r.revoke_time)
         .Run();
   }
   absl::Status UpdateApiKey(const ApiKeyRow& r) override {
@@ -743,8 +744,7 @@ class SqliteTransaction final : public Transaction {
   }
   absl::StatusOr<std::vector<ApiKeyRow>> ListApiKeys(int kind, absl::string_view tenant_id,
                                                      absl::string_view connection_id,
-                                                     absl::string_view after,
-                                                     int limit) override {
+                                                     absl::string_view after, int limit) override {
     static constexpr const char* kSql =
         "SELECT " API_KEY_COLS
         " FROM api_keys WHERE (? = 0 OR kind = ?) AND (? = '' OR tenant_id = ?) AND "
@@ -769,8 +769,9 @@ class SqliteTransaction final : public Transaction {
         "INSERT OR REPLACE INTO credentials (" CREDENTIALS_COLS ") VALUES (?, ?, ?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
-    return q.BindAll(r.tenant_id, r.connection_id, r.key_version, Query::Blob{r.sealed},
-                     Query::Blob{r.summary}, r.update_time)
+    return q
+        .BindAll(r.tenant_id, r.connection_id, r.key_version, Query::Blob{r.sealed},
+                 Query::Blob{r.summary}, r.update_time)
         .Run();
   }
   absl::Status DeleteCredentials(absl::string_view tenant_id,

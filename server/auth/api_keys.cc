@@ -1,0 +1,401 @@
+#include "server/auth/api_keys.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/common/log.h"
+#include "server/common/names.h"
+#include "server/common/proto_time.h"
+#include "server/common/status.h"
+#include "server/crypto/aead.h"
+
+namespace switchyard::auth {
+namespace {
+using storage::ApiKeyRow;
+using storage::Transaction;
+using v1::ApiKey;
+
+struct KeyName {
+  TokenKind kind;
+  std::string tenant_id;
+  std::string connection_id;
+  std::string id;
+};
+
+absl::Status Unauthenticated(absl::string_view reason, absl::string_view message) {
+  return Error(absl::StatusCode::kUnauthenticated, reason, message);
+}
+
+absl::Status PermissionDenied(absl::string_view message) {
+  return Error(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED", message);
+}
+
+absl::Status KeyNotFound(absl::string_view name) {
+  return NotFound("API_KEY_NOT_FOUND", absl::StrCat(name, " does not exist"));
+}
+
+absl::StatusOr<KeyName> ParseKeyName(absl::string_view name) {
+  if (auto ids = ParseName("name", name, {"apiKeys"}); ids.ok()) {
+    return KeyName{TokenKind::kOperator, "", "", (*ids)[0]};
+  }
+  if (auto ids = ParseName("name", name, {"tenants", "apiKeys"}); ids.ok()) {
+    return KeyName{TokenKind::kTenant, (*ids)[0], "", (*ids)[1]};
+  }
+  if (auto ids = ParseName("name", name, {"tenants", "connections", "tokens"}); ids.ok()) {
+    return KeyName{TokenKind::kConnection, (*ids)[0], (*ids)[1], (*ids)[2]};
+  }
+  return InvalidArgument("INVALID_NAME",
+                         "name must look like apiKeys/{key}, tenants/{tenant}/apiKeys/{key} or "
+                         "tenants/{tenant}/connections/{connection}/tokens/{token}");
+}
+
+std::string NameOf(const ApiKeyRow& row) {
+  switch (static_cast<TokenKind>(row.kind)) {
+    case TokenKind::kOperator:
+      return absl::StrCat("apiKeys/", row.id);
+    case TokenKind::kTenant:
+      return absl::StrCat("tenants/", row.tenant_id, "/apiKeys/", row.id);
+    case TokenKind::kConnection:
+      return absl::StrCat("tenants/", row.tenant_id, "/connections/", row.connection_id, "/tokens/",
+                          row.id);
+  }
+  return row.id;
+}
+
+// Whether `scope` may see and manage the key named `key`: operators manage
+// every key; a tenant manages the connection tokens of its tenant.
+absl::Status CheckScope(const KeyName& key, const Scope& scope, absl::string_view name) {
+  if (scope.tenant_id.empty()) return absl::OkStatus();
+  if (key.kind == TokenKind::kOperator)
+    return PermissionDenied("only operators manage operator keys");
+  if (!scope.AllowsWholeTenant(key.tenant_id)) return KeyNotFound(name);
+  if (key.kind == TokenKind::kTenant) return PermissionDenied("only operators manage tenant keys");
+  return absl::OkStatus();
+}
+
+bool IsActive(const ApiKeyRow& row, absl::Time now) {
+  return row.state == ApiKey::ACTIVE &&
+         (row.expire_time == absl::InfinitePast() || row.expire_time > now);
+}
+}  // namespace
+
+ApiKeyManager::ApiKeyManager(const ApiKeyOptions& options, storage::Store& store, Clock& clock,
+                             crypto::Secret hash_key)
+    : options_(options), store_(store), clock_(clock), hash_key_(std::move(hash_key)) {}
+
+std::string ApiKeyManager::Hash(absl::string_view token) const {
+  return crypto::HmacSha256(hash_key_, token);
+}
+
+ApiKey ApiKeyManager::ToProto(const ApiKeyRow& row, absl::Time now) {
+  ApiKey key;
+  key.set_name(NameOf(row));
+  key.set_kind(static_cast<ApiKey::Kind>(row.kind));
+  key.set_display_name(row.display_name);
+  key.set_hint(row.hint);
+  key.set_can_reveal_credentials((row.rights & kRightRevealCredentials) != 0);
+  ApiKey::State state = static_cast<ApiKey::State>(row.state);
+  if (state == ApiKey::ACTIVE && !IsActive(row, now)) state = ApiKey::EXPIRED;
+  key.set_state(state);
+  switchyard::ToProto(row.create_time, key.mutable_create_time());
+  if (row.expire_time != absl::InfinitePast()) {
+    switchyard::ToProto(row.expire_time, key.mutable_expire_time());
+  }
+  if (row.last_used_time != absl::InfinitePast()) {
+    switchyard::ToProto(row.last_used_time, key.mutable_last_used_time());
+  }
+  if (row.revoke_time != absl::InfinitePast()) {
+    switchyard::ToProto(row.revoke_time, key.mutable_revoke_time());
+  }
+  return key;
+}
+
+ApiKeyRow ApiKeyManager::NewRow(TokenKind kind, absl::string_view tenant_id,
+                                absl::string_view connection_id, absl::string_view token,
+                                absl::Time now) const {
+  ApiKeyRow row;
+  row.id = GenerateId("k");
+  row.kind = static_cast<int>(kind);
+  row.tenant_id = std::string(tenant_id);
+  row.connection_id = std::string(connection_id);
+  row.hash = Hash(token);
+  row.hint = TokenHint(token);
+  row.state = ApiKey::ACTIVE;
+  row.create_time = now;
+  return row;
+}
+
+absl::StatusOr<Principal> ApiKeyManager::Authenticate(absl::string_view token) {
+  if (token.empty()) {
+    return Unauthenticated("MISSING_CREDENTIAL",
+                           "this call needs 'authorization: Bearer <key or token>' metadata");
+  }
+  SY_ASSIGN_OR_RETURN(TokenKind kind, ParseToken(token));
+  const std::string hash = Hash(token);
+  const absl::Time now = clock_.Now();
+  auto expired = [] { return Unauthenticated("EXPIRED_CREDENTIAL", "the credential has expired"); };
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(hash);
+    if (it != cache_.end() && now - it->second.cached_at < options_.cache_ttl) {
+      if (it->second.key_expire_time != absl::InfinitePast() && it->second.key_expire_time <= now) {
+        return expired();
+      }
+      Principal principal = it->second.principal;
+      pending_use_[principal.key_id] = now;
+      return principal;
+    }
+  }
+  std::optional<ApiKeyRow> row;
+  SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(row, tx.GetApiKeyByHash(hash));
+    return absl::OkStatus();
+  }));
+  // The index lookup found the row by hash; the constant-time comparison is
+  // the verification itself.
+  if (!row.has_value() || !crypto::ConstantTimeEquals(row->hash, hash) ||
+      row->kind != static_cast<int>(kind)) {
+    return Unauthenticated("UNKNOWN_CREDENTIAL", "the credential is not known");
+  }
+  if (row->state == ApiKey::REVOKED) {
+    return Unauthenticated("REVOKED_CREDENTIAL", "the credential was revoked");
+  }
+  if (!IsActive(*row, now)) return expired();
+  Principal principal{kind, row->id, row->tenant_id, row->connection_id, row->rights};
+  absl::MutexLock lock(&mu_);
+  cache_[hash] = CacheEntry{principal, row->expire_time, now};
+  pending_use_[principal.key_id] = now;
+  return principal;
+}
+
+void ApiKeyManager::InvalidateCache() {
+  absl::MutexLock lock(&mu_);
+  cache_.clear();
+}
+
+absl::Status ApiKeyManager::EnsureBootstrapOperatorKey(absl::string_view token) {
+  absl::StatusOr<TokenKind> kind = ParseToken(token);
+  if (!kind.ok() || *kind != TokenKind::kOperator) {
+    return InvalidArgument("INVALID_BOOTSTRAP_KEY",
+                           "the bootstrap operator key must be a well-formed syo_ key");
+  }
+  const absl::Time now = clock_.Now();
+  return store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(std::optional<ApiKeyRow> existing, tx.GetApiKeyByHash(Hash(token)));
+    if (existing.has_value()) return absl::OkStatus();
+    ApiKeyRow row = NewRow(TokenKind::kOperator, "", "", token, now);
+    row.display_name = "bootstrap operator key";
+    row.rights = kRightRevealCredentials;
+    SY_RETURN_IF_ERROR(tx.InsertApiKey(row));
+    log::Info("bootstrap operator key registered", {{"key", NameOf(row)}, {"hint", row.hint}});
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::string> ApiKeyManager::IssueConnectionTokenInTx(Transaction& tx,
+                                                                    absl::string_view tenant_id,
+                                                                    absl::string_view connection_id,
+                                                                    absl::Time now) {
+  std::string token = MintToken(TokenKind::kConnection);
+  ApiKeyRow row = NewRow(TokenKind::kConnection, tenant_id, connection_id, token, now);
+  row.display_name = "connection token";
+  SY_RETURN_IF_ERROR(tx.InsertApiKey(row));
+  return token;
+}
+
+absl::Status ApiKeyManager::RevokeAllInTx(Transaction& tx, absl::string_view tenant_id,
+                                          absl::string_view connection_id, absl::Time now) {
+  std::string after;
+  while (true) {
+    SY_ASSIGN_OR_RETURN(std::vector<ApiKeyRow> page,
+                        tx.ListApiKeys(0, tenant_id, connection_id, after, 500));
+    for (ApiKeyRow& row : page) {
+      if (row.state == ApiKey::REVOKED) continue;
+      row.state = ApiKey::REVOKED;
+      row.revoke_time = now;
+      SY_RETURN_IF_ERROR(tx.UpdateApiKey(row));
+    }
+    if (page.size() < 500) return absl::OkStatus();
+    after = page.back().id;
+  }
+}
+
+absl::StatusOr<v1::CreateApiKeyResponse> ApiKeyManager::Create(const v1::CreateApiKeyRequest& req,
+                                                               const Scope& scope) {
+  if (!scope.tenant_id.empty()) return PermissionDenied("only operators create keys");
+  TokenKind kind = TokenKind::kOperator;
+  std::string tenant_id;
+  if (!req.parent().empty()) {
+    SY_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                        ParseName("parent", req.parent(), {"tenants"}));
+    kind = TokenKind::kTenant;
+    tenant_id = ids[0];
+  }
+  if (req.display_name().size() > 200) {
+    return InvalidArgument("INVALID_DISPLAY_NAME", "display_name must be at most 200 bytes");
+  }
+  absl::Duration ttl = absl::ZeroDuration();
+  if (req.has_ttl()) {
+    ttl = absl::Seconds(req.ttl().seconds()) + absl::Nanoseconds(req.ttl().nanos());
+    if (ttl < absl::Minutes(1) || ttl > absl::Hours(24 * 3650)) {
+      return InvalidArgument("INVALID_TTL", "ttl must be between 1 minute and 10 years");
+    }
+  }
+  const absl::Time now = clock_.Now();
+  v1::CreateApiKeyResponse response;
+  std::string token = MintToken(kind);
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    if (kind == TokenKind::kTenant) {
+      SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(tenant_id));
+      if (!tenant.has_value() || tenant->deleted) {
+        return NotFound("TENANT_NOT_FOUND", absl::StrCat(req.parent(), " does not exist"));
+      }
+    }
+    ApiKeyRow row = NewRow(kind, tenant_id, "", token, now);
+    row.display_name = req.display_name();
+    row.rights = req.can_reveal_credentials() ? kRightRevealCredentials : 0;
+    if (ttl > absl::ZeroDuration()) row.expire_time = now + ttl;
+    SY_RETURN_IF_ERROR(tx.InsertApiKey(row));
+    *response.mutable_api_key() = ToProto(row, now);
+    return absl::OkStatus();
+  }));
+  response.set_token(std::move(token));
+  return response;
+}
+
+absl::StatusOr<v1::ListApiKeysResponse> ApiKeyManager::List(const v1::ListApiKeysRequest& req,
+                                                            const Scope& scope) {
+  KeyName filter{TokenKind::kOperator, "", "", ""};
+  if (!req.parent().empty()) {
+    if (auto t = ParseName("parent", req.parent(), {"tenants"}); t.ok()) {
+      filter = KeyName{TokenKind::kTenant, (*t)[0], "", ""};
+    } else if (auto c = ParseName("parent", req.parent(), {"tenants", "connections"}); c.ok()) {
+      filter = KeyName{TokenKind::kConnection, (*c)[0], (*c)[1], ""};
+    } else {
+      return InvalidArgument("INVALID_NAME",
+                             "parent must be empty, tenants/{tenant} or "
+                             "tenants/{tenant}/connections/{connection}");
+    }
+  }
+  SY_RETURN_IF_ERROR(CheckScope(filter, scope, req.parent()));
+  SY_ASSIGN_OR_RETURN(int page_size, NormalizePageSize(req.page_size()));
+  const std::string query = absl::StrCat("ListApiKeys|", req.parent());
+  SY_ASSIGN_OR_RETURN(std::string after, DecodePageToken(req.page_token(), query));
+  std::vector<ApiKeyRow> rows;
+  SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
+    if (!filter.tenant_id.empty()) {
+      SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(filter.tenant_id));
+      if (!tenant.has_value() || tenant->deleted) {
+        return NotFound("TENANT_NOT_FOUND",
+                        absl::StrCat("tenants/", filter.tenant_id, " does not exist"));
+      }
+    }
+    SY_ASSIGN_OR_RETURN(rows, tx.ListApiKeys(static_cast<int>(filter.kind), filter.tenant_id,
+                                             filter.connection_id, after, page_size + 1));
+    return absl::OkStatus();
+  }));
+  const absl::Time now = clock_.Now();
+  v1::ListApiKeysResponse response;
+  for (size_t i = 0; i < rows.size() && i < static_cast<size_t>(page_size); ++i) {
+    // Tenant keys of a tenant are listed under it, not its connection tokens.
+    *response.add_api_keys() = ToProto(rows[i], now);
+  }
+  if (rows.size() > static_cast<size_t>(page_size)) {
+    response.set_next_page_token(EncodePageToken(query, rows[page_size - 1].id));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::CreateApiKeyResponse> ApiKeyManager::Rotate(const v1::RotateApiKeyRequest& req,
+                                                               const Scope& scope) {
+  SY_ASSIGN_OR_RETURN(KeyName key, ParseKeyName(req.name()));
+  SY_RETURN_IF_ERROR(CheckScope(key, scope, req.name()));
+  absl::Duration grace = absl::ZeroDuration();
+  if (req.has_grace_period()) {
+    grace =
+        absl::Seconds(req.grace_period().seconds()) + absl::Nanoseconds(req.grace_period().nanos());
+    if (grace < absl::ZeroDuration() || grace > options_.max_grace_period) {
+      return InvalidArgument("INVALID_GRACE_PERIOD",
+                             absl::StrCat("grace_period must be between 0 and ",
+                                          absl::FormatDuration(options_.max_grace_period)));
+    }
+  }
+  const absl::Time now = clock_.Now();
+  v1::CreateApiKeyResponse response;
+  std::string token = MintToken(key.kind);
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(std::optional<ApiKeyRow> old, tx.GetApiKey(key.id));
+    if (!old.has_value() || NameOf(*old) != req.name()) return KeyNotFound(req.name());
+    if (!IsActive(*old, now)) {
+      return FailedPrecondition("API_KEY_INACTIVE",
+                                absl::StrCat(req.name(), " is revoked or expired"));
+    }
+    ApiKeyRow fresh = NewRow(key.kind, old->tenant_id, old->connection_id, token, now);
+    fresh.display_name = old->display_name;
+    fresh.rights = old->rights;
+    fresh.expire_time = old->expire_time;
+    SY_RETURN_IF_ERROR(tx.InsertApiKey(fresh));
+    if (grace > absl::ZeroDuration()) {
+      old->expire_time = now + grace;
+    } else {
+      old->state = ApiKey::REVOKED;
+      old->revoke_time = now;
+    }
+    SY_RETURN_IF_ERROR(tx.UpdateApiKey(*old));
+    *response.mutable_api_key() = ToProto(fresh, now);
+    return absl::OkStatus();
+  }));
+  InvalidateCache();
+  response.set_token(std::move(token));
+  return response;
+}
+
+absl::StatusOr<ApiKey> ApiKeyManager::Revoke(const v1::RevokeApiKeyRequest& req,
+                                             const Scope& scope) {
+  SY_ASSIGN_OR_RETURN(KeyName key, ParseKeyName(req.name()));
+  SY_RETURN_IF_ERROR(CheckScope(key, scope, req.name()));
+  const absl::Time now = clock_.Now();
+  ApiKey result;
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(std::optional<ApiKeyRow> row, tx.GetApiKey(key.id));
+    if (!row.has_value() || NameOf(*row) != req.name()) return KeyNotFound(req.name());
+    if (row->state != ApiKey::REVOKED) {
+      row->state = ApiKey::REVOKED;
+      row->revoke_time = now;
+      SY_RETURN_IF_ERROR(tx.UpdateApiKey(*row));
+    }
+    result = ToProto(*row, now);
+    return absl::OkStatus();
+  }));
+  InvalidateCache();
+  return result;
+}
+
+absl::Status ApiKeyManager::FlushLastUsed() {
+  absl::flat_hash_map<std::string, absl::Time> due;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, time] : pending_use_) {
+      auto it = recorded_use_.find(id);
+      if (it == recorded_use_.end() || time - it->second >= options_.last_used_resolution) {
+        due[id] = time;
+      }
+    }
+    pending_use_.clear();
+  }
+  if (due.empty()) return absl::OkStatus();
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    for (const auto& [id, time] : due) {
+      SY_ASSIGN_OR_RETURN(std::optional<ApiKeyRow> row, tx.GetApiKey(id));
+      if (!row.has_value()) continue;
+      row->last_used_time = time;
+      SY_RETURN_IF_ERROR(tx.UpdateApiKey(*row));
+    }
+    return absl::OkStatus();
+  }));
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, time] : due) recorded_use_[id] = time;
+  return absl::OkStatus();
+}
+
+}  // namespace switchyard::auth

@@ -1,0 +1,89 @@
+#include "server/startup_keys.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "server/auth/token_format.h"
+#include "server/common/log.h"
+#include "server/common/status.h"
+
+namespace switchyard {
+namespace {
+absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
+  std::ifstream in(path);
+  if (!in) return NotFound("KEY_FILE_UNREADABLE", absl::StrCat("cannot read ", what, " ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Reads `path`, or creates it (mode 0600) with `make()` when missing.
+template <typename Make>
+absl::StatusOr<std::string> ReadOrCreate(const std::string& path, Make make) {
+  if (std::filesystem::exists(path)) return ReadFile(path, "dev key file");
+  std::string text = make();
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+      ::fsync(fd) != 0) {
+    if (fd >= 0) ::close(fd);
+    return Error(absl::StatusCode::kUnavailable, "KEY_FILE_UNWRITABLE",
+                 absl::StrCat("cannot write ", path));
+  }
+  ::close(fd);
+  return text;
+}
+}  // namespace
+
+absl::StatusOr<StartupKeys> LoadStartupKeys(const KeySources& sources) {
+  StartupKeys keys;
+  std::string keyring_text;
+  if (!sources.master_key_file.empty()) {
+    SY_ASSIGN_OR_RETURN(keyring_text, ReadFile(sources.master_key_file, "master key file"));
+  } else if (!sources.master_key_env.empty()) {
+    keyring_text = sources.master_key_env;
+  } else if (sources.dev_mode) {
+    const std::string path = sources.data_dir + "/dev-master-keyring";
+    SY_ASSIGN_OR_RETURN(keyring_text, ReadOrCreate(path, [] {
+                          auto generated = crypto::MasterKeyring::Generate("dev1");
+                          return std::string(generated.second.view());
+                        }));
+    log::Warning(
+        "DEV MODE: using a generated master key stored beside the data it protects. Secrets "
+        "in this store are NOT protected. Never use --dev_mode in production.",
+        {{"master_key_file", path}});
+  } else {
+    return FailedPrecondition(
+        "NO_MASTER_KEY",
+        "no master key: set SWITCHYARD_MASTER_KEY or --master_key_file (entries ID:BASE64KEY of "
+        "32 random bytes, for example from 'openssl rand -base64 32'); for a throwaway local "
+        "setup only, use --dev_mode");
+  }
+  SY_ASSIGN_OR_RETURN(keys.keyring, crypto::MasterKeyring::Parse(keyring_text));
+  crypto::Wipe(keyring_text);
+
+  if (!sources.operator_key_file.empty()) {
+    SY_ASSIGN_OR_RETURN(keys.bootstrap_operator_key,
+                        ReadFile(sources.operator_key_file, "operator key file"));
+  } else if (!sources.operator_key_env.empty()) {
+    keys.bootstrap_operator_key = sources.operator_key_env;
+  } else if (sources.dev_mode) {
+    const std::string path = sources.data_dir + "/dev-operator-key";
+    SY_ASSIGN_OR_RETURN(keys.bootstrap_operator_key, ReadOrCreate(path, [] {
+                          return auth::MintToken(auth::TokenKind::kOperator) + "\n";
+                        }));
+    log::Warning("DEV MODE: operator key written to a file; use it as the bearer credential",
+                 {{"operator_key_file", path}});
+  }
+  keys.bootstrap_operator_key =
+      std::string(absl::StripAsciiWhitespace(keys.bootstrap_operator_key));
+  return keys;
+}
+
+}  // namespace switchyard

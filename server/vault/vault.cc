@@ -1,0 +1,365 @@
+#include "server/vault/vault.h"
+
+#include <limits>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/names.h"
+#include "server/common/proto_time.h"
+#include "server/common/status.h"
+#include "server/crypto/aead.h"
+
+namespace switchyard::vault {
+namespace {
+using storage::CredentialsRow;
+using storage::DataKeyRow;
+using storage::Transaction;
+using v1::ConnectionCredentials;
+
+constexpr absl::string_view kSuffix = "/credentials";
+
+std::string DataKeyAad(absl::string_view owner, int64_t version) {
+  return absl::StrCat("switchyard/data-key/v1|", owner, "|", version);
+}
+
+std::string CredentialsAad(absl::string_view tenant, absl::string_view connection,
+                           int64_t version) {
+  return absl::StrCat("switchyard/credentials/v1|", tenant, "|", connection, "|", version);
+}
+
+struct ConnectionRef {
+  std::string tenant_id;
+  std::string connection_id;
+  std::string name;
+};
+
+absl::StatusOr<ConnectionRef> ParseCredentialsName(absl::string_view name) {
+  auto bad = [] {
+    return InvalidArgument(
+        "INVALID_NAME",
+        "name must look like tenants/{tenant}/connections/{connection}/credentials");
+  };
+  if (!absl::EndsWith(name, kSuffix)) return bad();
+  auto ids =
+      ParseName("name", name.substr(0, name.size() - kSuffix.size()), {"tenants", "connections"});
+  if (!ids.ok()) return bad();
+  return ConnectionRef{(*ids)[0], (*ids)[1], std::string(name)};
+}
+
+absl::Status CredentialsNotFound(absl::string_view name) {
+  return NotFound("CREDENTIALS_NOT_FOUND", absl::StrCat(name, " does not exist"));
+}
+
+// Checks that the connection exists, is visible to `scope` and, when
+// `must_be_live`, is not disconnected.
+absl::Status CheckConnection(Transaction& tx, const ConnectionRef& ref, const Scope& scope,
+                             bool must_be_live) {
+  auto missing = [&] {
+    return NotFound("CONNECTION_NOT_FOUND", absl::StrCat("tenants/", ref.tenant_id, "/connections/",
+                                                         ref.connection_id, " does not exist"));
+  };
+  if (!scope.AllowsConnection(ref.tenant_id, ref.connection_id)) return missing();
+  SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(ref.tenant_id));
+  if (!tenant.has_value() || tenant->deleted) return missing();
+  SY_ASSIGN_OR_RETURN(std::optional<storage::ConnectionRow> connection,
+                      tx.GetConnection(ref.tenant_id, ref.connection_id));
+  if (!connection.has_value()) return missing();
+  if (must_be_live && connection->state == v1::Connection::DISCONNECTED) {
+    return FailedPrecondition("CONNECTION_DISCONNECTED",
+                              "the connection is disconnected; its credentials are gone");
+  }
+  return absl::OkStatus();
+}
+
+// Overwrites the secret fields of `c` before it is released.
+void WipeSecrets(ConnectionCredentials& c) {
+  crypto::Wipe(*c.mutable_password());
+  crypto::Wipe(*c.mutable_oauth_client_secret());
+  crypto::Wipe(*c.mutable_oauth_refresh_token());
+  crypto::Wipe(*c.mutable_api_key());
+  for (auto& [name, value] : *c.mutable_secrets()) crypto::Wipe(value);
+}
+
+// The view without secret values: which secret fields are set.
+ConnectionCredentials Summarize(const ConnectionCredentials& c) {
+  ConnectionCredentials s;
+  s.set_base_url(c.base_url());
+  s.set_username(c.username());
+  s.set_oauth_client_id(c.oauth_client_id());
+  if (!c.password().empty()) s.add_secret_fields("password");
+  if (!c.oauth_client_secret().empty()) s.add_secret_fields("oauth_client_secret");
+  if (!c.oauth_refresh_token().empty()) s.add_secret_fields("oauth_refresh_token");
+  if (!c.api_key().empty()) s.add_secret_fields("api_key");
+  std::vector<std::string> names;
+  for (const auto& [name, value] : c.secrets()) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) s.add_secret_fields(absl::StrCat("secrets.", name));
+  return s;
+}
+
+absl::Status ValidateCredentials(const ConnectionCredentials& c) {
+  const size_t total = c.ByteSizeLong();
+  if (total > 64 * 1024) {
+    return InvalidArgument("CREDENTIALS_TOO_LARGE", "credentials must be at most 64 KiB");
+  }
+  if (c.secrets_size() > 64) {
+    return InvalidArgument("INVALID_CREDENTIALS", "at most 64 named secrets");
+  }
+  for (const auto& [name, value] : c.secrets()) {
+    if (!ValidateId("secret name", name).ok()) {
+      return InvalidArgument("INVALID_CREDENTIALS",
+                             "secret names must be lowercase ids such as client-cert");
+    }
+  }
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::StatusOr<crypto::Secret> CredentialVault::Unwrap(const DataKeyRow& row) const {
+  return keyring_.Unwrap(row.master_key_id, row.wrapped, DataKeyAad(row.owner, row.version));
+}
+
+absl::StatusOr<crypto::Secret> CredentialVault::LoadOrCreateServerKey(absl::string_view name) {
+  const std::string owner = absl::StrCat("$", name);
+  std::optional<DataKeyRow> row;
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(std::vector<DataKeyRow> rows, tx.ListDataKeys(owner));
+    if (!rows.empty()) {
+      row = rows.back();
+      return absl::OkStatus();
+    }
+    crypto::Secret key = crypto::RandomSecret(crypto::kAes256KeySize);
+    SY_ASSIGN_OR_RETURN(std::string wrapped, keyring_.Wrap(key, DataKeyAad(owner, 1)));
+    row = DataKeyRow{owner, 1, keyring_.primary_id(), std::move(wrapped), clock_.Now()};
+    return tx.InsertDataKey(*row);
+  }));
+  return Unwrap(*row);
+}
+
+absl::StatusOr<CredentialVault::DataKey> CredentialVault::CurrentKeyInTx(
+    Transaction& tx, absl::string_view tenant_id, absl::Time now) {
+  SY_ASSIGN_OR_RETURN(std::vector<DataKeyRow> rows, tx.ListDataKeys(tenant_id));
+  if (!rows.empty()) {
+    SY_ASSIGN_OR_RETURN(crypto::Secret key, Unwrap(rows.back()));
+    return DataKey{rows.back().version, std::move(key)};
+  }
+  crypto::Secret key = crypto::RandomSecret(crypto::kAes256KeySize);
+  SY_ASSIGN_OR_RETURN(std::string wrapped, keyring_.Wrap(key, DataKeyAad(tenant_id, 1)));
+  SY_RETURN_IF_ERROR(tx.InsertDataKey(
+      DataKeyRow{std::string(tenant_id), 1, keyring_.primary_id(), std::move(wrapped), now}));
+  return DataKey{1, std::move(key)};
+}
+
+absl::StatusOr<crypto::Secret> CredentialVault::KeyVersionInTx(Transaction& tx,
+                                                               absl::string_view tenant_id,
+                                                               int64_t version) {
+  SY_ASSIGN_OR_RETURN(std::vector<DataKeyRow> rows, tx.ListDataKeys(tenant_id));
+  for (const DataKeyRow& row : rows) {
+    if (row.version == version) return Unwrap(row);
+  }
+  return Error(absl::StatusCode::kDataLoss, "DATA_KEY_DESTROYED",
+               "the data key that sealed these credentials no longer exists");
+}
+
+absl::StatusOr<CredentialsRow> CredentialVault::SealRow(absl::string_view tenant_id,
+                                                        absl::string_view connection_id,
+                                                        const ConnectionCredentials& credentials,
+                                                        const DataKey& key, absl::Time now) const {
+  crypto::Secret plaintext(credentials.SerializeAsString());
+  SY_ASSIGN_OR_RETURN(std::string sealed,
+                      crypto::Seal(key.key, plaintext.view(),
+                                   CredentialsAad(tenant_id, connection_id, key.version)));
+  return CredentialsRow{std::string(tenant_id),
+                        std::string(connection_id),
+                        key.version,
+                        std::move(sealed),
+                        Summarize(credentials).SerializeAsString(),
+                        now};
+}
+
+absl::StatusOr<ConnectionCredentials> CredentialVault::OpenRow(Transaction& tx,
+                                                               const CredentialsRow& row) {
+  SY_ASSIGN_OR_RETURN(crypto::Secret key, KeyVersionInTx(tx, row.tenant_id, row.key_version));
+  SY_ASSIGN_OR_RETURN(
+      crypto::Secret plaintext,
+      crypto::Open(key, row.sealed,
+                   CredentialsAad(row.tenant_id, row.connection_id, row.key_version)));
+  ConnectionCredentials credentials;
+  if (!credentials.ParseFromArray(plaintext.view().data(),
+                                  static_cast<int>(plaintext.view().size()))) {
+    return Error(absl::StatusCode::kDataLoss, "DECRYPTION_FAILED",
+                 "decrypted credentials do not parse");
+  }
+  return credentials;
+}
+
+absl::StatusOr<ConnectionCredentials> CredentialVault::Set(
+    const v1::SetConnectionCredentialsRequest& req, const Scope& scope) {
+  SY_ASSIGN_OR_RETURN(ConnectionRef ref, ParseCredentialsName(req.credentials().name()));
+  SY_RETURN_IF_ERROR(ValidateCredentials(req.credentials()));
+  ConnectionCredentials clean = req.credentials();
+  clean.clear_name();
+  clean.clear_secret_fields();
+  clean.clear_key_version();
+  clean.clear_update_time();
+  const absl::Time now = clock_.Now();
+  ConnectionCredentials result;
+  absl::Status status = store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_RETURN_IF_ERROR(CheckConnection(tx, ref, scope, /*must_be_live=*/true));
+    SY_ASSIGN_OR_RETURN(DataKey key, CurrentKeyInTx(tx, ref.tenant_id, now));
+    SY_ASSIGN_OR_RETURN(CredentialsRow row,
+                        SealRow(ref.tenant_id, ref.connection_id, clean, key, now));
+    SY_RETURN_IF_ERROR(tx.PutCredentials(row));
+    result = Summarize(clean);
+    result.set_key_version(row.key_version);
+    return absl::OkStatus();
+  });
+  WipeSecrets(clean);
+  SY_RETURN_IF_ERROR(status);
+  result.set_name(ref.name);
+  ToProto(now, result.mutable_update_time());
+  return result;
+}
+
+absl::StatusOr<ConnectionCredentials> CredentialVault::Get(
+    const v1::GetConnectionCredentialsRequest& req, const Scope& scope, bool can_reveal) {
+  if (req.reveal_secrets() && !can_reveal) {
+    return Error(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
+                 "revealing secrets needs a key with can_reveal_credentials");
+  }
+  SY_ASSIGN_OR_RETURN(ConnectionRef ref, ParseCredentialsName(req.name()));
+  const absl::Time now = clock_.Now();
+  ConnectionCredentials result;
+  auto read = [&](Transaction& tx) -> absl::Status {
+    SY_RETURN_IF_ERROR(CheckConnection(tx, ref, scope, /*must_be_live=*/false));
+    SY_ASSIGN_OR_RETURN(std::optional<CredentialsRow> row,
+                        tx.GetCredentials(ref.tenant_id, ref.connection_id));
+    if (!row.has_value()) return CredentialsNotFound(ref.name);
+    if (!req.reveal_secrets()) {
+      if (!result.ParseFromString(row->summary)) {
+        return Error(absl::StatusCode::kDataLoss, "CREDENTIALS_CORRUPT",
+                     "stored credentials summary does not parse");
+      }
+      result.set_key_version(row->key_version);
+      ToProto(row->update_time, result.mutable_update_time());
+      return absl::OkStatus();
+    }
+    SY_ASSIGN_OR_RETURN(result, OpenRow(tx, *row));
+    *result.mutable_secret_fields() = Summarize(result).secret_fields();
+    // Lazy re-encryption: credentials sealed under an older data key move to
+    // the newest one when revealed.
+    SY_ASSIGN_OR_RETURN(DataKey current, CurrentKeyInTx(tx, ref.tenant_id, now));
+    if (current.version != row->key_version) {
+      ConnectionCredentials plain = result;
+      plain.clear_secret_fields();
+      SY_ASSIGN_OR_RETURN(CredentialsRow fresh, SealRow(ref.tenant_id, ref.connection_id, plain,
+                                                        current, row->update_time));
+      WipeSecrets(plain);
+      SY_RETURN_IF_ERROR(tx.PutCredentials(fresh));
+    }
+    result.set_key_version(current.version);
+    ToProto(row->update_time, result.mutable_update_time());
+    return absl::OkStatus();
+  };
+  // Revealing may re-encrypt, so it runs as a write.
+  SY_RETURN_IF_ERROR(req.reveal_secrets() ? store_.Write(read) : store_.Read(read));
+  result.set_name(ref.name);
+  return result;
+}
+
+absl::Status CredentialVault::Delete(const v1::DeleteConnectionCredentialsRequest& req,
+                                     const Scope& scope) {
+  SY_ASSIGN_OR_RETURN(ConnectionRef ref, ParseCredentialsName(req.name()));
+  return store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_RETURN_IF_ERROR(CheckConnection(tx, ref, scope, /*must_be_live=*/false));
+    SY_ASSIGN_OR_RETURN(std::optional<CredentialsRow> row,
+                        tx.GetCredentials(ref.tenant_id, ref.connection_id));
+    if (!row.has_value()) return CredentialsNotFound(ref.name);
+    return tx.DeleteCredentials(ref.tenant_id, ref.connection_id);
+  });
+}
+
+absl::StatusOr<v1::RotateTenantDataKeyResponse> CredentialVault::RotateTenantKey(
+    const v1::RotateTenantDataKeyRequest& req) {
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseName("name", req.name(), {"tenants"}));
+  const std::string& tenant_id = ids[0];
+  const absl::Time now = clock_.Now();
+  v1::RotateTenantDataKeyResponse response;
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(tenant_id));
+    if (!tenant.has_value() || tenant->deleted) {
+      return NotFound("TENANT_NOT_FOUND", absl::StrCat(req.name(), " does not exist"));
+    }
+    SY_ASSIGN_OR_RETURN(std::vector<DataKeyRow> rows, tx.ListDataKeys(tenant_id));
+    const int64_t version = rows.empty() ? 1 : rows.back().version + 1;
+    DataKey fresh{version, crypto::RandomSecret(crypto::kAes256KeySize)};
+    SY_ASSIGN_OR_RETURN(std::string wrapped,
+                        keyring_.Wrap(fresh.key, DataKeyAad(tenant_id, version)));
+    SY_RETURN_IF_ERROR(tx.InsertDataKey(
+        DataKeyRow{tenant_id, version, keyring_.primary_id(), std::move(wrapped), now}));
+    response.set_key_version(version);
+    if (!req.reencrypt()) return absl::OkStatus();
+    std::string after;
+    while (true) {
+      SY_ASSIGN_OR_RETURN(std::vector<CredentialsRow> page,
+                          tx.ListCredentials(tenant_id, after, 200));
+      for (const CredentialsRow& row : page) {
+        SY_ASSIGN_OR_RETURN(ConnectionCredentials plain, OpenRow(tx, row));
+        SY_ASSIGN_OR_RETURN(CredentialsRow sealed,
+                            SealRow(tenant_id, row.connection_id, plain, fresh, row.update_time));
+        WipeSecrets(plain);
+        SY_RETURN_IF_ERROR(tx.PutCredentials(sealed));
+        response.set_reencrypted(response.reencrypted() + 1);
+      }
+      if (page.size() < 200) break;
+      after = page.back().connection_id;
+    }
+    // Nothing is sealed under the older versions any more: destroy them.
+    return tx.DeleteDataKeys(tenant_id, version);
+  }));
+  return response;
+}
+
+absl::StatusOr<v1::RewrapDataKeysResponse> CredentialVault::RewrapDataKeys() {
+  v1::RewrapDataKeysResponse response;
+  response.set_primary_master_key_id(keyring_.primary_id());
+  while (true) {
+    int64_t batch = 0;
+    SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+      SY_ASSIGN_OR_RETURN(std::vector<DataKeyRow> rows,
+                          tx.ListDataKeysNotWrappedBy(keyring_.primary_id(), 200));
+      for (DataKeyRow& row : rows) {
+        SY_ASSIGN_OR_RETURN(crypto::Secret key, Unwrap(row));
+        SY_ASSIGN_OR_RETURN(row.wrapped, keyring_.Wrap(key, DataKeyAad(row.owner, row.version)));
+        row.master_key_id = keyring_.primary_id();
+        SY_RETURN_IF_ERROR(tx.UpdateDataKey(row));
+      }
+      batch = static_cast<int64_t>(rows.size());
+      return absl::OkStatus();
+    }));
+    response.set_rewrapped(response.rewrapped() + batch);
+    if (batch < 200) return response;
+  }
+}
+
+absl::Status CredentialVault::DeleteCredentialsInTx(Transaction& tx, absl::string_view tenant_id,
+                                                    absl::string_view connection_id) {
+  return tx.DeleteCredentials(tenant_id, connection_id);
+}
+
+absl::Status CredentialVault::DestroyTenantInTx(Transaction& tx, absl::string_view tenant_id) {
+  std::string after;
+  while (true) {
+    SY_ASSIGN_OR_RETURN(std::vector<CredentialsRow> page,
+                        tx.ListCredentials(tenant_id, after, 500));
+    for (const CredentialsRow& row : page) {
+      SY_RETURN_IF_ERROR(tx.DeleteCredentials(tenant_id, row.connection_id));
+    }
+    if (page.size() < 500) break;
+    after = page.back().connection_id;
+  }
+  return tx.DeleteDataKeys(tenant_id, std::numeric_limits<int64_t>::max());
+}
+
+}  // namespace switchyard::vault

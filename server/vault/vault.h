@@ -1,0 +1,90 @@
+#ifndef SWITCHYARD_SERVER_VAULT_VAULT_H_
+#define SWITCHYARD_SERVER_VAULT_VAULT_H_
+
+// The credential vault: what the gateway needs to reach each connected
+// system, encrypted per tenant with envelope encryption.
+//
+//   master keyring (file or environment, never stored)
+//     wraps -> one AES-256 data key per tenant and version (data_keys table)
+//       seals -> each connection's credentials (credentials table), bound by
+//                associated data to tenant, connection and key version.
+//
+// A ciphertext copied to another row, connection or tenant fails to decrypt.
+// Rotating the master key re-wraps the data keys only (RewrapDataKeys);
+// rotating a tenant's data key re-encrypts lazily (when credentials are next
+// written or revealed) or at once. Deleting a tenant destroys its data keys.
+// Plaintext keys and secrets are wiped from this process's buffers after use.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/common/clock.h"
+#include "server/common/scope.h"
+#include "server/crypto/keyring.h"
+#include "server/crypto/secret.h"
+#include "server/storage/store.h"
+#include "switchyard/v1/gateway.pb.h"
+
+namespace switchyard::vault {
+
+// Thread-safe. Borrows its dependencies, which must outlive it.
+class CredentialVault {
+ public:
+  CredentialVault(storage::Store& store, const crypto::MasterKeyring& keyring, Clock& clock)
+      : store_(store), keyring_(keyring), clock_(clock) {}
+
+  // The gateway's own 32-byte key `name` (for example the token-hash key),
+  // created on first use. FAILED_PRECONDITION / MASTER_KEY_UNAVAILABLE or
+  // DATA_LOSS / DECRYPTION_FAILED when the keyring cannot unwrap it (wrong
+  // master key).
+  absl::StatusOr<crypto::Secret> LoadOrCreateServerKey(absl::string_view name);
+
+  // The vault calls. Connections outside `scope` behave as if they did not
+  // exist. Set and Delete need a connection that is not disconnected
+  // (FAILED_PRECONDITION / CONNECTION_DISCONNECTED).
+  absl::StatusOr<v1::ConnectionCredentials> Set(const v1::SetConnectionCredentialsRequest& request,
+                                                const Scope& scope);
+  // `reveal_secrets` needs `can_reveal` (PERMISSION_DENIED otherwise).
+  absl::StatusOr<v1::ConnectionCredentials> Get(const v1::GetConnectionCredentialsRequest& request,
+                                                const Scope& scope, bool can_reveal);
+  absl::Status Delete(const v1::DeleteConnectionCredentialsRequest& request, const Scope& scope);
+  absl::StatusOr<v1::RotateTenantDataKeyResponse> RotateTenantKey(
+      const v1::RotateTenantDataKeyRequest& request);
+  absl::StatusOr<v1::RewrapDataKeysResponse> RewrapDataKeys();
+
+  // Inside another module's transaction: forget one connection's
+  // credentials, or destroy everything a tenant holds (its credentials and
+  // every version of its data key).
+  absl::Status DeleteCredentialsInTx(storage::Transaction& tx, absl::string_view tenant_id,
+                                     absl::string_view connection_id);
+  absl::Status DestroyTenantInTx(storage::Transaction& tx, absl::string_view tenant_id);
+
+ private:
+  struct DataKey {
+    int64_t version = 0;
+    crypto::Secret key;
+  };
+  // The tenant's newest data key, created when it has none.
+  absl::StatusOr<DataKey> CurrentKeyInTx(storage::Transaction& tx, absl::string_view tenant_id,
+                                         absl::Time now);
+  absl::StatusOr<crypto::Secret> KeyVersionInTx(storage::Transaction& tx,
+                                                absl::string_view tenant_id, int64_t version);
+  absl::StatusOr<crypto::Secret> Unwrap(const storage::DataKeyRow& row) const;
+  // Seals `credentials` for (tenant, connection) under `key`.
+  absl::StatusOr<storage::CredentialsRow> SealRow(absl::string_view tenant_id,
+                                                  absl::string_view connection_id,
+                                                  const v1::ConnectionCredentials& credentials,
+                                                  const DataKey& key, absl::Time now) const;
+  absl::StatusOr<v1::ConnectionCredentials> OpenRow(storage::Transaction& tx,
+                                                    const storage::CredentialsRow& row);
+
+  storage::Store& store_;
+  const crypto::MasterKeyring& keyring_;
+  Clock& clock_;
+};
+
+}  // namespace switchyard::vault
+
+#endif  // SWITCHYARD_SERVER_VAULT_VAULT_H_
