@@ -27,7 +27,9 @@ class DomainTest : public ::testing::Test {
     store_ = *storage::SqliteStore::Open(options);
     catalog_ = *catalog::SystemCatalog::FromText(catalog::SystemCatalog::DefaultText());
     ledger_ = *credits::CreditLedger::Create(credits::LedgerOptions{}, *store_, clock_);
-    keyring_ = crypto::MasterKeyring::Generate("k1").first;
+    auto generated = crypto::MasterKeyring::Generate("k1");
+    keyring_ = std::move(generated.first);
+    keyring_text_ = std::string(generated.second.view());
     vault_ = std::make_unique<vault::CredentialVault>(*store_, *keyring_, clock_);
     keys_ = std::make_unique<auth::ApiKeyManager>(auth::ApiKeyOptions{}, *store_, clock_,
                                                   *vault_->LoadOrCreateServerKey("token-hmac"));
@@ -86,6 +88,7 @@ class DomainTest : public ::testing::Test {
   std::unique_ptr<catalog::SystemCatalog> catalog_;
   std::unique_ptr<credits::CreditLedger> ledger_;
   std::unique_ptr<crypto::MasterKeyring> keyring_;
+  std::string keyring_text_;  // the text form of keyring_, as an operator holds it
   std::unique_ptr<vault::CredentialVault> vault_;
   std::unique_ptr<auth::ApiKeyManager> keys_;
   std::unique_ptr<connections::ConnectionManager> connections_;
