@@ -9,6 +9,7 @@ packages=(
   libabsl-dev libssl-dev libsqlite3-dev libgtest-dev libgmock-dev
   golang-github-gogo-googleapis-dev
   python3 python3-grpcio python3-protobuf
+  openssl clang libclang-rt-14-dev
 )
 
 missing=()

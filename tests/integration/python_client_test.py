@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import zlib
 
 SERVER = sys.argv.pop(1)
 sys.path.insert(0, sys.argv.pop(1))
@@ -107,6 +108,15 @@ class PythonClientTest(unittest.TestCase):
             gateway_pb2.Connection)
         self.assertEqual(conn.credits, 8)
         self.assertTrue(conn.api_token.startswith("syc_"))
+        self.assertEqual(len(conn.api_token), 40)
+        # The checksum is CRC-32 of the rest in base62, checked here with an
+        # independent implementation (zlib).
+        alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+        crc, checksum = zlib.crc32(conn.api_token[:34].encode()), ""
+        for _ in range(6):
+            checksum = alphabet[crc % 62] + checksum
+            crc //= 62
+        self.assertEqual(conn.api_token[34:], checksum)
         self.assertEqual(conn.state, gateway_pb2.Connection.PENDING)
 
         with self.assertRaises(grpc.RpcError) as raised:

@@ -42,7 +42,8 @@ std::string ServerProcess::OperatorKey(const std::string& data_dir) {
 }
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
-    const std::string& data_dir, const std::vector<std::string>& extra_flags, bool default_keys) {
+    const std::string& data_dir, const std::vector<std::string>& extra_flags, bool default_keys,
+    bool check_health) {
   std::vector<std::string> args = {BinaryPath(), "--listen=127.0.0.1:0", "--data_dir=" + data_dir,
                                    "--port_file=-"};
   std::string operator_key;
@@ -92,6 +93,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     return absl::InternalError(absl::StrCat("server did not start; see ", log_path));
   }
   auto process = std::unique_ptr<ServerProcess>(new ServerProcess(pid, port, operator_key));
+  if (!check_health) return process;
   client::ClientOptions options;
   options.target = process->target();
   auto client = client::GatewayClient::Create(options);

@@ -21,10 +21,11 @@ class ServerProcess {
   // serves gRPC (its health check answers). Its stderr goes to
   // `data_dir`/server.log. With `default_keys`, a master keyring and an
   // operator key are made in `data_dir` (once; restarts reuse them) and
-  // passed to the server. kInternal when it does not start in 30s.
+  // passed to the server. With `check_health`, also waits for a plaintext
+  // health check to answer. kInternal when it does not start in 30s.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(
       const std::string& data_dir, const std::vector<std::string>& extra_flags = {},
-      bool default_keys = true);
+      bool default_keys = true, bool check_health = true);
 
   // The operator key made for `data_dir` by Start.
   static std::string OperatorKey(const std::string& data_dir);
