@@ -17,13 +17,28 @@
 //                 update TENANT ID [--display_name=..] [--metadata=..]
 //                 activate|deactivate|delete TENANT ID
 //   ledger        list POOL [--tenant=TENANT]
+//   keys          create [TENANT] [--display_name=..] [--can_reveal] [--ttl=..]
+//                 list [TENANT [CONNECTION]] | rotate NAME [--grace=1h] | revoke NAME
+//                 rewrap (re-wrap data keys with the primary master key)
+//                 rotate-tenant-key TENANT [--reencrypt]
+//   credentials   set TENANT CONNECTION [--base_url=..] [--username=..] [--password=..]
+//                   [--oauth_client_id=..] [--oauth_client_secret=..]
+//                   [--oauth_refresh_token=..] [--secret_api_key=..]
+//                 get TENANT CONNECTION [--reveal] | delete TENANT CONNECTION
 //   health        check
+//
+// The credential comes from --api_key or the SWITCHYARD_API_KEY environment
+// variable (preferred: flags show in process lists). TLS: --tls with
+// --tls_ca_file, and --tls_cert_file/--tls_key_file for mutual TLS.
 //
 // Output is a table by default and JSON with --json. Exit status: 0 on
 // success, 1 when the gateway answered with an error, 2 for usage errors.
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -57,6 +72,25 @@ ABSL_FLAG(std::string, reservation, "", "reservation id to consume (connections 
 ABSL_FLAG(std::string, state, "", "connection state filter, for example ACTIVE");
 ABSL_FLAG(std::string, tenant, "", "tenant id filter (ledger list)");
 ABSL_FLAG(std::string, request_id, "", "request id for idempotent retries");
+ABSL_FLAG(std::string, api_key, "",
+          "bearer credential (operator key, tenant key or connection token); default: the "
+          "SWITCHYARD_API_KEY environment variable");
+ABSL_FLAG(bool, tls, false, "connect with TLS");
+ABSL_FLAG(std::string, tls_ca_file, "", "PEM roots to verify the server (default: system roots)");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM client certificate for mutual TLS");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM client key for mutual TLS");
+ABSL_FLAG(bool, can_reveal, false, "keys create: the key may reveal credential secrets");
+ABSL_FLAG(absl::Duration, grace, absl::ZeroDuration(),
+          "keys rotate: how long the old token keeps working");
+ABSL_FLAG(bool, reencrypt, false, "rotate-tenant-key: re-encrypt every secret now");
+ABSL_FLAG(bool, reveal, false, "credentials get: include secret values");
+ABSL_FLAG(std::string, base_url, "", "credentials set: base URL of the system");
+ABSL_FLAG(std::string, username, "", "credentials set: user name");
+ABSL_FLAG(std::string, password, "", "credentials set: password (prefer stdin-fed env vars)");
+ABSL_FLAG(std::string, oauth_client_id, "", "credentials set: OAuth client id");
+ABSL_FLAG(std::string, oauth_client_secret, "", "credentials set: OAuth client secret");
+ABSL_FLAG(std::string, oauth_refresh_token, "", "credentials set: OAuth refresh token");
+ABSL_FLAG(std::string, secret_api_key, "", "credentials set: the system's API key");
 
 namespace switchyard::ctl {
 namespace {
@@ -485,6 +519,90 @@ int Run(client::GatewayClient& c, const std::vector<std::string>& args) {
     }
   }
 
+  if (resource == "keys") {
+    const std::vector<std::string> columns = {
+        "name",        "kind",          "display_name", "hint", "state", "can_reveal_credentials",
+        "expire_time", "last_used_time"};
+    auto show_new = [](const absl::StatusOr<v1::CreateApiKeyResponse>& r) {
+      if (!r.ok()) return Fail(r.status());
+      PrintOne(r->api_key());
+      if (!absl::GetFlag(FLAGS_json)) {
+        std::cout << "\ntoken: " << r->token()
+                  << "\n(shown once: store it now; only a hash is kept)\n";
+      }
+      return 0;
+    };
+    if (verb == "create") {
+      v1::CreateApiKeyRequest r;
+      if (args.size() > 2) r.set_parent(TenantName(args[2]));
+      r.set_display_name(display_name);
+      r.set_can_reveal_credentials(absl::GetFlag(FLAGS_can_reveal));
+      if (absl::Duration ttl = absl::GetFlag(FLAGS_ttl); ttl > absl::ZeroDuration()) {
+        r.mutable_ttl()->set_seconds(absl::ToInt64Seconds(ttl));
+      }
+      return show_new(c.CreateApiKey(r));
+    }
+    if (verb == "list") {
+      v1::ListApiKeysRequest r;
+      if (args.size() > 2) r.set_parent(TenantName(args[2]));
+      if (args.size() > 3) r.set_parent(absl::StrCat(r.parent(), "/connections/", args[3]));
+      return ShowList(ListAll<v1::ListApiKeysRequest, v1::ListApiKeysResponse, v1::ApiKey>(
+                          r, [&](const auto& req) { return c.ListApiKeys(req); },
+                          [](const auto& p) { return p.api_keys(); }),
+                      columns);
+    }
+    if (verb == "rotate") {
+      v1::RotateApiKeyRequest r;
+      r.set_name(Arg(args, 2, "NAME"));
+      r.mutable_grace_period()->set_seconds(absl::ToInt64Seconds(absl::GetFlag(FLAGS_grace)));
+      return show_new(c.RotateApiKey(r));
+    }
+    if (verb == "revoke") {
+      v1::RevokeApiKeyRequest r;
+      r.set_name(Arg(args, 2, "NAME"));
+      return Show(c.RevokeApiKey(r));
+    }
+    if (verb == "rewrap") return Show(c.RewrapDataKeys({}));
+    if (verb == "rotate-tenant-key") {
+      v1::RotateTenantDataKeyRequest r;
+      r.set_name(TenantName(Arg(args, 2, "TENANT")));
+      r.set_reencrypt(absl::GetFlag(FLAGS_reencrypt));
+      return Show(c.RotateTenantDataKey(r));
+    }
+  }
+
+  if (resource == "credentials") {
+    const std::string name = absl::StrCat(TenantName(Arg(args, 2, "TENANT")), "/connections/",
+                                          Arg(args, 3, "CONNECTION"), "/credentials");
+    if (verb == "set") {
+      v1::SetConnectionCredentialsRequest r;
+      v1::ConnectionCredentials* cr = r.mutable_credentials();
+      cr->set_name(name);
+      cr->set_base_url(absl::GetFlag(FLAGS_base_url));
+      cr->set_username(absl::GetFlag(FLAGS_username));
+      cr->set_password(absl::GetFlag(FLAGS_password));
+      cr->set_oauth_client_id(absl::GetFlag(FLAGS_oauth_client_id));
+      cr->set_oauth_client_secret(absl::GetFlag(FLAGS_oauth_client_secret));
+      cr->set_oauth_refresh_token(absl::GetFlag(FLAGS_oauth_refresh_token));
+      cr->set_api_key(absl::GetFlag(FLAGS_secret_api_key));
+      return Show(c.SetConnectionCredentials(r));
+    }
+    if (verb == "get") {
+      v1::GetConnectionCredentialsRequest r;
+      r.set_name(name);
+      r.set_reveal_secrets(absl::GetFlag(FLAGS_reveal));
+      return Show(c.GetConnectionCredentials(r));
+    }
+    if (verb == "delete") {
+      v1::DeleteConnectionCredentialsRequest r;
+      r.set_name(name);
+      absl::Status s = c.DeleteConnectionCredentials(r);
+      if (!s.ok()) return Fail(s);
+      std::cout << "deleted " << name << "\n";
+      return 0;
+    }
+  }
+
   if (resource == "ledger" && verb == "list") {
     v1::ListLedgerEntriesRequest r;
     r.set_parent("creditPools/" + Arg(args, 2, "POOL"));
@@ -505,13 +623,32 @@ int Run(client::GatewayClient& c, const std::vector<std::string>& args) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "switchyardctl [--target=HOST:PORT] [--json] RESOURCE VERB [ARGS] [--flags]\n"
-      "Resources: tenants, systems, pools, reservations, connections, ledger, health.\n"
+      "Resources: tenants, systems, pools, reservations, connections, ledger, keys, "
+      "credentials, health.\n"
       "See the header of client/switchyardctl.cc or README.md for every verb.");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   switchyard::client::ClientOptions options;
   options.target = absl::GetFlag(FLAGS_target);
   options.deadline = absl::GetFlag(FLAGS_timeout);
+  options.api_key = absl::GetFlag(FLAGS_api_key);
+  if (const char* env = std::getenv("SWITCHYARD_API_KEY"); options.api_key.empty() && env) {
+    options.api_key = env;
+  }
+  options.tls = absl::GetFlag(FLAGS_tls);
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  if (!absl::GetFlag(FLAGS_tls_ca_file).empty()) {
+    options.tls_root_certs = read(absl::GetFlag(FLAGS_tls_ca_file));
+  }
+  if (!absl::GetFlag(FLAGS_tls_cert_file).empty()) {
+    options.tls_client_cert = read(absl::GetFlag(FLAGS_tls_cert_file));
+    options.tls_client_key = read(absl::GetFlag(FLAGS_tls_key_file));
+  }
   auto client = switchyard::client::GatewayClient::Create(options);
   try {
     return switchyard::ctl::Run(*client, args);

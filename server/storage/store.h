@@ -215,8 +215,8 @@ class Transaction {
   virtual absl::StatusOr<std::optional<ApiKeyRow>> GetApiKeyByHash(absl::string_view hash) = 0;
   virtual absl::Status InsertApiKey(const ApiKeyRow& row) = 0;
   virtual absl::Status UpdateApiKey(const ApiKeyRow& row) = 0;
-  // Keys of `kind` (0: any) for `tenant_id` and `connection_id` (empty: any),
-  // in id order.
+  // Keys of `kind` (0: any) for `tenant_id` (empty: any) and, when
+  // `tenant_id` is set, `connection_id` (empty: any), in id order.
   virtual absl::StatusOr<std::vector<ApiKeyRow>> ListApiKeys(int kind, absl::string_view tenant_id,
                                                              absl::string_view connection_id,
                                                              absl::string_view after,

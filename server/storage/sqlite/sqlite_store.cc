@@ -745,13 +745,25 @@ class SqliteTransaction final : public Transaction {
   absl::StatusOr<std::vector<ApiKeyRow>> ListApiKeys(int kind, absl::string_view tenant_id,
                                                      absl::string_view connection_id,
                                                      absl::string_view after, int limit) override {
-    static constexpr const char* kSql =
+    // One statement per filter shape, so that each can use the owner index
+    // (an "? = '' OR column = ?" condition would force a full scan).
+    static constexpr const char* kAny = "SELECT " API_KEY_COLS
+                                        " FROM api_keys WHERE (? = 0 OR kind = ?) AND id > ? "
+                                        "ORDER BY id LIMIT ?";
+    static constexpr const char* kTenant =
         "SELECT " API_KEY_COLS
-        " FROM api_keys WHERE (? = 0 OR kind = ?) AND (? = '' OR tenant_id = ?) AND "
-        "(? = '' OR connection_id = ?) AND id > ? ORDER BY id LIMIT ?";
-    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+        " FROM api_keys WHERE tenant_id = ? AND (? = 0 OR kind = ?) AND id > ? "
+        "ORDER BY id LIMIT ?";
+    static constexpr const char* kConnection =
+        "SELECT " API_KEY_COLS
+        " FROM api_keys WHERE tenant_id = ? AND connection_id = ? AND (? = 0 OR kind = ?) "
+        "AND id > ? ORDER BY id LIMIT ?";
+    const char* sql = tenant_id.empty() ? kAny : connection_id.empty() ? kTenant : kConnection;
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(sql));
     Query q(db_, s);
-    q.BindAll(kind, kind, tenant_id, tenant_id, connection_id, connection_id, after, limit);
+    if (!tenant_id.empty()) q.Bind(tenant_id);
+    if (!tenant_id.empty() && !connection_id.empty()) q.Bind(connection_id);
+    q.BindAll(kind, kind, after, limit);
     return Collect<ApiKeyRow>(q, ReadApiKey);
   }
 
