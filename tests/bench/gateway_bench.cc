@@ -14,17 +14,25 @@
 // and prints pairs (or calls) per second, p50/p99 latency of one pair, and
 // the ratio to the baseline in calls per second.
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "client/gateway_client.h"
+#include "server/auth/api_keys.h"
+#include "server/common/clock.h"
+#include "server/storage/sqlite/sqlite_store.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
 
@@ -36,8 +44,24 @@ ABSL_FLAG(std::string, api_key, "", "operator key for --target");
 namespace switchyard {
 namespace {
 
+// CPU seconds used so far by process `pid` (user + system), or -1.
+double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(paren + 2), ' ');
+  // Fields 14 and 15 of /proc/PID/stat (utime, stime) are at 11 and 12 here.
+  if (fields.size() < 13) return -1;
+  return static_cast<double>(std::stoll(fields[11]) + std::stoll(fields[12])) /
+         static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+pid_t server_pid = 0;  // set when this process started the server
+
 struct Result {
-  double per_second = 0;  // operations (pairs or calls) per second
+  double server_cpu_us = -1;  // server CPU per operation, when known
+  double per_second = 0;      // operations (pairs or calls) per second
   double p50_ms = 0;
   double p99_ms = 0;
   int64_t errors = 0;
@@ -60,6 +84,7 @@ Result RunPhase(const std::string& target, const std::string& api_key, int calle
     clients.push_back(client::GatewayClient::Create(options));
     (void)clients.back()->CheckHealth("");  // connect before timing
   }
+  const double cpu_before = server_pid > 0 ? ProcessCpuSeconds(server_pid) : -1;
   const absl::Time start = absl::Now();
   const absl::Time end = start + duration;
   for (int i = 0; i < callers; ++i) {
@@ -84,7 +109,31 @@ Result RunPhase(const std::string& target, const std::string& api_key, int calle
     r.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
   }
   r.errors = errors.load();
+  if (cpu_before >= 0 && !all.empty()) {
+    r.server_cpu_us =
+        (ProcessCpuSeconds(server_pid) - cpu_before) * 1e6 / static_cast<double>(all.size());
+  }
   return r;
+}
+
+// Microseconds one ApiKeyManager::Authenticate of a valid key takes in steady
+// state (parse, checksum, HMAC-SHA256, cache lookup), measured in-process on a
+// real store.
+double AuthenticateMicros() {
+  testing::TempDir dir;
+  storage::SqliteStoreOptions options;
+  options.path = dir.path() + "/auth.db";
+  auto store = storage::SqliteStore::Open(options);
+  if (!store.ok()) return -1;
+  auth::ApiKeyManager keys(auth::ApiKeyOptions{}, **store, SystemClock(), crypto::RandomSecret(32));
+  const std::string token = auth::MintToken(auth::TokenKind::kOperator);
+  if (!keys.EnsureBootstrapOperatorKey(token).ok()) return -1;
+  constexpr int kCalls = 200000;
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kCalls; ++i) {
+    if (!keys.Authenticate(token).ok()) return -1;
+  }
+  return absl::ToDoubleMicroseconds(absl::Now() - start) / kCalls;
 }
 
 int Main() {
@@ -104,6 +153,7 @@ int Main() {
     server = *std::move(started);
     target = server->target();
     api_key = server->operator_key();
+    server_pid = server->pid();
   }
 
   // One pool large enough that no phase runs out; one tenant per caller.
@@ -176,12 +226,12 @@ int Main() {
 
   std::printf("gateway_bench: %d callers, %.1fs per phase, target %s\n", callers,
               absl::ToDoubleSeconds(duration), target.c_str());
-  std::printf("%-26s %12s %10s %10s %8s %22s\n", "phase", "ops/s", "p50 ms", "p99 ms", "errors",
-              "calls/s vs health");
+  std::printf("%-26s %10s %8s %8s %7s %18s %15s\n", "phase", "ops/s", "p50 ms", "p99 ms", "errors",
+              "calls/s vs health", "server CPU/op");
   auto row = [&](const char* name, const Result& r, int calls_per_op) {
-    std::printf("%-26s %12.0f %10.2f %10.2f %8lld %21.1f%%\n", name, r.per_second, r.p50_ms,
+    std::printf("%-26s %10.0f %8.2f %8.2f %7lld %17.1f%% %12.1f us\n", name, r.per_second, r.p50_ms,
                 r.p99_ms, static_cast<long long>(r.errors),
-                100.0 * r.per_second * calls_per_op / health.per_second);
+                100.0 * r.per_second * calls_per_op / health.per_second, r.server_cpu_us);
   };
   row("health Check (baseline)", health, 1);
   row("GetSystem, operator key", authed, 1);
@@ -190,6 +240,12 @@ int Main() {
   row("reserve+release pairs", reserve, 2);
   std::printf("authenticated GetSystem / unauthenticated GetSystem: %.1f%%\n",
               100.0 * authed.per_second / anonymous.per_second);
+  const double auth_us = AuthenticateMicros();
+  std::printf(
+      "authentication (verify a key, cached): %.2f us per call = %.1f%% of the server CPU of an "
+      "authenticated GetSystem (%.1f us)\n",
+      auth_us, authed.server_cpu_us > 0 ? 100.0 * auth_us / authed.server_cpu_us : -1.0,
+      authed.server_cpu_us);
   return health.errors + authed.errors + anonymous.errors + connect.errors + reserve.errors == 0
              ? 0
              : 1;
