@@ -12,6 +12,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/clock.h"
 #include "server/common/log.h"
@@ -51,8 +52,11 @@ ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
 ABSL_FLAG(std::string, tls_client_ca_file, "",
           "PEM CA bundle: require and verify client certificates (mutual TLS)");
 ABSL_FLAG(std::string, plaintext_listen, "",
-          "with TLS, also listen in plaintext here (loopback clients, health probes), for "
-          "example 127.0.0.1:50052");
+          "with TLS, also listen in plaintext here for loopback clients (a loopback address, "
+          "for example 127.0.0.1:50052)");
+ABSL_FLAG(std::string, health_listen, "",
+          "plaintext listener serving only grpc.health.v1, for probes (for example "
+          "0.0.0.0:8081)");
 ABSL_FLAG(absl::Duration, auth_cache_ttl, absl::Seconds(10),
           "how long a verified credential is reused before the store is read again; bounds how "
           "long a revocation made by another replica takes to apply");
@@ -63,6 +67,9 @@ int main(int argc, char** argv) {
       "Switchyard integration gateway.\n"
       "Usage: switchyard-server [--flag=value ...] [--flagfile=/etc/switchyard/server.flags]");
   absl::ParseCommandLine(argc, argv);
+  // Lock-order checking (a graph update on every lock) stays on in the test
+  // binaries; the server skips its cost.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   using switchyard::log::Level;
   const std::string level = absl::GetFlag(FLAGS_log_level);
@@ -92,6 +99,7 @@ int main(int argc, char** argv) {
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   options.plaintext_listen_address = absl::GetFlag(FLAGS_plaintext_listen);
+  options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
   options.api_keys.cache_ttl = absl::GetFlag(FLAGS_auth_cache_ttl);
 
   switchyard::KeySources sources;

@@ -9,6 +9,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/grpc/gateway_service.h"
 #include "server/catalog/catalog.h"
@@ -22,6 +23,11 @@
 namespace switchyard {
 
 namespace {
+bool IsLoopback(absl::string_view address) {
+  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "[::1]:") ||
+         absl::StartsWith(address, "localhost:");
+}
+
 absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
   std::ifstream in(path);
   if (!in) {
@@ -128,6 +134,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, credentials, &server->port_);
   const bool tls = !options.tls_cert_file.empty();
+  if (!options.plaintext_listen_address.empty() && !IsLoopback(options.plaintext_listen_address)) {
+    return InvalidArgument("INVALID_OPTION",
+                           "the plaintext listener must be a loopback address such as "
+                           "127.0.0.1:50052; use the health listener for probes from elsewhere");
+  }
   if (tls && !options.plaintext_listen_address.empty()) {
     builder.AddListeningPort(options.plaintext_listen_address, grpc::InsecureServerCredentials(),
                              &server->plaintext_port_);
@@ -138,9 +149,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     return Error(absl::StatusCode::kUnavailable, "LISTEN_FAILED",
                  absl::StrCat("cannot listen on ", options.listen_address));
   }
-  auto* health = server->grpc_server_->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus("switchyard.v1.Gateway", true);
+  if (!options.health_listen_address.empty()) {
+    // A second server with no services of its own: only the default health
+    // service, in plaintext.
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(options.health_listen_address,
+                                    grpc::InsecureServerCredentials(), &server->health_port_);
+    server->health_server_ = health_builder.BuildAndStart();
+    if (server->health_server_ == nullptr || server->health_port_ == 0) {
+      return Error(absl::StatusCode::kUnavailable, "LISTEN_FAILED",
+                   absl::StrCat("cannot listen on ", options.health_listen_address));
+    }
+  }
+  server->SetServing(true);
 
   server->maintenance_ = std::thread([s = server.get()] { s->MaintenanceLoop(); });
   log::Info("serving", {{"address", options.listen_address},
@@ -148,6 +169,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                         {"tls", tls},
                         {"mutual_tls", !options.tls_client_ca_file.empty()},
                         {"plaintext_port", server->plaintext_port_},
+                        {"health_port", server->health_port_},
                         {"master_key", server->keyring_->primary_id()},
                         {"data_dir", options.data_dir},
                         {"systems", static_cast<int64_t>(server->catalog_->systems().size())}});
@@ -155,6 +177,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 }
 
 Server::~Server() { Shutdown(); }
+
+void Server::SetServing(bool serving) {
+  for (grpc::Server* s : {grpc_server_.get(), health_server_.get()}) {
+    if (s == nullptr) continue;
+    s->GetHealthCheckService()->SetServingStatus(serving);
+    s->GetHealthCheckService()->SetServingStatus("switchyard.v1.Gateway", serving);
+  }
+}
 
 void Server::MaintenanceLoop() {
   absl::Time next_purge = absl::InfinitePast();
@@ -197,10 +227,14 @@ void Server::Shutdown() {
   }
   log::Info("draining", {{"deadline_ms", absl::ToInt64Milliseconds(options_.drain_deadline)}});
   if (grpc_server_ != nullptr) {
-    grpc_server_->GetHealthCheckService()->SetServingStatus(false);
+    SetServing(false);
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_deadline));
     grpc_server_->Wait();
     log::Info("grpc stopped");
+  }
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
   }
   if (maintenance_.joinable()) maintenance_.join();
   store_.reset();

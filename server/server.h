@@ -69,9 +69,13 @@ struct ServerOptions {
   // With TLS: CA bundle (PEM) to verify client certificates; when set, every
   // client must present a certificate it signed (mutual TLS).
   std::string tls_client_ca_file;
-  // With TLS: an extra plaintext listener, for loopback clients and health
-  // probes (for example "127.0.0.1:50052"). Empty: none.
+  // With TLS: an extra plaintext listener for loopback clients, serving every
+  // service; it must be a loopback address (for example "127.0.0.1:50052").
+  // Empty: none.
   std::string plaintext_listen_address;
+  // A plaintext listener serving only the health service, on any address, for
+  // probes that cannot speak TLS (for example "0.0.0.0:8081"). Empty: none.
+  std::string health_listen_address;
 };
 
 // gRPC server credentials for `options`: plaintext, TLS, or TLS requiring and
@@ -97,6 +101,8 @@ class Server {
   // The bound plaintext port when TLS is on and a plaintext listener was
   // asked for; 0 otherwise.
   int plaintext_port() const { return plaintext_port_; }
+  // The bound port of the health-only listener; 0 when there is none.
+  int health_port() const { return health_port_; }
 
   // Reports NOT_SERVING, stops accepting calls, waits up to the drain deadline
   // for in-flight calls (then cancels them), stops maintenance and closes the
@@ -106,6 +112,8 @@ class Server {
  private:
   explicit Server(const ServerOptions& options, Clock& clock);
   void MaintenanceLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Reports `serving` on the health service of every listener.
+  void SetServing(bool serving);
 
   const ServerOptions options_;
   Clock& clock_;
@@ -121,6 +129,8 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   int plaintext_port_ = 0;
+  std::unique_ptr<grpc::Server> health_server_;
+  int health_port_ = 0;
 
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -194,6 +194,53 @@ TEST_F(TlsTest, MutualTlsRejectsClientsWithoutACertificateFromTheCa) {
   EXPECT_FALSE(Client((*server)->target(), foreign)->CheckHealth("").ok());
 }
 
+// The port a log line of the server reports as `field`.
+int LoggedPort(const std::string& log, const std::string& field) {
+  const std::string key = "\"" + field + "\":";
+  size_t at = log.rfind(key);
+  return at == std::string::npos ? 0 : std::atoi(log.c_str() + at + key.size());
+}
+
+TEST_F(TlsTest, PlaintextStaysAvailableOnLoopbackAndForHealthProbes) {
+  const std::string d = dir_.path();
+  auto server = testing::ServerProcess::Start(
+      d,
+      {"--tls_cert_file=" + d + "/server.pem", "--tls_key_file=" + d + "/server.key",
+       "--plaintext_listen=127.0.0.1:0", "--health_listen=127.0.0.1:0"},
+      /*default_keys=*/true, /*check_health=*/false);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string log = ReadFile(d + "/server.log");
+  const int plaintext = LoggedPort(log, "plaintext_port");
+  const int health = LoggedPort(log, "health_port");
+  ASSERT_GT(plaintext, 0) << log;
+  ASSERT_GT(health, 0) << log;
+
+  client::ClientOptions keyed;
+  keyed.api_key = (*server)->operator_key();
+  auto loopback = Client("127.0.0.1:" + std::to_string(plaintext), keyed);
+  EXPECT_TRUE(loopback->ListSystems({}).ok());
+
+  auto probe = Client("127.0.0.1:" + std::to_string(health), keyed);
+  auto serving = probe->CheckHealth("");
+  ASSERT_TRUE(serving.ok()) << serving.status();
+  EXPECT_EQ(serving->status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  EXPECT_EQ(probe->CheckHealth("switchyard.v1.Gateway")->status(),
+            grpc::health::v1::HealthCheckResponse::SERVING);
+  // The health listener serves nothing else.
+  EXPECT_EQ(probe->ListSystems({}).status().code(), absl::StatusCode::kUnimplemented);
+}
+
+TEST_F(TlsTest, APlaintextListenerMustBeLoopback) {
+  const std::string d = dir_.path();
+  auto server = testing::ServerProcess::Start(
+      d,
+      {"--tls_cert_file=" + d + "/server.pem", "--tls_key_file=" + d + "/server.key",
+       "--plaintext_listen=0.0.0.0:0"},
+      /*default_keys=*/true, /*check_health=*/false);
+  EXPECT_FALSE(server.ok());
+  EXPECT_NE(ReadFile(d + "/server.log").find("must be a loopback address"), std::string::npos);
+}
+
 TEST_F(TlsTest, IncompleteTlsSettingsStopTheStartWithAClearMessage) {
   const std::string d = dir_.path();
   auto server = testing::ServerProcess::Start(d, {"--tls_cert_file=" + d + "/server.pem"});
