@@ -81,11 +81,9 @@ bool IsActive(const ApiKeyRow& row, absl::Time now) {
 
 ApiKeyManager::ApiKeyManager(const ApiKeyOptions& options, storage::Store& store, Clock& clock,
                              crypto::Secret hash_key)
-    : options_(options), store_(store), clock_(clock), hash_key_(std::move(hash_key)) {}
+    : options_(options), store_(store), clock_(clock), hasher_(hash_key) {}
 
-std::string ApiKeyManager::Hash(absl::string_view token) const {
-  return crypto::HmacSha256(hash_key_, token);
-}
+std::string ApiKeyManager::Hash(absl::string_view token) const { return hasher_.Sign(token); }
 
 ApiKey ApiKeyManager::ToProto(const ApiKeyRow& row, absl::Time now) {
   ApiKey key;
@@ -134,16 +132,27 @@ absl::StatusOr<Principal> ApiKeyManager::Authenticate(absl::string_view token) {
   const std::string hash = Hash(token);
   const absl::Time now = clock_.Now();
   auto expired = [] { return Unauthenticated("EXPIRED_CREDENTIAL", "the credential has expired"); };
+  // The common case, a cached key used recently, only takes the lock shared:
+  // every call of every caller passes here.
+  bool note_use = false;
   {
-    absl::MutexLock lock(&mu_);
+    absl::ReaderMutexLock lock(&mu_);
     auto it = cache_.find(hash);
     if (it != cache_.end() && now - it->second.cached_at < options_.cache_ttl) {
       if (it->second.key_expire_time != absl::InfinitePast() && it->second.key_expire_time <= now) {
         return expired();
       }
-      Principal principal = it->second.principal;
-      pending_use_[principal.key_id] = now;
-      return principal;
+      if (now - it->second.last_noted < absl::Seconds(1)) return it->second.principal;
+      note_use = true;
+    }
+  }
+  if (note_use) {
+    absl::MutexLock lock(&mu_);
+    auto it = cache_.find(hash);
+    if (it != cache_.end()) {
+      it->second.last_noted = now;
+      pending_use_[it->second.principal.key_id] = now;
+      return it->second.principal;
     }
   }
   std::optional<ApiKeyRow> row;
@@ -163,7 +172,7 @@ absl::StatusOr<Principal> ApiKeyManager::Authenticate(absl::string_view token) {
   if (!IsActive(*row, now)) return expired();
   Principal principal{kind, row->id, row->tenant_id, row->connection_id, row->rights};
   absl::MutexLock lock(&mu_);
-  cache_[hash] = CacheEntry{principal, row->expire_time, now};
+  cache_[hash] = CacheEntry{principal, row->expire_time, now, now};
   pending_use_[principal.key_id] = now;
   return principal;
 }

@@ -18,6 +18,7 @@
 #include "server/auth/token_format.h"
 #include "server/common/clock.h"
 #include "server/common/scope.h"
+#include "server/crypto/aead.h"
 #include "server/crypto/secret.h"
 #include "server/storage/store.h"
 #include "switchyard/v1/gateway.pb.h"
@@ -27,15 +28,26 @@ namespace switchyard::auth {
 // Rights beyond what a caller's kind allows.
 inline constexpr int64_t kRightRevealCredentials = 1;
 
-// An authenticated caller.
+// An authenticated caller, or an anonymous one (only for calls that reveal
+// nothing of any tenant).
 struct Principal {
   TokenKind kind = TokenKind::kOperator;
   std::string key_id;
   std::string tenant_id;      // tenant keys and connection tokens
   std::string connection_id;  // connection tokens
   int64_t rights = 0;
+  bool anonymous = false;
 
-  Scope scope() const { return Scope{tenant_id, connection_id}; }
+  static Principal Anonymous() {
+    Principal p;
+    p.kind = TokenKind::kConnection;
+    p.anonymous = true;
+    return p;
+  }
+  // An anonymous caller's scope matches no tenant (ids never contain '$').
+  Scope scope() const {
+    return anonymous ? Scope{"$none", "$none"} : Scope{tenant_id, connection_id};
+  }
   bool can_reveal_credentials() const { return (rights & kRightRevealCredentials) != 0; }
 };
 
@@ -102,6 +114,7 @@ class ApiKeyManager {
     Principal principal;
     absl::Time key_expire_time;
     absl::Time cached_at;
+    absl::Time last_noted;  // when its use was last queued for FlushLastUsed
   };
   std::string Hash(absl::string_view token) const;
   storage::ApiKeyRow NewRow(TokenKind kind, absl::string_view tenant_id,
@@ -112,7 +125,7 @@ class ApiKeyManager {
   const ApiKeyOptions options_;
   storage::Store& store_;
   Clock& clock_;
-  const crypto::Secret hash_key_;
+  const crypto::HmacSha256Signer hasher_;
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, CacheEntry> cache_ ABSL_GUARDED_BY(mu_);  // by hash

@@ -1,8 +1,11 @@
 #include "server/crypto/aead.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
+#include <cstdlib>
 #include <memory>
 
 #include "server/common/status.h"
@@ -85,6 +88,32 @@ absl::StatusOr<Secret> Open(const Secret& key, absl::string_view sealed, absl::s
     return DecryptionFailed();
   }
   return Secret(std::move(plain));
+}
+
+HmacSha256Signer::HmacSha256Signer(const Secret& key) {
+  EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  keyed_ = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
+  EVP_MAC_free(mac);  // the context keeps its own reference
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", const_cast<char*>("SHA256"), 0),
+                         OSSL_PARAM_construct_end()};
+  if (keyed_ == nullptr || EVP_MAC_init(keyed_, U(key.view()), key.size(), params) != 1) {
+    // No HMAC means no authentication at all: stop loudly.
+    std::abort();
+  }
+}
+
+HmacSha256Signer::~HmacSha256Signer() { EVP_MAC_CTX_free(keyed_); }
+
+std::string HmacSha256Signer::Sign(absl::string_view data) const {
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(keyed_);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  size_t len = 0;
+  if (ctx == nullptr || EVP_MAC_update(ctx, U(data), data.size()) != 1 ||
+      EVP_MAC_final(ctx, out, &len, sizeof(out)) != 1) {
+    std::abort();
+  }
+  EVP_MAC_CTX_free(ctx);
+  return std::string(reinterpret_cast<const char*>(out), len);
 }
 
 std::string HmacSha256(const Secret& key, absl::string_view data) {

@@ -8,7 +8,7 @@
 //   health   grpc.health.v1.Health/Check (the baseline: same server, same
 //            callers, no store work)
 //   authed   GetSystem with an operator key, and anonymous: the same call
-//            without a credential (rejected), for the cost of authentication
+//            without a credential, for the cost of authentication
 //   connect  CreateConnection + DeleteConnection pairs (cloud MaintainX)
 //   reserve  ReserveCredits + ReleaseCreditReservation pairs
 // and prints pairs (or calls) per second, p50/p99 latency of one pair, and
@@ -185,19 +185,28 @@ int Main() {
       RunPhase(target, api_key, callers, duration,
                [](int, client::GatewayClient& c, int64_t) { return c.CheckHealth("").ok(); });
   // Authentication cost: the same cheap call (catalog lookup, no store) with a
-  // valid operator key, and without any credential (rejected UNAUTHENTICATED).
-  Result authed =
-      RunPhase(target, api_key, callers, duration, [](int, client::GatewayClient& c, int64_t) {
-        v1::GetSystemRequest r;
-        r.set_name("systems/maintainx");
-        return c.GetSystem(r).ok();
-      });
-  Result anonymous =
-      RunPhase(target, "", callers, duration, [](int, client::GatewayClient& c, int64_t) {
-        v1::GetSystemRequest r;
-        r.set_name("systems/maintainx");
-        return c.GetSystem(r).status().code() == absl::StatusCode::kUnauthenticated;
-      });
+  // valid operator key, and anonymously (the catalog is open to anyone).
+  // Alternating rounds, so that drift of a shared 2-core machine hits both;
+  // each figure is the median round.
+  auto get_system = [](int, client::GatewayClient& c, int64_t) {
+    v1::GetSystemRequest r;
+    r.set_name("systems/maintainx");
+    return c.GetSystem(r).ok();
+  };
+  std::vector<Result> authed_rounds, anonymous_rounds;
+  for (int round = 0; round < 3; ++round) {
+    authed_rounds.push_back(RunPhase(target, api_key, callers, duration / 3, get_system));
+    anonymous_rounds.push_back(RunPhase(target, "", callers, duration / 3, get_system));
+  }
+  auto median = [](std::vector<Result> rounds) {
+    std::sort(rounds.begin(), rounds.end(),
+              [](const Result& a, const Result& b) { return a.per_second < b.per_second; });
+    Result m = rounds[rounds.size() / 2];
+    for (const Result& r : rounds) m.errors = std::max(m.errors, r.errors);
+    return m;
+  };
+  const Result authed = median(authed_rounds);
+  const Result anonymous = median(anonymous_rounds);
   Result connect =
       RunPhase(target, api_key, callers, duration, [&](int i, client::GatewayClient& c, int64_t n) {
         v1::CreateConnectionRequest req;
@@ -235,7 +244,7 @@ int Main() {
   };
   row("health Check (baseline)", health, 1);
   row("GetSystem, operator key", authed, 1);
-  row("GetSystem, no credential", anonymous, 1);
+  row("GetSystem, anonymous", anonymous, 1);
   row("connect+disconnect pairs", connect, 2);
   row("reserve+release pairs", reserve, 2);
   std::printf("authenticated GetSystem / unauthenticated GetSystem: %.1f%%\n",

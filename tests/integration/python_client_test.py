@@ -80,11 +80,11 @@ class PythonClientTest(unittest.TestCase):
         with open(os.path.join(self.dir.name, "server.log")) as f:
             self.assertIn("DEV MODE", f.read())
         rpc = self.channel.unary_unary(
-            SERVICE + "ListSystems",
+            SERVICE + "ListTenants",
             request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=gateway_pb2.ListSystemsResponse.FromString)
+            response_deserializer=gateway_pb2.ListTenantsResponse.FromString)
         with self.assertRaises(grpc.RpcError) as raised:
-            rpc(gateway_pb2.ListSystemsRequest(), timeout=10)
+            rpc(gateway_pb2.ListTenantsRequest(), timeout=10)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
         systems = self.call("ListSystems", gateway_pb2.ListSystemsRequest(),
                             gateway_pb2.ListSystemsResponse)

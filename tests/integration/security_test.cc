@@ -167,7 +167,7 @@ TEST_F(TlsTest, ServesTlsAndStillAuthenticatesCallers) {
   auto tls = Client((*server)->target(), TlsOptions(false));
   auto health = tls->CheckHealth("");
   ASSERT_TRUE(health.ok()) << health.status();
-  EXPECT_EQ(tls->ListSystems({}).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(tls->ListConnections({}).status().code(), absl::StatusCode::kUnauthenticated);
   client::ClientOptions keyed = TlsOptions(false);
   keyed.api_key = (*server)->operator_key();
   EXPECT_TRUE(Client((*server)->target(), keyed)->ListSystems({}).ok());

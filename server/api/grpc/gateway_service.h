@@ -117,7 +117,15 @@ class GatewayService final : public v1::Gateway::Service {
 
  private:
   // Which kinds of callers may make a call.
-  enum Callers : int { kOperator = 1, kTenant = 2, kConnection = 4, kAnyCaller = 7 };
+  // kAnonymous: callers without any credential too (a credential that is
+  // presented must still be valid).
+  enum Callers : int {
+    kOperator = 1,
+    kTenant = 2,
+    kConnection = 4,
+    kAnyCaller = 7,
+    kAnonymous = 8
+  };
 
   // The authenticated caller of `context`, if its kind is in `callers`.
   absl::StatusOr<auth::Principal> Authorize(grpc::ServerContext* context, int callers);
