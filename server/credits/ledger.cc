@@ -505,18 +505,29 @@ absl::StatusOr<v1::ListCreditReservationsResponse> CreditLedger::ListReservation
 
 absl::StatusOr<CreditReservation> CreditLedger::Commit(
     const v1::CommitCreditReservationRequest& req, const Scope& scope) {
-  SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
-  const std::string& name = req.name();
-  const Cause cause{req.request_id(), ""};
+  return Resolve(req.name(), req.request_id(), scope, CreditReservation::COMMITTED);
+}
+
+absl::StatusOr<CreditReservation> CreditLedger::Release(
+    const v1::ReleaseCreditReservationRequest& req, const Scope& scope) {
+  return Resolve(req.name(), req.request_id(), scope, CreditReservation::RELEASED);
+}
+
+absl::StatusOr<CreditReservation> CreditLedger::Resolve(absl::string_view name,
+                                                        absl::string_view request_id,
+                                                        const Scope& scope,
+                                                        CreditReservation::State target) {
+  SY_RETURN_IF_ERROR(ValidateRequestId(request_id));
+  const Cause cause{std::string(request_id), ""};
   const absl::Time now = clock_.Now();
   ReservationRow result;
-  // A reservation found past its expiry is expired durably and the commit
+  // A reservation found past its expiry is expired durably and the call
   // fails; that error travels beside the transaction so the expiry commits.
   absl::Status outcome;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
     SY_ASSIGN_OR_RETURN(Located found, Locate(tx, name, scope));
     ReservationRow& r = found.reservation;
-    if (r.state == CreditReservation::COMMITTED) {
+    if (r.state == target) {  // a repeat of a call that succeeded
       result = r;
       return absl::OkStatus();
     }
@@ -525,35 +536,9 @@ absl::StatusOr<CreditReservation> CreditLedger::Commit(
       outcome = NotPending(r);
       return absl::OkStatus();
     }
-    SY_RETURN_IF_ERROR(CommitInTx(tx, found.tenant, r, now, cause));
-    result = r;
-    return absl::OkStatus();
-  }));
-  SY_RETURN_IF_ERROR(outcome);
-  return ToProto(result, now);
-}
-
-absl::StatusOr<CreditReservation> CreditLedger::Release(
-    const v1::ReleaseCreditReservationRequest& req, const Scope& scope) {
-  SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
-  const std::string& name = req.name();
-  const Cause cause{req.request_id(), ""};
-  const absl::Time now = clock_.Now();
-  ReservationRow result;
-  absl::Status outcome;
-  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(Located found, Locate(tx, name, scope));
-    ReservationRow& r = found.reservation;
-    if (r.state == CreditReservation::RELEASED) {
-      result = r;
-      return absl::OkStatus();
-    }
-    if (r.state == CreditReservation::PENDING && r.expire_time <= now) {
-      SY_RETURN_IF_ERROR(ReleaseInTx(tx, found.tenant, r, CreditReservation::EXPIRED, now, cause));
-      outcome = NotPending(r);
-      return absl::OkStatus();
-    }
-    SY_RETURN_IF_ERROR(ReleaseInTx(tx, found.tenant, r, CreditReservation::RELEASED, now, cause));
+    SY_RETURN_IF_ERROR(target == CreditReservation::COMMITTED
+                           ? CommitInTx(tx, found.tenant, r, now, cause)
+                           : ReleaseInTx(tx, found.tenant, r, target, now, cause));
     result = r;
     return absl::OkStatus();
   }));

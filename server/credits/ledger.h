@@ -115,6 +115,10 @@ class CreditLedger {
   CreditLedger(const LedgerOptions& options, storage::Store& store, Clock& clock)
       : options_(options), store_(store), clock_(clock) {}
 
+  // Commit (`target` COMMITTED) or Release (`target` RELEASED).
+  absl::StatusOr<v1::CreditReservation> Resolve(absl::string_view name,
+                                                absl::string_view request_id, const Scope& scope,
+                                                v1::CreditReservation::State target);
   absl::StatusOr<int> ExpireDueInTx(storage::Transaction& tx, absl::string_view pool_id,
                                     absl::Time now);
   // Loads the pool of `tenant`; a missing pool is a broken invariant.
