@@ -79,6 +79,24 @@ absl::StatusOr<std::vector<std::string>> ParseConnectionName(absl::string_view n
   return ParseName("name", name, {"tenants", "connections"});
 }
 
+struct Located {
+  TenantRow tenant;
+  ConnectionRow connection;
+};
+
+// The connection `ids` (tenant, connection) named `name`, if visible to
+// `scope`; NOT_FOUND / CONNECTION_NOT_FOUND otherwise, whatever the reason.
+absl::StatusOr<Located> LocateConnection(Transaction& tx, const std::vector<std::string>& ids,
+                                         absl::string_view name, const Scope& scope) {
+  if (!scope.AllowsConnection(ids[0], ids[1])) return ConnectionNotFound(name);
+  absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0], Scope::All());
+  if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(name);
+  SY_RETURN_IF_ERROR(tenant.status());
+  SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
+  if (!row.has_value()) return ConnectionNotFound(name);
+  return Located{*std::move(tenant), *std::move(row)};
+}
+
 // Sorted, length-prefixed view of metadata for fingerprints.
 std::string MetadataFingerprint(const Connection& c) {
   std::vector<std::pair<std::string, std::string>> entries(c.metadata().begin(),
@@ -239,15 +257,10 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
 
 absl::StatusOr<Connection> ConnectionManager::Get(absl::string_view name, const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(name));
-  if (!scope.AllowsConnection(ids[0], ids[1])) return ConnectionNotFound(name);
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(ids[0]));
-    SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
-    if (!tenant.has_value() || tenant->deleted || !row.has_value()) {
-      return ConnectionNotFound(name);
-    }
-    result = *std::move(row);
+    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, name, scope));
+    result = std::move(found.connection);
     return absl::OkStatus();
   }));
   return ToProto(result);
@@ -306,11 +319,8 @@ absl::StatusOr<Connection> ConnectionManager::Update(const v1::UpdateConnectionR
   const absl::Time now = clock_.Now();
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0], scope);
-    if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(req.connection().name());
-    SY_RETURN_IF_ERROR(tenant.status());
-    SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
-    if (!row.has_value()) return ConnectionNotFound(req.connection().name());
+    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, req.connection().name(), scope));
+    ConnectionRow* row = &found.connection;
     if (row->state == Connection::DISCONNECTED) {
       return FailedPrecondition("CONNECTION_DISCONNECTED",
                                 absl::StrCat(req.connection().name(), " is disconnected"));
@@ -335,11 +345,8 @@ absl::StatusOr<Connection> ConnectionManager::SetState(absl::string_view name,
   const absl::Time now = clock_.Now();
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0], scope);
-    if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(name);
-    SY_RETURN_IF_ERROR(tenant.status());
-    SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
-    if (!row.has_value()) return ConnectionNotFound(name);
+    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, name, scope));
+    ConnectionRow* row = &found.connection;
     const auto from = static_cast<Connection::State>(row->state);
     if (from != state) {
       if (!TransitionAllowed(from, state)) {
@@ -381,12 +388,9 @@ absl::StatusOr<Connection> ConnectionManager::Disconnect(const v1::DeleteConnect
   const absl::Time now = clock_.Now();
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0], scope);
-    if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(name);
-    SY_RETURN_IF_ERROR(tenant.status());
-    SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
-    if (!row.has_value()) return ConnectionNotFound(name);
-    SY_RETURN_IF_ERROR(DisconnectInTx(tx, *tenant, *row, now, req.request_id()));
+    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, name, scope));
+    ConnectionRow* row = &found.connection;
+    SY_RETURN_IF_ERROR(DisconnectInTx(tx, found.tenant, *row, now, req.request_id()));
     result = *std::move(row);
     return absl::OkStatus();
   }));
