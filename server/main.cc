@@ -119,11 +119,9 @@ int main(int argc, char** argv) {
     switchyard::log::Error("cannot start", {{"error", keys.status().ToString()}});
     return 1;
   }
-  options.bootstrap_operator_key = std::move(keys->bootstrap_operator_key);
-
-  auto server =
-      switchyard::Server::Start(options, std::move(keys->keyring), switchyard::SystemClock());
-  switchyard::crypto::Wipe(options.bootstrap_operator_key);
+  auto server = switchyard::Server::Start(options, std::move(keys->keyring),
+                                          keys->bootstrap_operator_key, switchyard::SystemClock());
+  switchyard::crypto::Wipe(keys->bootstrap_operator_key);
   if (!server.ok()) {
     switchyard::log::Error("cannot start", {{"error", server.status().ToString()}});
     return 1;

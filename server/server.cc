@@ -1,8 +1,10 @@
 #include "server/server.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <netinet/in.h>
 
 #include <filesystem>
 #include <fstream>
@@ -23,9 +25,20 @@
 namespace switchyard {
 
 namespace {
+// Whether host:port names a loopback address literally (127.0.0.0/8, [::1]
+// or "localhost"); host names are not resolved, so none can sneak past.
 bool IsLoopback(absl::string_view address) {
-  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "[::1]:") ||
-         absl::StartsWith(address, "localhost:");
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos) return false;
+  std::string host(address.substr(0, colon));
+  if (host == "localhost") return true;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    in6_addr v6;
+    return inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &v6) == 1 &&
+           IN6_IS_ADDR_LOOPBACK(&v6);
+  }
+  in_addr v4;
+  return inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
 }
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
@@ -71,7 +84,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 Server::Server(const ServerOptions& options, Clock& clock) : options_(options), clock_(clock) {}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
-    const ServerOptions& options, std::unique_ptr<crypto::MasterKeyring> keyring, Clock& clock) {
+    const ServerOptions& options, std::unique_ptr<crypto::MasterKeyring> keyring,
+    absl::string_view bootstrap_operator_key, Clock& clock) {
   if (options.idempotency_retention < absl::Hours(24)) {
     return InvalidArgument("INVALID_OPTION", "idempotency retention must be at least 24h");
   }
@@ -113,8 +127,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   }
   server->keys_ = std::make_unique<auth::ApiKeyManager>(options.api_keys, *server->store_, clock,
                                                         *std::move(hash_key));
-  if (!options.bootstrap_operator_key.empty()) {
-    SY_RETURN_IF_ERROR(server->keys_->EnsureBootstrapOperatorKey(options.bootstrap_operator_key));
+  if (!bootstrap_operator_key.empty()) {
+    SY_RETURN_IF_ERROR(server->keys_->EnsureBootstrapOperatorKey(bootstrap_operator_key));
   } else {
     log::Warning("no bootstrap operator key given; only existing keys can call the gateway");
   }
@@ -134,6 +148,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, credentials, &server->port_);
   const bool tls = !options.tls_cert_file.empty();
+  if (!options.plaintext_listen_address.empty() && options.tls_cert_file.empty()) {
+    return InvalidArgument(
+        "INVALID_OPTION", "the extra plaintext listener only makes sense with TLS on the main one");
+  }
   if (!options.plaintext_listen_address.empty() && !IsLoopback(options.plaintext_listen_address)) {
     return InvalidArgument("INVALID_OPTION",
                            "the plaintext listener must be a loopback address such as "
@@ -162,6 +180,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     }
   }
   server->SetServing(true);
+  if (!tls && !IsLoopback(options.listen_address)) {
+    log::Warning(
+        "serving gRPC in PLAINTEXT on a non-loopback address: bearer credentials and revealed "
+        "secrets cross the network unencrypted. Use --tls_cert_file/--tls_key_file, or a "
+        "service mesh that encrypts pod-to-pod traffic.",
+        {{"address", options.listen_address}});
+  }
 
   server->maintenance_ = std::thread([s = server.get()] { s->MaintenanceLoop(); });
   log::Info("serving", {{"address", options.listen_address},

@@ -59,9 +59,6 @@ struct ServerOptions {
   absl::Duration idempotency_retention = absl::Hours(48);
   credits::LedgerOptions ledger;
   auth::ApiKeyOptions api_keys;
-  // The first operator key (syo_...), registered at start-up if unknown.
-  // Empty: none.
-  std::string bootstrap_operator_key;
   // TLS for the gRPC port: certificate chain and private key (PEM files).
   // Both empty: plaintext.
   std::string tls_cert_file;
@@ -90,8 +87,11 @@ class Server {
   // Opens the store, loads the catalog, starts serving. Errors: the store or
   // catalog cannot be loaded (kUnavailable, kInvalidArgument, kNotFound), the
   // address cannot be bound (kUnavailable). `clock` must outlive the server.
+  // `bootstrap_operator_key` (syo_..., or empty for none) is registered at
+  // start-up if unknown; the server keeps no copy of it.
   static absl::StatusOr<std::unique_ptr<Server>> Start(
-      const ServerOptions& options, std::unique_ptr<crypto::MasterKeyring> keyring, Clock& clock);
+      const ServerOptions& options, std::unique_ptr<crypto::MasterKeyring> keyring,
+      absl::string_view bootstrap_operator_key, Clock& clock);
 
   // Stops gracefully if Shutdown was not called.
   ~Server();

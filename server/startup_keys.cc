@@ -17,6 +17,11 @@
 namespace switchyard {
 namespace {
 absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
+  struct stat info;
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
+    log::Warning("key file is readable by other users; make it mode 0600",
+                 {{"file", path}, {"what", what}});
+  }
   std::ifstream in(path);
   if (!in) return NotFound("KEY_FILE_UNREADABLE", absl::StrCat("cannot read ", what, " ", path));
   std::stringstream text;
@@ -28,15 +33,21 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view 
 template <typename Make>
 absl::StatusOr<std::string> ReadOrCreate(const std::string& path, Make make) {
   if (std::filesystem::exists(path)) return ReadFile(path, "dev key file");
+  // Written whole to a temporary file and renamed, so that a crash never
+  // leaves a partial key behind.
   std::string text = make();
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-  if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
-      ::fsync(fd) != 0) {
-    if (fd >= 0) ::close(fd);
+  const std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  const bool ok = fd >= 0 &&
+                  ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+                  ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    ::unlink(tmp.c_str());
     return Error(absl::StatusCode::kUnavailable, "KEY_FILE_UNWRITABLE",
                  absl::StrCat("cannot write ", path));
   }
-  ::close(fd);
   return text;
 }
 }  // namespace
@@ -65,8 +76,11 @@ absl::StatusOr<StartupKeys> LoadStartupKeys(const KeySources& sources) {
         "32 random bytes, for example from 'openssl rand -base64 32'); for a throwaway local "
         "setup only, use --dev_mode");
   }
-  SY_ASSIGN_OR_RETURN(keys.keyring, crypto::MasterKeyring::Parse(keyring_text));
+  absl::StatusOr<std::unique_ptr<crypto::MasterKeyring>> keyring =
+      crypto::MasterKeyring::Parse(keyring_text);
   crypto::Wipe(keyring_text);
+  SY_RETURN_IF_ERROR(keyring.status());
+  keys.keyring = *std::move(keyring);
 
   if (!sources.operator_key_file.empty()) {
     SY_ASSIGN_OR_RETURN(keys.bootstrap_operator_key,

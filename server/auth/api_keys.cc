@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
 #include "server/common/names.h"
@@ -64,13 +65,19 @@ std::string NameOf(const ApiKeyRow& row) {
 
 // Whether `scope` may see and manage the key named `key`: operators manage
 // every key; a tenant manages the connection tokens of its tenant.
-absl::Status CheckScope(const KeyName& key, const Scope& scope, absl::string_view name) {
+absl::Status CheckScope(const KeyName& key, const Scope& scope, absl::Status not_found) {
   if (scope.tenant_id.empty()) return absl::OkStatus();
-  if (key.kind == TokenKind::kOperator)
+  // The right depends on the kind of key only, whatever tenant is named.
+  if (key.kind == TokenKind::kOperator) {
     return PermissionDenied("only operators manage operator keys");
-  if (!scope.AllowsWholeTenant(key.tenant_id)) return KeyNotFound(name);
+  }
   if (key.kind == TokenKind::kTenant) return PermissionDenied("only operators manage tenant keys");
+  if (!scope.AllowsWholeTenant(key.tenant_id)) return not_found;
   return absl::OkStatus();
+}
+
+absl::Status TenantNotFound(absl::string_view tenant_id) {
+  return NotFound("TENANT_NOT_FOUND", absl::StrCat("tenants/", tenant_id, " does not exist"));
 }
 
 bool IsActive(const ApiKeyRow& row, absl::Time now) {
@@ -135,8 +142,10 @@ absl::StatusOr<Principal> ApiKeyManager::Authenticate(absl::string_view token) {
   // The common case, a cached key used recently, only takes the lock shared:
   // every call of every caller passes here.
   bool note_use = false;
+  uint64_t generation = 0;
   {
     absl::ReaderMutexLock lock(&mu_);
+    generation = generation_;
     auto it = cache_.find(hash);
     if (it != cache_.end() && now - it->second.cached_at < options_.cache_ttl) {
       if (it->second.key_expire_time != absl::InfinitePast() && it->second.key_expire_time <= now) {
@@ -170,16 +179,32 @@ absl::StatusOr<Principal> ApiKeyManager::Authenticate(absl::string_view token) {
     return Unauthenticated("REVOKED_CREDENTIAL", "the credential was revoked");
   }
   if (!IsActive(*row, now)) return expired();
+  if ((kind != TokenKind::kOperator && row->tenant_id.empty()) ||
+      (kind == TokenKind::kConnection && row->connection_id.empty())) {
+    // A tenant or connection credential without its owner would see too much.
+    log::Error("api key row without owner", {{"key", row->id}});
+    return Unauthenticated("UNKNOWN_CREDENTIAL", "the credential is not known");
+  }
   Principal principal{kind, row->id, row->tenant_id, row->connection_id, row->rights};
   absl::MutexLock lock(&mu_);
-  cache_[hash] = CacheEntry{principal, row->expire_time, now, now};
+  // A revocation that committed while the row was read must win.
+  if (generation_ == generation) cache_[hash] = CacheEntry{principal, row->expire_time, now, now};
   pending_use_[principal.key_id] = now;
   return principal;
 }
 
-void ApiKeyManager::InvalidateCache() {
+void ApiKeyManager::Forget(const std::vector<std::string>& key_ids) {
   absl::MutexLock lock(&mu_);
-  cache_.clear();
+  ++generation_;
+  if (key_ids.empty()) return;
+  absl::flat_hash_set<absl::string_view> ids(key_ids.begin(), key_ids.end());
+  for (auto it = cache_.begin(); it != cache_.end();) {
+    if (ids.contains(it->second.principal.key_id)) {
+      cache_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
 }
 
 absl::Status ApiKeyManager::EnsureBootstrapOperatorKey(absl::string_view token) {
@@ -212,8 +237,9 @@ absl::StatusOr<std::string> ApiKeyManager::IssueConnectionTokenInTx(Transaction&
   return token;
 }
 
-absl::Status ApiKeyManager::RevokeAllInTx(Transaction& tx, absl::string_view tenant_id,
-                                          absl::string_view connection_id, absl::Time now) {
+absl::StatusOr<std::vector<std::string>> ApiKeyManager::RevokeAllInTx(
+    Transaction& tx, absl::string_view tenant_id, absl::string_view connection_id, absl::Time now) {
+  std::vector<std::string> revoked;
   std::string after;
   while (true) {
     SY_ASSIGN_OR_RETURN(std::vector<ApiKeyRow> page,
@@ -223,8 +249,9 @@ absl::Status ApiKeyManager::RevokeAllInTx(Transaction& tx, absl::string_view ten
       row.state = ApiKey::REVOKED;
       row.revoke_time = now;
       SY_RETURN_IF_ERROR(tx.UpdateApiKey(row));
+      revoked.push_back(row.id);
     }
-    if (page.size() < 500) return absl::OkStatus();
+    if (page.size() < 500) return revoked;
     after = page.back().id;
   }
 }
@@ -286,7 +313,7 @@ absl::StatusOr<v1::ListApiKeysResponse> ApiKeyManager::List(const v1::ListApiKey
                              "tenants/{tenant}/connections/{connection}");
     }
   }
-  SY_RETURN_IF_ERROR(CheckScope(filter, scope, req.parent()));
+  SY_RETURN_IF_ERROR(CheckScope(filter, scope, TenantNotFound(filter.tenant_id)));
   SY_ASSIGN_OR_RETURN(int page_size, NormalizePageSize(req.page_size()));
   const std::string query = absl::StrCat("ListApiKeys|", req.parent());
   SY_ASSIGN_OR_RETURN(std::string after, DecodePageToken(req.page_token(), query));
@@ -318,7 +345,7 @@ absl::StatusOr<v1::ListApiKeysResponse> ApiKeyManager::List(const v1::ListApiKey
 absl::StatusOr<v1::CreateApiKeyResponse> ApiKeyManager::Rotate(const v1::RotateApiKeyRequest& req,
                                                                const Scope& scope) {
   SY_ASSIGN_OR_RETURN(KeyName key, ParseKeyName(req.name()));
-  SY_RETURN_IF_ERROR(CheckScope(key, scope, req.name()));
+  SY_RETURN_IF_ERROR(CheckScope(key, scope, KeyNotFound(req.name())));
   absl::Duration grace = absl::ZeroDuration();
   if (req.has_grace_period()) {
     grace =
@@ -339,13 +366,22 @@ absl::StatusOr<v1::CreateApiKeyResponse> ApiKeyManager::Rotate(const v1::RotateA
       return FailedPrecondition("API_KEY_INACTIVE",
                                 absl::StrCat(req.name(), " is revoked or expired"));
     }
+    if (!old->superseded_by.empty()) {
+      return FailedPrecondition(
+          "API_KEY_ALREADY_ROTATED",
+          absl::StrCat(req.name(), " was already rotated; rotate its successor instead"));
+    }
     ApiKeyRow fresh = NewRow(key.kind, old->tenant_id, old->connection_id, token, now);
     fresh.display_name = old->display_name;
     fresh.rights = old->rights;
-    fresh.expire_time = old->expire_time;
+    fresh.expire_time = old->expire_time;  // the successor keeps the original lifetime
     SY_RETURN_IF_ERROR(tx.InsertApiKey(fresh));
+    old->superseded_by = fresh.id;
     if (grace > absl::ZeroDuration()) {
-      old->expire_time = now + grace;
+      // The grace period can shorten the old token's life, never extend it.
+      if (old->expire_time == absl::InfinitePast() || old->expire_time > now + grace) {
+        old->expire_time = now + grace;
+      }
     } else {
       old->state = ApiKey::REVOKED;
       old->revoke_time = now;
@@ -354,7 +390,7 @@ absl::StatusOr<v1::CreateApiKeyResponse> ApiKeyManager::Rotate(const v1::RotateA
     *response.mutable_api_key() = ToProto(fresh, now);
     return absl::OkStatus();
   }));
-  InvalidateCache();
+  Forget({key.id});
   response.set_token(std::move(token));
   return response;
 }
@@ -362,9 +398,10 @@ absl::StatusOr<v1::CreateApiKeyResponse> ApiKeyManager::Rotate(const v1::RotateA
 absl::StatusOr<ApiKey> ApiKeyManager::Revoke(const v1::RevokeApiKeyRequest& req,
                                              const Scope& scope) {
   SY_ASSIGN_OR_RETURN(KeyName key, ParseKeyName(req.name()));
-  SY_RETURN_IF_ERROR(CheckScope(key, scope, req.name()));
+  SY_RETURN_IF_ERROR(CheckScope(key, scope, KeyNotFound(req.name())));
   const absl::Time now = clock_.Now();
   ApiKey result;
+  bool changed = false;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
     SY_ASSIGN_OR_RETURN(std::optional<ApiKeyRow> row, tx.GetApiKey(key.id));
     if (!row.has_value() || NameOf(*row) != req.name()) return KeyNotFound(req.name());
@@ -372,11 +409,12 @@ absl::StatusOr<ApiKey> ApiKeyManager::Revoke(const v1::RevokeApiKeyRequest& req,
       row->state = ApiKey::REVOKED;
       row->revoke_time = now;
       SY_RETURN_IF_ERROR(tx.UpdateApiKey(*row));
+      changed = true;
     }
     result = ToProto(*row, now);
     return absl::OkStatus();
   }));
-  InvalidateCache();
+  if (changed) Forget({key.id});
   return result;
 }
 

@@ -31,7 +31,7 @@ inline constexpr int64_t kRightRevealCredentials = 1;
 // An authenticated caller, or an anonymous one (only for calls that reveal
 // nothing of any tenant).
 struct Principal {
-  TokenKind kind = TokenKind::kOperator;
+  TokenKind kind = TokenKind::kConnection;
   std::string key_id;
   std::string tenant_id;      // tenant keys and connection tokens
   std::string connection_id;  // connection tokens
@@ -45,8 +45,18 @@ struct Principal {
     return p;
   }
   // An anonymous caller's scope matches no tenant (ids never contain '$').
+  // Built from the kind, never from empty ids: only operators see everything.
   Scope scope() const {
-    return anonymous ? Scope{"$none", "$none"} : Scope{tenant_id, connection_id};
+    if (anonymous) return Scope{"$none", "$none"};
+    switch (kind) {
+      case TokenKind::kOperator:
+        return Scope::All();
+      case TokenKind::kTenant:
+        return Scope::Tenant(tenant_id);
+      case TokenKind::kConnection:
+        return Scope{tenant_id, connection_id};
+    }
+    return Scope{"$none", "$none"};
   }
   bool can_reveal_credentials() const { return (rights & kRightRevealCredentials) != 0; }
 };
@@ -86,11 +96,16 @@ class ApiKeyManager {
                                                        absl::string_view connection_id,
                                                        absl::Time now);
   // Revokes every active key of `tenant_id` (all of them when
-  // `connection_id` is empty, else those of that connection) inside `tx`.
-  // Call InvalidateCache() once the transaction committed.
-  absl::Status RevokeAllInTx(storage::Transaction& tx, absl::string_view tenant_id,
-                             absl::string_view connection_id, absl::Time now);
-  void InvalidateCache() ABSL_LOCKS_EXCLUDED(mu_);
+  // `connection_id` is empty, else those of that connection) inside `tx`, and
+  // returns the ids it revoked. Pass them to Forget() once the transaction
+  // committed.
+  absl::StatusOr<std::vector<std::string>> RevokeAllInTx(storage::Transaction& tx,
+                                                         absl::string_view tenant_id,
+                                                         absl::string_view connection_id,
+                                                         absl::Time now);
+  // Drops the cached verifications of `key_ids`, and keeps any verification
+  // that read the store before this call from entering the cache.
+  void Forget(const std::vector<std::string>& key_ids) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The API key calls. Operator scope sees every key; a tenant scope sees only
   // the connection tokens of its tenant (NOT_FOUND for other tenants,
@@ -129,6 +144,8 @@ class ApiKeyManager {
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, CacheEntry> cache_ ABSL_GUARDED_BY(mu_);  // by hash
+  // Bumped by Forget: a lookup that started before may not fill the cache.
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<std::string, absl::Time> pending_use_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> recorded_use_ ABSL_GUARDED_BY(mu_);
 };

@@ -84,11 +84,17 @@ struct Located {
   ConnectionRow connection;
 };
 
-// The connection `ids` (tenant, connection) named `name`, if visible to
-// `scope`; NOT_FOUND / CONNECTION_NOT_FOUND otherwise, whatever the reason.
+// Who may reach a connection: a connection token its own (for reading), or
+// only callers that see the whole tenant (for changes).
+enum Reach { kOwnConnection, kWholeTenant };
+
+// The connection `ids` (tenant, connection) named `name`, if `scope` reaches
+// it; NOT_FOUND / CONNECTION_NOT_FOUND otherwise, whatever the reason.
 absl::StatusOr<Located> LocateConnection(Transaction& tx, const std::vector<std::string>& ids,
-                                         absl::string_view name, const Scope& scope) {
-  if (!scope.AllowsConnection(ids[0], ids[1])) return ConnectionNotFound(name);
+                                         absl::string_view name, const Scope& scope, Reach reach) {
+  const bool visible = reach == kWholeTenant ? scope.AllowsWholeTenant(ids[0])
+                                             : scope.AllowsConnection(ids[0], ids[1]);
+  if (!visible) return ConnectionNotFound(name);
   absl::StatusOr<TenantRow> tenant = credits::LoadTenant(tx, ids[0], Scope::All());
   if (absl::IsNotFound(tenant.status())) return ConnectionNotFound(name);
   SY_RETURN_IF_ERROR(tenant.status());
@@ -259,7 +265,7 @@ absl::StatusOr<Connection> ConnectionManager::Get(absl::string_view name, const 
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, ParseConnectionName(name));
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, name, scope));
+    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, name, scope, kOwnConnection));
     result = std::move(found.connection);
     return absl::OkStatus();
   }));
@@ -319,7 +325,8 @@ absl::StatusOr<Connection> ConnectionManager::Update(const v1::UpdateConnectionR
   const absl::Time now = clock_.Now();
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, req.connection().name(), scope));
+    SY_ASSIGN_OR_RETURN(Located found,
+                        LocateConnection(tx, ids, req.connection().name(), scope, kWholeTenant));
     ConnectionRow* row = &found.connection;
     if (row->state == Connection::DISCONNECTED) {
       return FailedPrecondition("CONNECTION_DISCONNECTED",
@@ -345,7 +352,7 @@ absl::StatusOr<Connection> ConnectionManager::SetState(absl::string_view name,
   const absl::Time now = clock_.Now();
   ConnectionRow result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, name, scope));
+    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, name, scope, kWholeTenant));
     ConnectionRow* row = &found.connection;
     const auto from = static_cast<Connection::State>(row->state);
     if (from != state) {
@@ -365,19 +372,22 @@ absl::StatusOr<Connection> ConnectionManager::SetState(absl::string_view name,
   return ToProto(result);
 }
 
-absl::Status ConnectionManager::DisconnectInTx(Transaction& tx, TenantRow& tenant,
-                                               ConnectionRow& connection, absl::Time now,
-                                               absl::string_view request_id) {
-  if (connection.state == Connection::DISCONNECTED) return absl::OkStatus();
+absl::StatusOr<std::vector<std::string>> ConnectionManager::DisconnectInTx(
+    Transaction& tx, TenantRow& tenant, ConnectionRow& connection, absl::Time now,
+    absl::string_view request_id) {
+  if (connection.state == Connection::DISCONNECTED) return std::vector<std::string>();
   connection.state = Connection::DISCONNECTED;
   connection.update_time = now;
   connection.disconnect_time = now;
   SY_RETURN_IF_ERROR(tx.UpdateConnection(connection));
-  SY_RETURN_IF_ERROR(keys_.RevokeAllInTx(tx, tenant.id, connection.id, now));
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> revoked,
+                      keys_.RevokeAllInTx(tx, tenant.id, connection.id, now));
   SY_RETURN_IF_ERROR(vault_.DeleteCredentialsInTx(tx, tenant.id, connection.id));
   tenant.connection_count -= 1;
-  return ledger_.ReturnInTx(tx, tenant, connection.credits, connection.reservation_id, now,
-                            credits::Cause{std::string(request_id), connection.id});
+  SY_RETURN_IF_ERROR(ledger_.ReturnInTx(tx, tenant, connection.credits, connection.reservation_id,
+                                        now,
+                                        credits::Cause{std::string(request_id), connection.id}));
+  return revoked;
 }
 
 absl::StatusOr<Connection> ConnectionManager::Disconnect(const v1::DeleteConnectionRequest& req,
@@ -387,14 +397,15 @@ absl::StatusOr<Connection> ConnectionManager::Disconnect(const v1::DeleteConnect
   SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   const absl::Time now = clock_.Now();
   ConnectionRow result;
+  std::vector<std::string> revoked;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
-    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, name, scope));
-    ConnectionRow* row = &found.connection;
-    SY_RETURN_IF_ERROR(DisconnectInTx(tx, found.tenant, *row, now, req.request_id()));
-    result = *std::move(row);
+    SY_ASSIGN_OR_RETURN(Located found, LocateConnection(tx, ids, name, scope, kWholeTenant));
+    SY_ASSIGN_OR_RETURN(revoked,
+                        DisconnectInTx(tx, found.tenant, found.connection, now, req.request_id()));
+    result = std::move(found.connection);
     return absl::OkStatus();
   }));
-  keys_.InvalidateCache();
+  keys_.Forget(revoked);
   return ToProto(result);
 }
 

@@ -11,7 +11,9 @@
 // Connecting consumes the system's credits; disconnecting returns them, once.
 
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -60,10 +62,13 @@ class ConnectionManager {
 
   // Disconnects `connection` of `tenant` inside `tx`: returns its credits,
   // revokes its tokens and forgets its credentials. No-op for a connection
-  // that is already disconnected. Call keys.InvalidateCache() after commit.
-  absl::Status DisconnectInTx(storage::Transaction& tx, storage::TenantRow& tenant,
-                              storage::ConnectionRow& connection, absl::Time now,
-                              absl::string_view request_id);
+  // that is already disconnected. Returns the ids of the revoked tokens: pass
+  // them to ApiKeyManager::Forget once the transaction committed.
+  absl::StatusOr<std::vector<std::string>> DisconnectInTx(storage::Transaction& tx,
+                                                          storage::TenantRow& tenant,
+                                                          storage::ConnectionRow& connection,
+                                                          absl::Time now,
+                                                          absl::string_view request_id);
 
   static v1::Connection ToProto(const storage::ConnectionRow& row);
 

@@ -116,12 +116,4 @@ std::string HmacSha256Signer::Sign(absl::string_view data) const {
   return std::string(reinterpret_cast<const char*>(out), len);
 }
 
-std::string HmacSha256(const Secret& key, absl::string_view data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.view().data(), static_cast<int>(key.size()), U(data), data.size(), out,
-       &len);
-  return std::string(reinterpret_cast<const char*>(out), len);
-}
-
 }  // namespace switchyard::crypto

@@ -27,9 +27,6 @@ absl::StatusOr<std::string> Seal(const Secret& key, absl::string_view plaintext,
 // associated data; nothing of the plaintext is returned then.
 absl::StatusOr<Secret> Open(const Secret& key, absl::string_view sealed, absl::string_view aad);
 
-// HMAC-SHA256 of `data` under `key`.
-std::string HmacSha256(const Secret& key, absl::string_view data);
-
 // HMAC-SHA256 under one fixed key, prepared once: each Sign copies a keyed
 // context instead of fetching the algorithm and setting the key again, which
 // matters on a path every call takes. Thread-safe.

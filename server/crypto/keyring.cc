@@ -34,7 +34,10 @@ absl::StatusOr<std::unique_ptr<MasterKeyring>> MasterKeyring::Parse(absl::string
       return Invalid(absl::StrCat("key ", parts.first, " is not 32 bytes of base64"));
     }
     for (const auto& [id, unused] : ring->keys_) {
-      if (id == parts.first) return Invalid(absl::StrCat("duplicate key id ", id));
+      if (id == parts.first) {
+        Wipe(key);
+        return Invalid(absl::StrCat("duplicate key id ", id));
+      }
     }
     ring->keys_.emplace_back(std::string(parts.first), Secret(std::move(key)));
   }

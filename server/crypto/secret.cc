@@ -8,6 +8,9 @@
 namespace switchyard::crypto {
 
 void Wipe(std::string& s) {
+  // The whole allocation, not only the current size: an earlier, longer
+  // value may linger past size().
+  s.resize(s.capacity());
   if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
   s.clear();
 }

@@ -18,14 +18,15 @@ void Wipe(std::string& s);
 class Secret {
  public:
   Secret() = default;
-  explicit Secret(std::string bytes) : bytes_(std::move(bytes)) {}
+  // Takes `bytes`; a short string's inline copy left in `bytes` is wiped.
+  explicit Secret(std::string bytes) : bytes_(std::move(bytes)) { Wipe(bytes); }
   ~Secret() { Wipe(bytes_); }
-  Secret(Secret&& other) noexcept : bytes_(std::move(other.bytes_)) { other.bytes_.clear(); }
+  Secret(Secret&& other) noexcept : bytes_(std::move(other.bytes_)) { Wipe(other.bytes_); }
   Secret& operator=(Secret&& other) noexcept {
     if (this != &other) {
       Wipe(bytes_);
       bytes_ = std::move(other.bytes_);
-      other.bytes_.clear();
+      Wipe(other.bytes_);
     }
     return *this;
   }

@@ -125,6 +125,7 @@ struct ApiKeyRow {
   absl::Time expire_time = absl::InfinitePast();  // unset: never
   absl::Time last_used_time = absl::InfinitePast();
   absl::Time revoke_time = absl::InfinitePast();
+  std::string superseded_by;  // id of the key that replaced it by rotation
 };
 
 // Encrypted credentials of one connection.

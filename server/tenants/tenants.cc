@@ -158,7 +158,9 @@ absl::Status TenantRegistry::Delete(const v1::DeleteTenantRequest& req) {
   SY_RETURN_IF_ERROR(ValidateRequestId(req.request_id()));
   const credits::Cause cause{req.request_id(), ""};
   const absl::Time now = clock_.Now();
+  std::vector<std::string> revoked;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    revoked.clear();
     SY_ASSIGN_OR_RETURN(TenantRow tenant, credits::LoadTenant(tx, ids[0], Scope::All()));
     if (tenant.connection_count > 0 && !req.force()) {
       return WithMetadata(
@@ -173,7 +175,9 @@ absl::Status TenantRegistry::Delete(const v1::DeleteTenantRequest& req) {
       SY_ASSIGN_OR_RETURN(std::vector<storage::ConnectionRow> page,
                           tx.ListConnections(tenant.id, {}, after, 500));
       for (storage::ConnectionRow& c : page) {
-        SY_RETURN_IF_ERROR(connections_.DisconnectInTx(tx, tenant, c, now, req.request_id()));
+        SY_ASSIGN_OR_RETURN(std::vector<std::string> ids_of_connection,
+                            connections_.DisconnectInTx(tx, tenant, c, now, req.request_id()));
+        revoked.insert(revoked.end(), ids_of_connection.begin(), ids_of_connection.end());
       }
       if (page.size() < 500) break;
       after = page.back().id;
@@ -199,13 +203,15 @@ absl::Status TenantRegistry::Delete(const v1::DeleteTenantRequest& req) {
       return Error(absl::StatusCode::kInternal, "LEDGER_INCONSISTENT",
                    absl::StrCat(req.name(), " still holds credits after returning all of them"));
     }
-    SY_RETURN_IF_ERROR(keys_.RevokeAllInTx(tx, tenant.id, "", now));
+    SY_ASSIGN_OR_RETURN(std::vector<std::string> tenant_keys,
+                        keys_.RevokeAllInTx(tx, tenant.id, "", now));
+    revoked.insert(revoked.end(), tenant_keys.begin(), tenant_keys.end());
     SY_RETURN_IF_ERROR(vault_.DestroyTenantInTx(tx, tenant.id));
     tenant.deleted = true;
     tenant.update_time = now;
     return tx.UpdateTenant(tenant);
   }));
-  keys_.InvalidateCache();
+  keys_.Forget(revoked);
   return absl::OkStatus();
 }
 

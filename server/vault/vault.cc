@@ -3,6 +3,7 @@
 #include <limits>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/names.h"
@@ -246,20 +247,23 @@ absl::StatusOr<ConnectionCredentials> CredentialVault::Get(
       return absl::OkStatus();
     }
     SY_ASSIGN_OR_RETURN(result, OpenRow(tx, *row));
+    // Until the plaintext is handed back, any early return wipes it.
+    auto wipe_result = absl::MakeCleanup([&] { WipeSecrets(result); });
     *result.mutable_secret_fields() = Summarize(result).secret_fields();
     // Lazy re-encryption: credentials sealed under an older data key move to
     // the newest one when revealed.
     SY_ASSIGN_OR_RETURN(DataKey current, CurrentKeyInTx(tx, ref.tenant_id, now));
     if (current.version != row->key_version) {
       ConnectionCredentials plain = result;
+      auto wipe_plain = absl::MakeCleanup([&] { WipeSecrets(plain); });
       plain.clear_secret_fields();
       SY_ASSIGN_OR_RETURN(CredentialsRow fresh, SealRow(ref.tenant_id, ref.connection_id, plain,
                                                         current, row->update_time));
-      WipeSecrets(plain);
       SY_RETURN_IF_ERROR(tx.PutCredentials(fresh));
     }
     result.set_key_version(current.version);
     ToProto(row->update_time, result.mutable_update_time());
+    std::move(wipe_result).Cancel();
     return absl::OkStatus();
   };
   // Revealing may re-encrypt, so it runs as a write.
@@ -306,9 +310,9 @@ absl::StatusOr<v1::RotateTenantDataKeyResponse> CredentialVault::RotateTenantKey
                           tx.ListCredentials(tenant_id, after, 200));
       for (const CredentialsRow& row : page) {
         SY_ASSIGN_OR_RETURN(ConnectionCredentials plain, OpenRow(tx, row));
+        auto wipe_plain = absl::MakeCleanup([&] { WipeSecrets(plain); });
         SY_ASSIGN_OR_RETURN(CredentialsRow sealed,
                             SealRow(tenant_id, row.connection_id, plain, fresh, row.update_time));
-        WipeSecrets(plain);
         SY_RETURN_IF_ERROR(tx.PutCredentials(sealed));
         response.set_reencrypted(response.reencrypted() + 1);
       }

@@ -76,6 +76,27 @@ TEST_F(ApiKeyManagerTest, RotationKeepsTheOldTokenForTheGracePeriodOnly) {
   EXPECT_EQ(ReasonOf(keys_->Authenticate(rotated->token()).status()), "REVOKED_CREDENTIAL");
 }
 
+TEST_F(ApiKeyManagerTest, AGracePeriodNeverExtendsALifetimeAndAKeyRotatesOnce) {
+  v1::CreateApiKeyRequest req;
+  req.set_parent("tenants/acme");
+  req.mutable_ttl()->set_seconds(600);
+  auto key = keys_->Create(req, Scope::All());
+  ASSERT_TRUE(key.ok());
+  v1::RotateApiKeyRequest rotate;
+  rotate.set_name(key->api_key().name());
+  rotate.mutable_grace_period()->set_seconds(3600);
+  auto rotated = keys_->Rotate(rotate, Scope::All());
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  // The successor keeps the original lifetime; the old key is not extended.
+  EXPECT_EQ(rotated->api_key().expire_time().seconds(), key->api_key().expire_time().seconds());
+  // Rotating the same (superseded) key again is refused.
+  auto again = keys_->Rotate(rotate, Scope::All());
+  EXPECT_EQ(ReasonOf(again.status()), "API_KEY_ALREADY_ROTATED");
+  clock_.Advance(absl::Seconds(601));
+  EXPECT_EQ(ReasonOf(keys_->Authenticate(key->token()).status()), "EXPIRED_CREDENTIAL");
+  EXPECT_EQ(ReasonOf(keys_->Authenticate(rotated->token()).status()), "EXPIRED_CREDENTIAL");
+}
+
 TEST_F(ApiKeyManagerTest, ConnectionTokensAreIssuedOnceAndRevokedOnDisconnect) {
   auto conn = Connect("acme", "erp", "maintainx", v1::CLOUD);
   ASSERT_TRUE(conn.ok());

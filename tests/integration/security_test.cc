@@ -232,13 +232,16 @@ TEST_F(TlsTest, PlaintextStaysAvailableOnLoopbackAndForHealthProbes) {
 
 TEST_F(TlsTest, APlaintextListenerMustBeLoopback) {
   const std::string d = dir_.path();
-  auto server = testing::ServerProcess::Start(
-      d,
-      {"--tls_cert_file=" + d + "/server.pem", "--tls_key_file=" + d + "/server.key",
-       "--plaintext_listen=0.0.0.0:0"},
-      /*default_keys=*/true, /*check_health=*/false);
-  EXPECT_FALSE(server.ok());
-  EXPECT_NE(ReadFile(d + "/server.log").find("must be a loopback address"), std::string::npos);
+  for (const char* address : {"0.0.0.0:0", "127.example.com:0", "[::]:0"}) {
+    SCOPED_TRACE(address);
+    auto server = testing::ServerProcess::Start(
+        d,
+        {"--tls_cert_file=" + d + "/server.pem", "--tls_key_file=" + d + "/server.key",
+         std::string("--plaintext_listen=") + address},
+        /*default_keys=*/true, /*check_health=*/false);
+    EXPECT_FALSE(server.ok());
+    EXPECT_NE(ReadFile(d + "/server.log").find("must be a loopback address"), std::string::npos);
+  }
 }
 
 TEST_F(TlsTest, IncompleteTlsSettingsStopTheStartWithAClearMessage) {

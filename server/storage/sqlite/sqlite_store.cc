@@ -122,7 +122,8 @@ CREATE TABLE api_keys (
   create_time INTEGER,
   expire_time INTEGER,
   last_used_time INTEGER,
-  revoke_time INTEGER
+  revoke_time INTEGER,
+  superseded_by TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX api_keys_by_owner ON api_keys (tenant_id, connection_id, id);
 CREATE TABLE credentials (
@@ -378,7 +379,7 @@ DataKeyRow ReadDataKey(const Query& q) {
 
 #define API_KEY_COLS                                                                           \
   "id, kind, tenant_id, connection_id, hash, hint, display_name, rights, state, create_time, " \
-  "expire_time, last_used_time, revoke_time"
+  "expire_time, last_used_time, revoke_time, superseded_by"
 ApiKeyRow ReadApiKey(const Query& q) {
   ApiKeyRow r;
   r.id = q.Text(0);
@@ -394,6 +395,7 @@ ApiKeyRow ReadApiKey(const Query& q) {
   r.expire_time = q.Time(10);
   r.last_used_time = q.Time(11);
   r.revoke_time = q.Time(12);
+  r.superseded_by = q.Text(13);
   return r;
 }
 
@@ -723,23 +725,23 @@ class SqliteTransaction final : public Transaction {
   }
   absl::Status InsertApiKey(const ApiKeyRow& r) override {
     static constexpr const char* kSql =
-        "INSERT INTO api_keys (" API_KEY_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        "INSERT INTO api_keys (" API_KEY_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
     return q
         .BindAll(r.id, r.kind, r.tenant_id, r.connection_id, Query::Blob{r.hash}, r.hint,
                  r.display_name, r.rights, r.state, r.create_time, r.expire_time, r.last_used_time,
-                 r.revoke_time)
+                 r.revoke_time, r.superseded_by)
         .Run();
   }
   absl::Status UpdateApiKey(const ApiKeyRow& r) override {
     static constexpr const char* kSql =
         "UPDATE api_keys SET display_name = ?, rights = ?, state = ?, expire_time = ?, "
-        "last_used_time = ?, revoke_time = ? WHERE id = ?";
+        "last_used_time = ?, revoke_time = ?, superseded_by = ? WHERE id = ?";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
     q.BindAll(r.display_name, r.rights, r.state, r.expire_time, r.last_used_time, r.revoke_time,
-              r.id);
+              r.superseded_by, r.id);
     return RunUpdate(q, "api key");
   }
   absl::StatusOr<std::vector<ApiKeyRow>> ListApiKeys(int kind, absl::string_view tenant_id,
