@@ -156,6 +156,8 @@ SY_SAFE_CALL(SetConnectionCredentials, v1::SetConnectionCredentialsRequest,
 SY_SAFE_CALL(GetConnectionCredentials, v1::GetConnectionCredentialsRequest,
              v1::ConnectionCredentials)
 SY_SAFE_CALL(RewrapDataKeys, v1::RewrapDataKeysRequest, v1::RewrapDataKeysResponse)
+SY_SAFE_CALL(GetWebhookSecret, v1::GetWebhookSecretRequest, v1::WebhookSecret)
+SY_SAFE_CALL(ListEvents, v1::ListEventsRequest, v1::ListEventsResponse)
 #undef SY_SAFE_CALL
 
 // Calls that mint a new secret or version each time are never retried: a
@@ -174,6 +176,16 @@ absl::StatusOr<v1::RotateTenantDataKeyResponse> GatewayClient::RotateTenantDataK
     const v1::RotateTenantDataKeyRequest& request) {
   return Call<v1::RotateTenantDataKeyRequest, v1::RotateTenantDataKeyResponse>(
       &v1::Gateway::Stub::RotateTenantDataKey, request, Retry::kNever);
+}
+absl::StatusOr<v1::WebhookSecret> GatewayClient::RotateWebhookSecret(
+    const v1::RotateWebhookSecretRequest& request) {
+  return Call<v1::RotateWebhookSecretRequest, v1::WebhookSecret>(
+      &v1::Gateway::Stub::RotateWebhookSecret, request, Retry::kNever);
+}
+absl::Status GatewayClient::RevokeWebhookSecret(const v1::RevokeWebhookSecretRequest& request) {
+  return Call<v1::RevokeWebhookSecretRequest, google::protobuf::Empty>(
+             &v1::Gateway::Stub::RevokeWebhookSecret, request, Retry::kSafe)
+      .status();
 }
 absl::Status GatewayClient::DeleteConnectionCredentials(
     const v1::DeleteConnectionCredentialsRequest& request) {

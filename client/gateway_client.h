@@ -103,6 +103,11 @@ class GatewayClient {
       const v1::RotateTenantDataKeyRequest& request);
   absl::StatusOr<v1::RewrapDataKeysResponse> RewrapDataKeys(
       const v1::RewrapDataKeysRequest& request);
+  absl::StatusOr<v1::WebhookSecret> RotateWebhookSecret(
+      const v1::RotateWebhookSecretRequest& request);
+  absl::StatusOr<v1::WebhookSecret> GetWebhookSecret(const v1::GetWebhookSecretRequest& request);
+  absl::Status RevokeWebhookSecret(const v1::RevokeWebhookSecretRequest& request);
+  absl::StatusOr<v1::ListEventsResponse> ListEvents(const v1::ListEventsRequest& request);
 
   // The standard health check (grpc.health.v1) for `service` ("" = server).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse> CheckHealth(const std::string& service);

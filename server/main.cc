@@ -57,6 +57,17 @@ ABSL_FLAG(std::string, plaintext_listen, "",
 ABSL_FLAG(std::string, health_listen, "",
           "plaintext listener serving only grpc.health.v1, for probes (for example "
           "0.0.0.0:8081)");
+ABSL_FLAG(std::string, http_listen, "0.0.0.0:8080",
+          "HTTP listener for webhooks (IP:port; port 0 picks a free port; empty disables it)");
+ABSL_FLAG(absl::Duration, http_request_timeout, absl::Seconds(30),
+          "time allowed to receive one HTTP request (or to wait for the next on a kept-alive "
+          "connection); slower requests are answered 408");
+ABSL_FLAG(absl::Duration, webhook_tolerance, absl::Minutes(5),
+          "accepted distance between webhook-timestamp and the gateway's clock");
+ABSL_FLAG(int64_t, webhook_max_body_bytes, 1 << 20, "largest webhook body accepted (413 above)");
+ABSL_FLAG(double, webhook_rate_per_connection, 200,
+          "webhooks per second accepted per connection before 429");
+ABSL_FLAG(double, webhook_burst_per_connection, 400, "burst above the rate per connection");
 ABSL_FLAG(absl::Duration, auth_cache_ttl, absl::Seconds(10),
           "how long a verified credential is reused before the store is read again; bounds how "
           "long a revocation made by another replica takes to apply");
@@ -101,6 +112,12 @@ int main(int argc, char** argv) {
   options.plaintext_listen_address = absl::GetFlag(FLAGS_plaintext_listen);
   options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
   options.api_keys.cache_ttl = absl::GetFlag(FLAGS_auth_cache_ttl);
+  options.http.listen_address = absl::GetFlag(FLAGS_http_listen);
+  options.http.request_timeout = absl::GetFlag(FLAGS_http_request_timeout);
+  options.ingest.tolerance = absl::GetFlag(FLAGS_webhook_tolerance);
+  options.ingest.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_webhook_max_body_bytes));
+  options.ingest.rate_per_second = absl::GetFlag(FLAGS_webhook_rate_per_connection);
+  options.ingest.burst = absl::GetFlag(FLAGS_webhook_burst_per_connection);
 
   switchyard::KeySources sources;
   sources.master_key_file = absl::GetFlag(FLAGS_master_key_file);

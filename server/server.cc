@@ -14,10 +14,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/grpc/gateway_service.h"
+#include "server/api/http/webhook_handler.h"
 #include "server/catalog/catalog.h"
 #include "server/common/log.h"
 #include "server/common/status.h"
 #include "server/connections/connections.h"
+#include "server/events/event_log.h"
 #include "server/storage/sqlite/sqlite_store.h"
 #include "server/tenants/tenants.h"
 #include "server/vault/vault.h"
@@ -139,9 +141,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->tenants_ = std::make_unique<tenants::TenantRegistry>(
       *server->store_, *server->ledger_, *server->connections_, *server->keys_, *server->vault_,
       clock);
-  server->service_ = std::make_unique<api::GatewayService>(*server->keys_, *server->tenants_,
-                                                           *server->catalog_, *server->ledger_,
-                                                           *server->connections_, *server->vault_);
+  server->events_ = std::make_unique<events::EventLog>(*server->store_);
+  server->ingestor_ =
+      std::make_unique<webhooks::Ingestor>(options.ingest, *server->store_, *server->vault_, clock);
+  server->service_ = std::make_unique<api::GatewayService>(
+      *server->keys_, *server->tenants_, *server->catalog_, *server->ledger_, *server->connections_,
+      *server->vault_, *server->events_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -179,6 +184,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                    absl::StrCat("cannot listen on ", options.health_listen_address));
     }
   }
+  if (!options.http.listen_address.empty()) {
+    server->http_handler_ = std::make_unique<api::GatewayHttpHandler>(*server->ingestor_);
+    api::HttpServerOptions http = options.http;
+    http.max_body_bytes = options.ingest.max_body_bytes;
+    SY_ASSIGN_OR_RETURN(server->http_server_, api::HttpServer::Start(http, *server->http_handler_));
+  }
   server->SetServing(true);
   if (!tls && !IsLoopback(options.listen_address)) {
     log::Warning(
@@ -195,6 +206,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                         {"mutual_tls", !options.tls_client_ca_file.empty()},
                         {"plaintext_port", server->plaintext_port_},
                         {"health_port", server->health_port_},
+                        {"http_port", static_cast<int64_t>(server->http_port())},
                         {"master_key", server->keyring_->primary_id()},
                         {"data_dir", options.data_dir},
                         {"systems", static_cast<int64_t>(server->catalog_->systems().size())}});
@@ -202,6 +214,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 }
 
 Server::~Server() { Shutdown(); }
+
+int Server::http_port() const { return http_server_ != nullptr ? http_server_->port() : 0; }
 
 void Server::SetServing(bool serving) {
   for (grpc::Server* s : {grpc_server_.get(), health_server_.get()}) {
@@ -251,6 +265,10 @@ void Server::Shutdown() {
     stopping_ = true;
   }
   log::Info("draining", {{"deadline_ms", absl::ToInt64Milliseconds(options_.drain_deadline)}});
+  if (http_server_ != nullptr) {
+    // Webhooks first: stop taking them, answer those being stored.
+    http_server_->Shutdown();
+  }
   if (grpc_server_ != nullptr) {
     SetServing(false);
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_deadline));

@@ -12,10 +12,12 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/api/http/http_server.h"
 #include "server/auth/api_keys.h"
 #include "server/common/clock.h"
 #include "server/credits/ledger.h"
 #include "server/crypto/keyring.h"
+#include "server/webhooks/ingestor.h"
 
 namespace grpc {
 class Server;
@@ -39,6 +41,12 @@ class TenantRegistry;
 namespace vault {
 class CredentialVault;
 }
+namespace events {
+class EventLog;
+}
+namespace api {
+class GatewayHttpHandler;
+}
 namespace api {
 class GatewayService;
 }
@@ -59,6 +67,9 @@ struct ServerOptions {
   absl::Duration idempotency_retention = absl::Hours(48);
   credits::LedgerOptions ledger;
   auth::ApiKeyOptions api_keys;
+  // The HTTP listener (webhooks). An empty listen address disables it.
+  api::HttpServerOptions http;
+  webhooks::IngestOptions ingest;
   // TLS for the gRPC port: certificate chain and private key (PEM files).
   // Both empty: plaintext.
   std::string tls_cert_file;
@@ -103,6 +114,8 @@ class Server {
   int plaintext_port() const { return plaintext_port_; }
   // The bound port of the health-only listener; 0 when there is none.
   int health_port() const { return health_port_; }
+  // The bound HTTP port; 0 when the HTTP listener is disabled.
+  int http_port() const;
 
   // Reports NOT_SERVING, stops accepting calls, waits up to the drain deadline
   // for in-flight calls (then cancels them), stops maintenance and closes the
@@ -125,7 +138,11 @@ class Server {
   std::unique_ptr<credits::CreditLedger> ledger_;
   std::unique_ptr<connections::ConnectionManager> connections_;
   std::unique_ptr<tenants::TenantRegistry> tenants_;
+  std::unique_ptr<events::EventLog> events_;
+  std::unique_ptr<webhooks::Ingestor> ingestor_;
   std::unique_ptr<api::GatewayService> service_;
+  std::unique_ptr<api::GatewayHttpHandler> http_handler_;
+  std::unique_ptr<api::HttpServer> http_server_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   int plaintext_port_ = 0;

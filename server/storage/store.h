@@ -138,6 +138,32 @@ struct CredentialsRow {
   absl::Time update_time = absl::InfinitePast();
 };
 
+// One event of a connection: a webhook, a published event or one of the
+// gateway's own. `sequence` orders the events of one connection.
+struct EventRow {
+  std::string tenant_id;
+  std::string connection_id;
+  int64_t sequence = 0;
+  std::string event_id;  // webhook-id or producer id; unique per connection
+  std::string type;
+  int source = 0;  // v1::Event::Source
+  absl::Time source_time = absl::InfinitePast();
+  absl::Time receive_time = absl::InfinitePast();
+  std::string content_type;
+  std::string body;
+};
+
+// A webhook signing secret of a connection, sealed like credentials.
+struct WebhookSecretRow {
+  std::string tenant_id;
+  std::string connection_id;
+  int64_t version = 0;
+  int64_t key_version = 0;  // tenant data key that sealed `sealed`
+  std::string sealed;
+  absl::Time create_time = absl::InfinitePast();
+  absl::Time expire_time = absl::InfinitePast();  // unset: until rotated
+};
+
 // Filters for ListConnections; empty / 0 means "any".
 struct ConnectionFilter {
   std::string system_id;
@@ -233,6 +259,28 @@ class Transaction {
   virtual absl::StatusOr<std::vector<CredentialsRow>> ListCredentials(absl::string_view tenant_id,
                                                                       absl::string_view after,
                                                                       int limit) = 0;
+
+  // The event of a connection with `event_id`, if stored.
+  virtual absl::StatusOr<std::optional<EventRow>> GetEventById(absl::string_view tenant_id,
+                                                              absl::string_view connection_id,
+                                                              absl::string_view event_id) = 0;
+  // The highest sequence of a connection's events; 0 when it has none.
+  virtual absl::StatusOr<int64_t> LastEventSequence(absl::string_view tenant_id,
+                                                    absl::string_view connection_id) = 0;
+  // kAlreadyExists when the sequence or the event id is taken.
+  virtual absl::Status InsertEvent(const EventRow& row) = 0;
+  // Events of a connection with sequence > `after`, in sequence order.
+  virtual absl::StatusOr<std::vector<EventRow>> ListEvents(absl::string_view tenant_id,
+                                                           absl::string_view connection_id,
+                                                           int64_t after, int limit) = 0;
+
+  // A connection's webhook secrets, oldest version first.
+  virtual absl::StatusOr<std::vector<WebhookSecretRow>> ListWebhookSecrets(
+      absl::string_view tenant_id, absl::string_view connection_id) = 0;
+  // Inserts or replaces.
+  virtual absl::Status PutWebhookSecret(const WebhookSecretRow& row) = 0;
+  virtual absl::Status DeleteWebhookSecrets(absl::string_view tenant_id,
+                                            absl::string_view connection_id) = 0;
 
   virtual absl::StatusOr<std::optional<IdempotencyRow>> GetIdempotency(absl::string_view key) = 0;
   virtual absl::Status PutIdempotency(const IdempotencyRow& row) = 0;

@@ -10,6 +10,7 @@
 #include "server/common/proto_time.h"
 #include "server/common/status.h"
 #include "server/crypto/aead.h"
+#include "server/webhooks/signature.h"
 
 namespace switchyard::vault {
 namespace {
@@ -349,7 +350,149 @@ absl::StatusOr<v1::RewrapDataKeysResponse> CredentialVault::RewrapDataKeys() {
 
 absl::Status CredentialVault::DeleteCredentialsInTx(Transaction& tx, absl::string_view tenant_id,
                                                     absl::string_view connection_id) {
+  SY_RETURN_IF_ERROR(tx.DeleteWebhookSecrets(tenant_id, connection_id));
   return tx.DeleteCredentials(tenant_id, connection_id);
+}
+
+// --- Webhook signing secrets ----------------------------------------------------
+
+namespace {
+constexpr absl::string_view kWebhookSecretSuffix = "/webhookSecret";
+
+std::string WebhookSecretAad(const storage::WebhookSecretRow& row) {
+  return absl::StrCat("switchyard/webhook-secret/v1|", row.tenant_id, "|", row.connection_id, "|",
+                      row.version, "|", row.key_version);
+}
+
+absl::StatusOr<ConnectionRef> ParseWebhookSecretName(absl::string_view name) {
+  auto bad = [] {
+    return InvalidArgument(
+        "INVALID_NAME",
+        "name must look like tenants/{tenant}/connections/{connection}/webhookSecret");
+  };
+  if (!absl::EndsWith(name, kWebhookSecretSuffix)) return bad();
+  auto ids = ParseName("name", name.substr(0, name.size() - kWebhookSecretSuffix.size()),
+                       {"tenants", "connections"});
+  if (!ids.ok()) return bad();
+  return ConnectionRef{(*ids)[0], (*ids)[1], std::string(name)};
+}
+
+absl::Status NeedsReveal() {
+  return Error(absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED",
+               "webhook secrets are returned only to keys with can_reveal_credentials");
+}
+}  // namespace
+
+absl::StatusOr<std::vector<std::pair<crypto::Secret, absl::Time>>>
+CredentialVault::ValidWebhookSecretsInTx(Transaction& tx, absl::string_view tenant_id,
+                                         absl::string_view connection_id, absl::Time now) {
+  SY_ASSIGN_OR_RETURN(std::vector<storage::WebhookSecretRow> rows,
+                      tx.ListWebhookSecrets(tenant_id, connection_id));
+  std::vector<std::pair<crypto::Secret, absl::Time>> out;
+  for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
+    if (it->expire_time != absl::InfinitePast() && it->expire_time <= now) continue;
+    SY_ASSIGN_OR_RETURN(crypto::Secret key, KeyVersionInTx(tx, tenant_id, it->key_version));
+    SY_ASSIGN_OR_RETURN(crypto::Secret secret,
+                        crypto::Open(key, it->sealed, WebhookSecretAad(*it)));
+    out.emplace_back(std::move(secret), it->expire_time);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::WebhookSecret> CredentialVault::RotateWebhookSecret(
+    const v1::RotateWebhookSecretRequest& req, const Scope& scope, bool can_reveal) {
+  if (!can_reveal) return NeedsReveal();
+  SY_ASSIGN_OR_RETURN(ConnectionRef ref, ParseWebhookSecretName(req.name()));
+  absl::Duration grace = absl::Hours(24);
+  if (req.has_grace_period()) {
+    grace =
+        absl::Seconds(req.grace_period().seconds()) + absl::Nanoseconds(req.grace_period().nanos());
+    if (grace < absl::ZeroDuration() || grace > absl::Hours(24 * 7)) {
+      return InvalidArgument("INVALID_GRACE_PERIOD", "grace_period must be between 0 and 7 days");
+    }
+  }
+  const absl::Time now = clock_.Now();
+  v1::WebhookSecret result;
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_RETURN_IF_ERROR(CheckConnection(tx, ref, scope, /*must_be_live=*/true));
+    SY_ASSIGN_OR_RETURN(std::vector<storage::WebhookSecretRow> rows,
+                        tx.ListWebhookSecrets(ref.tenant_id, ref.connection_id));
+    int64_t version = 1;
+    for (storage::WebhookSecretRow& row : rows) {
+      version = std::max(version, row.version + 1);
+      if (row.expire_time == absl::InfinitePast() || row.expire_time > now + grace) {
+        row.expire_time = now + grace;
+        SY_RETURN_IF_ERROR(tx.PutWebhookSecret(row));
+      }
+    }
+    SY_ASSIGN_OR_RETURN(DataKey key, CurrentKeyInTx(tx, ref.tenant_id, now));
+    crypto::Secret secret = webhooks::GenerateSecret();
+    storage::WebhookSecretRow row{ref.tenant_id, ref.connection_id,   version, key.version, "",
+                                  now,           absl::InfinitePast()};
+    SY_ASSIGN_OR_RETURN(row.sealed, crypto::Seal(key.key, secret.view(), WebhookSecretAad(row)));
+    SY_RETURN_IF_ERROR(tx.PutWebhookSecret(row));
+    SY_ASSIGN_OR_RETURN(auto valid,
+                        ValidWebhookSecretsInTx(tx, ref.tenant_id, ref.connection_id, now));
+    for (const auto& [s, expire] : valid) {
+      result.add_secrets(webhooks::FormatSecret(s));
+      ToProto(expire, result.add_expire_times());
+    }
+    return absl::OkStatus();
+  }));
+  result.set_name(ref.name);
+  result.set_webhook_path(
+      absl::StrCat("/webhooks/tenants/", ref.tenant_id, "/connections/", ref.connection_id));
+  return result;
+}
+
+absl::StatusOr<v1::WebhookSecret> CredentialVault::GetWebhookSecret(
+    const v1::GetWebhookSecretRequest& req, const Scope& scope, bool can_reveal) {
+  if (!can_reveal) return NeedsReveal();
+  SY_ASSIGN_OR_RETURN(ConnectionRef ref, ParseWebhookSecretName(req.name()));
+  const absl::Time now = clock_.Now();
+  v1::WebhookSecret result;
+  SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
+    SY_RETURN_IF_ERROR(CheckConnection(tx, ref, scope, /*must_be_live=*/false));
+    SY_ASSIGN_OR_RETURN(auto valid,
+                        ValidWebhookSecretsInTx(tx, ref.tenant_id, ref.connection_id, now));
+    for (const auto& [s, expire] : valid) {
+      result.add_secrets(webhooks::FormatSecret(s));
+      ToProto(expire, result.add_expire_times());
+    }
+    return absl::OkStatus();
+  }));
+  result.set_name(ref.name);
+  result.set_webhook_path(
+      absl::StrCat("/webhooks/tenants/", ref.tenant_id, "/connections/", ref.connection_id));
+  return result;
+}
+
+absl::Status CredentialVault::RevokeWebhookSecret(const v1::RevokeWebhookSecretRequest& req,
+                                                  const Scope& scope) {
+  SY_ASSIGN_OR_RETURN(ConnectionRef ref, ParseWebhookSecretName(req.name()));
+  return store_.Write([&](Transaction& tx) -> absl::Status {
+    SY_RETURN_IF_ERROR(CheckConnection(tx, ref, scope, /*must_be_live=*/false));
+    return tx.DeleteWebhookSecrets(ref.tenant_id, ref.connection_id);
+  });
+}
+
+absl::StatusOr<CredentialVault::WebhookKeys> CredentialVault::LoadWebhookKeys(
+    absl::string_view tenant_id, absl::string_view connection_id) {
+  const absl::Time now = clock_.Now();
+  WebhookKeys keys;
+  SY_RETURN_IF_ERROR(store_.Read([&](Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(tenant_id));
+    if (!tenant.has_value() || tenant->deleted) return absl::OkStatus();
+    SY_ASSIGN_OR_RETURN(std::optional<storage::ConnectionRow> connection,
+                        tx.GetConnection(tenant_id, connection_id));
+    if (!connection.has_value()) return absl::OkStatus();
+    keys.found = true;
+    keys.disconnected = connection->state == v1::Connection::DISCONNECTED;
+    SY_ASSIGN_OR_RETURN(auto valid, ValidWebhookSecretsInTx(tx, tenant_id, connection_id, now));
+    for (auto& [secret, expire] : valid) keys.secrets.push_back(std::move(secret));
+    return absl::OkStatus();
+  }));
+  return keys;
 }
 
 absl::Status CredentialVault::DestroyTenantInTx(Transaction& tx, absl::string_view tenant_id) {

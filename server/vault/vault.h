@@ -17,6 +17,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -54,9 +56,28 @@ class CredentialVault {
       const v1::RotateTenantDataKeyRequest& request);
   absl::StatusOr<v1::RewrapDataKeysResponse> RewrapDataKeys();
 
+  // Webhook signing secrets (see RotateWebhookSecret in gateway.proto),
+  // sealed like credentials. Returning secret values needs `can_reveal`.
+  absl::StatusOr<v1::WebhookSecret> RotateWebhookSecret(
+      const v1::RotateWebhookSecretRequest& request, const Scope& scope, bool can_reveal);
+  absl::StatusOr<v1::WebhookSecret> GetWebhookSecret(const v1::GetWebhookSecretRequest& request,
+                                                     const Scope& scope, bool can_reveal);
+  absl::Status RevokeWebhookSecret(const v1::RevokeWebhookSecretRequest& request,
+                                   const Scope& scope);
+
+  // What verifies a connection's webhooks now: whether it exists and is live,
+  // and its valid signing secrets. For the ingest path; no scope.
+  struct WebhookKeys {
+    bool found = false;         // the connection exists (and its tenant)
+    bool disconnected = false;  // ... but is disconnected
+    std::vector<crypto::Secret> secrets;
+  };
+  absl::StatusOr<WebhookKeys> LoadWebhookKeys(absl::string_view tenant_id,
+                                              absl::string_view connection_id);
+
   // Inside another module's transaction: forget one connection's
-  // credentials, or destroy everything a tenant holds (its credentials and
-  // every version of its data key).
+  // credentials and webhook secrets, or destroy everything a tenant holds
+  // (its credentials and every version of its data key).
   absl::Status DeleteCredentialsInTx(storage::Transaction& tx, absl::string_view tenant_id,
                                      absl::string_view connection_id);
   absl::Status DestroyTenantInTx(storage::Transaction& tx, absl::string_view tenant_id);
@@ -79,6 +100,10 @@ class CredentialVault {
                                                   const DataKey& key, absl::Time now) const;
   absl::StatusOr<v1::ConnectionCredentials> OpenRow(storage::Transaction& tx,
                                                     const storage::CredentialsRow& row);
+  // The valid (unexpired) webhook secrets of a connection, newest first.
+  absl::StatusOr<std::vector<std::pair<crypto::Secret, absl::Time>>> ValidWebhookSecretsInTx(
+      storage::Transaction& tx, absl::string_view tenant_id, absl::string_view connection_id,
+      absl::Time now);
 
   storage::Store& store_;
   const crypto::MasterKeyring& keyring_;

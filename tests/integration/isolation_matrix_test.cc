@@ -128,6 +128,13 @@ std::map<std::string, Invocation> AllCalls() {
   SY_CALL(RotateTenantDataKey, RotateTenantDataKeyRequest, v1::RotateTenantDataKeyResponse,
           req.set_name(tenant(n)));
   SY_CALL(RewrapDataKeys, RewrapDataKeysRequest, v1::RewrapDataKeysResponse, {});
+  SY_CALL(RotateWebhookSecret, RotateWebhookSecretRequest, v1::WebhookSecret,
+          req.set_name(connection(n) + "/webhookSecret"));
+  SY_CALL(GetWebhookSecret, GetWebhookSecretRequest, v1::WebhookSecret,
+          req.set_name(connection(n) + "/webhookSecret"));
+  SY_CALL(RevokeWebhookSecret, RevokeWebhookSecretRequest, google::protobuf::Empty,
+          req.set_name(connection(n) + "/webhookSecret"));
+  SY_CALL(ListEvents, ListEventsRequest, v1::ListEventsResponse, req.set_parent(connection(n)));
 #undef SY_CALL
   return calls;
 }

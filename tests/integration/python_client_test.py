@@ -30,7 +30,7 @@ class ServerProcess:
         # Dev mode: the server makes its own master key and operator key.
         self.proc = subprocess.Popen(
             [SERVER, "--listen=127.0.0.1:0", "--data_dir=" + data_dir, "--port_file=-",
-             "--dev_mode"],
+             "--dev_mode", "--http_listen=127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=self.log)
         line = self.proc.stdout.readline()
         if not line:

@@ -45,7 +45,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const std::string& data_dir, const std::vector<std::string>& extra_flags, bool default_keys,
     bool check_health) {
   std::vector<std::string> args = {BinaryPath(), "--listen=127.0.0.1:0", "--data_dir=" + data_dir,
-                                   "--port_file=-"};
+                                   "--port_file=-", "--http_listen=127.0.0.1:0"};
   std::string operator_key;
   if (default_keys) {
     WriteIfMissing(data_dir + "/master.keyring",
@@ -93,6 +93,13 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     return absl::InternalError(absl::StrCat("server did not start; see ", log_path));
   }
   auto process = std::unique_ptr<ServerProcess>(new ServerProcess(pid, port, operator_key));
+  {
+    // The "serving" log line, written before the port, names the HTTP port.
+    const std::string log = ReadAll(log_path);
+    const std::string key = "\"http_port\":";
+    const size_t at = log.rfind(key);
+    if (at != std::string::npos) process->http_port_ = std::atoi(log.c_str() + at + key.size());
+  }
   if (!check_health) return process;
   client::ClientOptions options;
   options.target = process->target();

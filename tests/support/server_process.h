@@ -36,6 +36,8 @@ class ServerProcess {
   int port() const { return port_; }
   std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
   const std::string& operator_key() const { return operator_key_; }
+  // The HTTP (webhook) port, from the server's log.
+  int http_port() const { return http_port_; }
   pid_t pid() const { return pid_; }
 
   // Sends SIGKILL and reaps the process.
@@ -53,6 +55,7 @@ class ServerProcess {
   pid_t pid_;
   int port_;
   std::string operator_key_;
+  int http_port_ = 0;
 };
 
 }  // namespace switchyard::testing

@@ -311,4 +311,35 @@ Status GatewayService::RewrapDataKeys(ServerContext* context, const v1::RewrapDa
   return Reply(vault_.RewrapDataKeys(), resp);
 }
 
+Status GatewayService::RotateWebhookSecret(ServerContext* context,
+                                           const v1::RotateWebhookSecretRequest* req,
+                                           v1::WebhookSecret* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(vault_.RotateWebhookSecret(*req, p->scope(), p->can_reveal_credentials()), resp);
+}
+
+Status GatewayService::GetWebhookSecret(ServerContext* context,
+                                        const v1::GetWebhookSecretRequest* req,
+                                        v1::WebhookSecret* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(vault_.GetWebhookSecret(*req, p->scope(), p->can_reveal_credentials()), resp);
+}
+
+Status GatewayService::RevokeWebhookSecret(ServerContext* context,
+                                           const v1::RevokeWebhookSecretRequest* req,
+                                           google::protobuf::Empty* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(Empty(vault_.RevokeWebhookSecret(*req, p->scope())), resp);
+}
+
+Status GatewayService::ListEvents(ServerContext* context, const v1::ListEventsRequest* req,
+                                  v1::ListEventsResponse* resp) {
+  auto p = Authorize(context, kAnyCaller);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(events_.List(*req, p->scope()), resp);
+}
+
 }  // namespace switchyard::api

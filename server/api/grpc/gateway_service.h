@@ -13,6 +13,7 @@
 #include "server/catalog/catalog.h"
 #include "server/connections/connections.h"
 #include "server/credits/ledger.h"
+#include "server/events/event_log.h"
 #include "server/tenants/tenants.h"
 #include "server/vault/vault.h"
 #include "switchyard/v1/gateway.grpc.pb.h"
@@ -24,13 +25,15 @@ class GatewayService final : public v1::Gateway::Service {
  public:
   GatewayService(auth::ApiKeyManager& keys, tenants::TenantRegistry& tenants,
                  const catalog::SystemCatalog& catalog, credits::CreditLedger& ledger,
-                 connections::ConnectionManager& connections, vault::CredentialVault& vault)
+                 connections::ConnectionManager& connections, vault::CredentialVault& vault,
+                 events::EventLog& events)
       : keys_(keys),
         tenants_(tenants),
         catalog_(catalog),
         ledger_(ledger),
         connections_(connections),
-        vault_(vault) {}
+        vault_(vault),
+        events_(events) {}
 
   grpc::Status CreateTenant(grpc::ServerContext* context, const v1::CreateTenantRequest* req,
                             v1::Tenant* resp) override;
@@ -112,6 +115,17 @@ class GatewayService final : public v1::Gateway::Service {
   grpc::Status RotateTenantDataKey(grpc::ServerContext* context,
                                    const v1::RotateTenantDataKeyRequest* req,
                                    v1::RotateTenantDataKeyResponse* resp) override;
+  grpc::Status RotateWebhookSecret(grpc::ServerContext* context,
+                                   const v1::RotateWebhookSecretRequest* req,
+                                   v1::WebhookSecret* resp) override;
+  grpc::Status GetWebhookSecret(grpc::ServerContext* context,
+                                const v1::GetWebhookSecretRequest* req,
+                                v1::WebhookSecret* resp) override;
+  grpc::Status RevokeWebhookSecret(grpc::ServerContext* context,
+                                   const v1::RevokeWebhookSecretRequest* req,
+                                   google::protobuf::Empty* resp) override;
+  grpc::Status ListEvents(grpc::ServerContext* context, const v1::ListEventsRequest* req,
+                          v1::ListEventsResponse* resp) override;
   grpc::Status RewrapDataKeys(grpc::ServerContext* context, const v1::RewrapDataKeysRequest* req,
                               v1::RewrapDataKeysResponse* resp) override;
 
@@ -136,6 +150,7 @@ class GatewayService final : public v1::Gateway::Service {
   credits::CreditLedger& ledger_;
   connections::ConnectionManager& connections_;
   vault::CredentialVault& vault_;
+  events::EventLog& events_;
 };
 
 }  // namespace switchyard::api

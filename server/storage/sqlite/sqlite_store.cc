@@ -136,6 +136,33 @@ CREATE TABLE credentials (
   PRIMARY KEY (tenant_id, connection_id)
 ) WITHOUT ROWID;
 )sql",
+    R"sql(
+CREATE TABLE events (
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  source INTEGER NOT NULL,
+  source_time INTEGER,
+  receive_time INTEGER,
+  content_type TEXT NOT NULL,
+  body BLOB NOT NULL,
+  PRIMARY KEY (tenant_id, connection_id, sequence)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX events_by_id ON events (tenant_id, connection_id, event_id);
+CREATE INDEX events_by_receive_time ON events (receive_time);
+CREATE TABLE webhook_secrets (
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  key_version INTEGER NOT NULL,
+  sealed BLOB NOT NULL,
+  create_time INTEGER,
+  expire_time INTEGER,
+  PRIMARY KEY (tenant_id, connection_id, version)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -402,6 +429,31 @@ ApiKeyRow ReadApiKey(const Query& q) {
 #define CREDENTIALS_COLS "tenant_id, connection_id, key_version, sealed, summary, update_time"
 CredentialsRow ReadCredentials(const Query& q) {
   return CredentialsRow{q.Text(0), q.Text(1), q.Int(2), q.Bytes(3), q.Bytes(4), q.Time(5)};
+}
+
+#define EVENT_COLS                                                                        \
+  "tenant_id, connection_id, sequence, event_id, type, source, source_time, receive_time, " \
+  "content_type, body"
+EventRow ReadEvent(const Query& q) {
+  EventRow r;
+  r.tenant_id = q.Text(0);
+  r.connection_id = q.Text(1);
+  r.sequence = q.Int(2);
+  r.event_id = q.Text(3);
+  r.type = q.Text(4);
+  r.source = static_cast<int>(q.Int(5));
+  r.source_time = q.Time(6);
+  r.receive_time = q.Time(7);
+  r.content_type = q.Text(8);
+  r.body = q.Bytes(9);
+  return r;
+}
+
+#define WEBHOOK_SECRET_COLS \
+  "tenant_id, connection_id, version, key_version, sealed, create_time, expire_time"
+WebhookSecretRow ReadWebhookSecret(const Query& q) {
+  return WebhookSecretRow{q.Text(0), q.Text(1), q.Int(2), q.Int(3),
+                          q.Bytes(4), q.Time(5), q.Time(6)};
 }
 
 #define JOURNAL_COLS                                                                  \
@@ -807,6 +859,79 @@ class SqliteTransaction final : public Transaction {
     Query q(db_, s);
     q.BindAll(tenant_id, after, limit);
     return Collect<CredentialsRow>(q, ReadCredentials);
+  }
+
+  absl::StatusOr<std::optional<EventRow>> GetEventById(absl::string_view tenant_id,
+                                                      absl::string_view connection_id,
+                                                      absl::string_view event_id) override {
+    static constexpr const char* kSql =
+        "SELECT " EVENT_COLS
+        " FROM events WHERE tenant_id = ? AND connection_id = ? AND event_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, connection_id, event_id);
+    return One<EventRow>(q, ReadEvent);
+  }
+  absl::StatusOr<int64_t> LastEventSequence(absl::string_view tenant_id,
+                                            absl::string_view connection_id) override {
+    static constexpr const char* kSql =
+        "SELECT MAX(sequence) FROM events WHERE tenant_id = ? AND connection_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, connection_id);
+    SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+    return has_row ? q.Int(0) : int64_t{0};
+  }
+  absl::Status InsertEvent(const EventRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO events (" EVENT_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q
+        .BindAll(r.tenant_id, r.connection_id, r.sequence, r.event_id, r.type, r.source,
+                 r.source_time, r.receive_time, r.content_type, Query::Blob{r.body})
+        .Run();
+  }
+  absl::StatusOr<std::vector<EventRow>> ListEvents(absl::string_view tenant_id,
+                                                   absl::string_view connection_id,
+                                                   int64_t after, int limit) override {
+    static constexpr const char* kSql =
+        "SELECT " EVENT_COLS
+        " FROM events WHERE tenant_id = ? AND connection_id = ? AND sequence > ? "
+        "ORDER BY sequence LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, connection_id, after, limit);
+    return Collect<EventRow>(q, ReadEvent);
+  }
+
+  absl::StatusOr<std::vector<WebhookSecretRow>> ListWebhookSecrets(
+      absl::string_view tenant_id, absl::string_view connection_id) override {
+    static constexpr const char* kSql =
+        "SELECT " WEBHOOK_SECRET_COLS
+        " FROM webhook_secrets WHERE tenant_id = ? AND connection_id = ? ORDER BY version";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, connection_id);
+    return Collect<WebhookSecretRow>(q, ReadWebhookSecret);
+  }
+  absl::Status PutWebhookSecret(const WebhookSecretRow& r) override {
+    static constexpr const char* kSql = "INSERT OR REPLACE INTO webhook_secrets (" WEBHOOK_SECRET_COLS
+                                        ") VALUES (?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q
+        .BindAll(r.tenant_id, r.connection_id, r.version, r.key_version, Query::Blob{r.sealed},
+                 r.create_time, r.expire_time)
+        .Run();
+  }
+  absl::Status DeleteWebhookSecrets(absl::string_view tenant_id,
+                                    absl::string_view connection_id) override {
+    static constexpr const char* kSql =
+        "DELETE FROM webhook_secrets WHERE tenant_id = ? AND connection_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(tenant_id, connection_id).Run();
   }
 
   absl::StatusOr<std::optional<IdempotencyRow>> GetIdempotency(absl::string_view key) override {

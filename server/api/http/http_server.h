@@ -1,0 +1,84 @@
+#ifndef SWITCHYARD_SERVER_API_HTTP_HTTP_SERVER_H_
+#define SWITCHYARD_SERVER_API_HTTP_HTTP_SERVER_H_
+
+// A small HTTP/1.1 server on Boost.Beast: asynchronous I/O on a few threads,
+// keep-alive, a strict parser with header and body limits, and a deadline on
+// every request. Handlers may block: they run on a worker pool, never on the
+// I/O threads.
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace switchyard::api {
+
+struct HttpRequest {
+  std::string method;  // "POST"
+  std::string target;  // path and query
+  // Header values by lowercase name (the last one of repeated headers).
+  absl::flat_hash_map<std::string, std::string> headers;
+  std::string body;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Answers requests. Implementations are thread-safe; Handle may block.
+class HttpHandler {
+ public:
+  virtual ~HttpHandler() = default;
+  virtual HttpResponse Handle(HttpRequest request) = 0;
+};
+
+struct HttpServerOptions {
+  // host:port; port 0 picks a free port. Default "0.0.0.0:8080".
+  std::string listen_address = "0.0.0.0:8080";
+  // Threads doing socket I/O. Default 2.
+  int io_threads = 2;
+  // Threads running handlers. Default 32.
+  int worker_threads = 32;
+  // Larger bodies are answered 413 without being read. Default 1 MiB.
+  size_t max_body_bytes = 1 << 20;
+  // Larger header sections are answered 431. Default 16 KiB.
+  size_t max_header_bytes = 16 * 1024;
+  // Time allowed to receive one request, or to wait for the next one on a
+  // kept-alive connection; a request still incomplete then is answered 408.
+  // Default 30s.
+  absl::Duration request_timeout = absl::Seconds(30);
+};
+
+// Thread-safe.
+class HttpServer {
+ public:
+  // Binds and starts serving. kUnavailable when the address cannot be bound.
+  // `handler` must outlive the server.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
+                                                           HttpHandler& handler);
+  ~HttpServer();
+
+  int port() const;
+
+  // Stops accepting, lets handlers that run finish, closes every connection.
+  // Idempotent.
+  void Shutdown();
+
+  // The implementation's state (sockets, threads); opaque outside the .cc.
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace switchyard::api
+
+#endif  // SWITCHYARD_SERVER_API_HTTP_HTTP_SERVER_H_

@@ -1,0 +1,98 @@
+#include "server/api/http/webhook_handler.h"
+
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/common/log.h"
+#include "server/common/names.h"
+#include "server/common/status.h"
+
+namespace switchyard::api {
+namespace {
+
+HttpResponse ErrorResponse(int status, absl::string_view reason, absl::string_view message) {
+  HttpResponse response;
+  response.status = status;
+  response.body = "{\"error\":{\"reason\":";
+  log::AppendJsonString(response.body, reason);
+  response.body += ",\"message\":";
+  log::AppendJsonString(response.body, message);
+  response.body += "}}";
+  return response;
+}
+
+std::string Header(const HttpRequest& request, const std::string& name) {
+  auto it = request.headers.find(name);
+  return it == request.headers.end() ? std::string() : it->second;
+}
+
+}  // namespace
+
+int HttpStatusFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+      return ReasonOf(status) == "UNSUPPORTED_CONTENT_TYPE" ? 415 : 400;
+    case absl::StatusCode::kUnauthenticated:
+      return 401;
+    case absl::StatusCode::kNotFound:
+      return 404;
+    case absl::StatusCode::kFailedPrecondition:
+      return 410;
+    case absl::StatusCode::kOutOfRange:
+      return 413;
+    case absl::StatusCode::kResourceExhausted:
+      return 429;
+    case absl::StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+HttpResponse GatewayHttpHandler::Handle(HttpRequest request) {
+  const std::string path = request.target.substr(0, request.target.find('?'));
+  constexpr absl::string_view kPrefix = "/webhooks/";
+  if (!absl::StartsWith(path, kPrefix)) {
+    return ErrorResponse(404, "NOT_FOUND", "no such path");
+  }
+  auto ids =
+      ParseName("path", absl::string_view(path).substr(kPrefix.size()), {"tenants", "connections"});
+  if (!ids.ok()) return ErrorResponse(404, "NOT_FOUND", "no such webhook URL");
+  if (request.method != "POST") {
+    HttpResponse response =
+        ErrorResponse(405, "METHOD_NOT_ALLOWED", "webhooks are delivered with POST");
+    response.headers.emplace_back("Allow", "POST");
+    return response;
+  }
+  webhooks::Webhook webhook;
+  webhook.tenant_id = (*ids)[0];
+  webhook.connection_id = (*ids)[1];
+  webhook.id = Header(request, "webhook-id");
+  webhook.timestamp = Header(request, "webhook-timestamp");
+  webhook.signature = Header(request, "webhook-signature");
+  webhook.content_type = Header(request, "content-type");
+  webhook.body = std::move(request.body);
+  absl::StatusOr<webhooks::IngestResult> result = ingestor_.Ingest(webhook);
+  if (!result.ok()) {
+    const int status = HttpStatusFor(result.status());
+    if (status >= 500) {
+      log::Error("webhook not stored", {{"tenant", webhook.tenant_id},
+                                        {"connection", webhook.connection_id},
+                                        {"error", result.status().ToString()}});
+    }
+    HttpResponse response =
+        ErrorResponse(status, ReasonOf(result.status()), result.status().message());
+    ForEachMetadata(result.status(), [&](absl::string_view key, absl::string_view value) {
+      if (key == "retry_after_seconds") response.headers.emplace_back("Retry-After", value);
+    });
+    return response;
+  }
+  HttpResponse response;
+  response.body = absl::StrCat("{\"sequence\":", result->sequence,
+                               ",\"duplicate\":", result->duplicate ? "true" : "false", "}");
+  return response;
+}
+
+}  // namespace switchyard::api

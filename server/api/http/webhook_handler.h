@@ -1,0 +1,31 @@
+#ifndef SWITCHYARD_SERVER_API_HTTP_WEBHOOK_HANDLER_H_
+#define SWITCHYARD_SERVER_API_HTTP_WEBHOOK_HANDLER_H_
+
+// The HTTP routes of the gateway: webhook ingest at
+//   POST /webhooks/tenants/{tenant}/connections/{connection}
+// A thin adapter: translate the request, call Ingestor::Ingest, translate the
+// answer (see HttpStatusFor for the codes).
+
+#include "server/api/http/http_server.h"
+#include "server/webhooks/ingestor.h"
+
+namespace switchyard::api {
+
+// Thread-safe. Borrows `ingestor`, which must outlive it.
+class GatewayHttpHandler final : public HttpHandler {
+ public:
+  explicit GatewayHttpHandler(webhooks::Ingestor& ingestor) : ingestor_(ingestor) {}
+  HttpResponse Handle(HttpRequest request) override;
+
+ private:
+  webhooks::Ingestor& ingestor_;
+};
+
+// The HTTP status of an ingest error: 400 malformed, 401 signature or
+// timestamp, 404 unknown connection, 410 disconnected, 413 too large, 415 not
+// JSON, 429 rate limited, 503 store unavailable, 500 otherwise.
+int HttpStatusFor(const absl::Status& status);
+
+}  // namespace switchyard::api
+
+#endif  // SWITCHYARD_SERVER_API_HTTP_WEBHOOK_HANDLER_H_

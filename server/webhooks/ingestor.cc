@@ -1,0 +1,157 @@
+#include "server/webhooks/ingestor.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/status.h"
+#include "server/webhooks/signature.h"
+#include "switchyard/v1/gateway.pb.h"
+
+namespace switchyard::webhooks {
+namespace {
+
+// JSON only: application/json or application/<anything>+json, with
+// parameters such as charset allowed.
+bool IsJson(absl::string_view content_type) {
+  std::string media(absl::StripAsciiWhitespace(content_type.substr(0, content_type.find(';'))));
+  absl::AsciiStrToLower(&media);
+  return media == "application/json" ||
+         (absl::StartsWith(media, "application/") && absl::EndsWith(media, "+json"));
+}
+
+}  // namespace
+
+absl::StatusOr<IngestResult> Ingestor::Ingest(const Webhook& webhook) {
+  absl::StatusOr<IngestResult> result = IngestUncounted(webhook);
+  const std::string outcome =
+      result.ok() ? (result->duplicate ? "DUPLICATE" : "ACCEPTED") : ReasonOf(result.status());
+  absl::MutexLock lock(&mu_);
+  ++counters_[outcome];
+  return result;
+}
+
+std::map<std::string, int64_t> Ingestor::Counters() const {
+  absl::MutexLock lock(&mu_);
+  return counters_;
+}
+
+absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Ingestor::Keys(
+    const std::string& key, const Webhook& webhook, bool refresh) {
+  const absl::Time now = clock_.Now();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = keys_.find(key);
+    if (it != keys_.end()) {
+      const absl::Duration age = now - it->second.loaded_at;
+      // A refresh after a mismatch is allowed once a second per connection,
+      // so that forged webhooks cannot drive a read of the store each.
+      if (age < (refresh ? absl::Seconds(1) : options_.secret_cache_ttl)) return it->second.keys;
+    }
+  }
+  SY_ASSIGN_OR_RETURN(vault::CredentialVault::WebhookKeys loaded,
+                      vault_.LoadWebhookKeys(webhook.tenant_id, webhook.connection_id));
+  auto shared = std::make_shared<const vault::CredentialVault::WebhookKeys>(std::move(loaded));
+  absl::MutexLock lock(&mu_);
+  keys_[key] = CachedKeys{shared, now};
+  return shared;
+}
+
+absl::Status Ingestor::TakeToken(const std::string& key, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  Bucket& bucket = buckets_[key];
+  if (bucket.updated == absl::InfinitePast()) {
+    bucket.tokens = options_.burst;
+  } else {
+    const double elapsed = std::max(0.0, absl::ToDoubleSeconds(now - bucket.updated));
+    bucket.tokens = std::min(options_.burst, bucket.tokens + elapsed * options_.rate_per_second);
+  }
+  bucket.updated = now;
+  if (bucket.tokens >= 1) {
+    bucket.tokens -= 1;
+    return absl::OkStatus();
+  }
+  const double wait = (1 - bucket.tokens) / options_.rate_per_second;
+  return WithMetadata(Error(absl::StatusCode::kResourceExhausted, "RATE_LIMITED",
+                            "this connection sends webhooks faster than its rate limit"),
+                      "retry_after_seconds",
+                      absl::StrCat(static_cast<int64_t>(std::ceil(std::max(wait, 1.0)))));
+}
+
+absl::StatusOr<IngestResult> Ingestor::IngestUncounted(const Webhook& webhook) {
+  if (webhook.body.size() > options_.max_body_bytes) {
+    return Error(absl::StatusCode::kOutOfRange, "BODY_TOO_LARGE",
+                 absl::StrCat("webhook bodies are limited to ", options_.max_body_bytes, " bytes"));
+  }
+  if (!IsJson(webhook.content_type)) {
+    return InvalidArgument("UNSUPPORTED_CONTENT_TYPE",
+                           "webhooks must be JSON (Content-Type: application/json)");
+  }
+  const std::string key = absl::StrCat(webhook.tenant_id, "/", webhook.connection_id);
+  SY_ASSIGN_OR_RETURN(auto keys, Keys(key, webhook, /*refresh=*/false));
+  auto unknown = [] {
+    return NotFound("UNKNOWN_CONNECTION", "no connection receives webhooks at this URL");
+  };
+  if (!keys->found) return unknown();
+  if (keys->disconnected) {
+    return FailedPrecondition("CONNECTION_DISCONNECTED", "the connection is disconnected");
+  }
+  const absl::Time now = clock_.Now();
+  const SignedRequest signed_request{webhook.id, webhook.timestamp, webhook.signature,
+                                     webhook.body};
+  absl::StatusOr<absl::Time> sent = Verify(keys->secrets, signed_request, now, options_.tolerance);
+  if (!sent.ok() && ReasonOf(sent.status()) == "SIGNATURE_MISMATCH") {
+    // The secret may have been rotated since it was cached: read it again.
+    SY_ASSIGN_OR_RETURN(keys, Keys(key, webhook, /*refresh=*/true));
+    sent = Verify(keys->secrets, signed_request, now, options_.tolerance);
+  }
+  if (!sent.ok() && keys->secrets.empty() && absl::IsUnauthenticated(sent.status())) {
+    return Error(absl::StatusCode::kUnauthenticated, "NO_SIGNING_SECRET",
+                 "the connection has no webhook signing secret; rotate one first");
+  }
+  SY_RETURN_IF_ERROR(sent.status());
+  SY_RETURN_IF_ERROR(TakeToken(key, now));
+
+  IngestResult result;
+  absl::Status outcome;
+  SY_RETURN_IF_ERROR(store_.Write([&](storage::Transaction& tx) -> absl::Status {
+    // The connection's state is authoritative here, not in the cache.
+    SY_ASSIGN_OR_RETURN(std::optional<storage::ConnectionRow> connection,
+                        tx.GetConnection(webhook.tenant_id, webhook.connection_id));
+    if (!connection.has_value()) {
+      outcome = unknown();
+      return absl::OkStatus();
+    }
+    if (connection->state == v1::Connection::DISCONNECTED) {
+      outcome = FailedPrecondition("CONNECTION_DISCONNECTED", "the connection is disconnected");
+      return absl::OkStatus();
+    }
+    SY_ASSIGN_OR_RETURN(std::optional<storage::EventRow> existing,
+                        tx.GetEventById(webhook.tenant_id, webhook.connection_id, webhook.id));
+    if (existing.has_value()) {
+      result = IngestResult{existing->sequence, true};
+      return absl::OkStatus();
+    }
+    SY_ASSIGN_OR_RETURN(int64_t last,
+                        tx.LastEventSequence(webhook.tenant_id, webhook.connection_id));
+    storage::EventRow row;
+    row.tenant_id = webhook.tenant_id;
+    row.connection_id = webhook.connection_id;
+    row.sequence = last + 1;
+    row.event_id = webhook.id;
+    row.source = v1::Event::WEBHOOK;
+    row.source_time = *sent;
+    row.receive_time = now;
+    row.content_type = webhook.content_type;
+    row.body = webhook.body;
+    SY_RETURN_IF_ERROR(tx.InsertEvent(row));
+    result = IngestResult{row.sequence, false};
+    return absl::OkStatus();
+  }));
+  SY_RETURN_IF_ERROR(outcome);
+  return result;
+}
+
+}  // namespace switchyard::webhooks

@@ -1,0 +1,107 @@
+#ifndef SWITCHYARD_SERVER_WEBHOOKS_INGESTOR_H_
+#define SWITCHYARD_SERVER_WEBHOOKS_INGESTOR_H_
+
+// Webhook ingest: verify, rate-limit, store durably, answer. Nothing else
+// happens before the answer; processing of stored events is asynchronous.
+// No HTTP types: the HTTP listener translates requests to Webhook.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/common/clock.h"
+#include "server/storage/store.h"
+#include "server/vault/vault.h"
+
+namespace switchyard::webhooks {
+
+struct IngestOptions {
+  // Accepted distance between webhook-timestamp and the gateway's clock.
+  // Default 5 minutes.
+  absl::Duration tolerance = absl::Minutes(5);
+  // Largest body accepted. Default 1 MiB.
+  size_t max_body_bytes = 1 << 20;
+  // Sustained webhooks per second accepted per connection, and the burst
+  // above it. Defaults 200 and 400.
+  double rate_per_second = 200;
+  double burst = 400;
+  // How long a connection's signing secrets are reused before they are read
+  // again (a signature that fails re-reads them at once). Default 10s.
+  absl::Duration secret_cache_ttl = absl::Seconds(10);
+};
+
+// One received webhook.
+struct Webhook {
+  std::string tenant_id;
+  std::string connection_id;
+  std::string id;         // webhook-id
+  std::string timestamp;  // webhook-timestamp
+  std::string signature;  // webhook-signature
+  std::string content_type;
+  std::string body;
+};
+
+struct IngestResult {
+  int64_t sequence = 0;    // of the event within its connection
+  bool duplicate = false;  // the webhook-id was already stored
+};
+
+// Thread-safe. Borrows its dependencies, which must outlive it.
+class Ingestor {
+ public:
+  Ingestor(const IngestOptions& options, storage::Store& store, vault::CredentialVault& vault,
+           Clock& clock)
+      : options_(options), store_(store), vault_(vault), clock_(clock) {}
+
+  // Stores `webhook` durably (answering only after the commit) and returns
+  // its sequence; a repeated webhook-id is answered with the first one's.
+  // Errors, with reasons:
+  //   NOT_FOUND           UNKNOWN_CONNECTION (tenant or connection)
+  //   FAILED_PRECONDITION CONNECTION_DISCONNECTED
+  //   INVALID_ARGUMENT    headers (see signature.h), UNSUPPORTED_CONTENT_TYPE
+  //   OUT_OF_RANGE        BODY_TOO_LARGE
+  //   UNAUTHENTICATED     SIGNATURE_MISMATCH, TIMESTAMP_OUT_OF_TOLERANCE,
+  //                       NO_SIGNING_SECRET
+  //   RESOURCE_EXHAUSTED  RATE_LIMITED (metadata retry_after_seconds)
+  //   UNAVAILABLE         the store could not commit; nothing was stored
+  absl::StatusOr<IngestResult> Ingest(const Webhook& webhook) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Counts of outcomes by reason ("ACCEPTED", "DUPLICATE", or an error
+  // reason), for logs and metrics.
+  std::map<std::string, int64_t> Counters() const ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct CachedKeys {
+    std::shared_ptr<const vault::CredentialVault::WebhookKeys> keys;
+    absl::Time loaded_at;
+  };
+  struct Bucket {
+    double tokens = 0;
+    absl::Time updated = absl::InfinitePast();
+  };
+  absl::StatusOr<IngestResult> IngestUncounted(const Webhook& webhook);
+  absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Keys(
+      const std::string& key, const Webhook& webhook, bool refresh) ABSL_LOCKS_EXCLUDED(mu_);
+  // OK, or RESOURCE_EXHAUSTED with the wait before a token is available.
+  absl::Status TakeToken(const std::string& key, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+
+  const IngestOptions options_;
+  storage::Store& store_;
+  vault::CredentialVault& vault_;
+  Clock& clock_;
+
+  mutable absl::Mutex mu_;
+  absl::flat_hash_map<std::string, CachedKeys> keys_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> counters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace switchyard::webhooks
+
+#endif  // SWITCHYARD_SERVER_WEBHOOKS_INGESTOR_H_
