@@ -439,6 +439,7 @@ absl::StatusOr<v1::WebhookSecret> CredentialVault::RotateWebhookSecret(
     }
     return absl::OkStatus();
   }));
+  ++webhook_generation_;
   result.set_name(ref.name);
   result.set_webhook_path(
       absl::StrCat("/webhooks/tenants/", ref.tenant_id, "/connections/", ref.connection_id));
@@ -470,10 +471,12 @@ absl::StatusOr<v1::WebhookSecret> CredentialVault::GetWebhookSecret(
 absl::Status CredentialVault::RevokeWebhookSecret(const v1::RevokeWebhookSecretRequest& req,
                                                   const Scope& scope) {
   SY_ASSIGN_OR_RETURN(ConnectionRef ref, ParseWebhookSecretName(req.name()));
-  return store_.Write([&](Transaction& tx) -> absl::Status {
+  absl::Status status = store_.Write([&](Transaction& tx) -> absl::Status {
     SY_RETURN_IF_ERROR(CheckConnection(tx, ref, scope, /*must_be_live=*/false));
     return tx.DeleteWebhookSecrets(ref.tenant_id, ref.connection_id);
   });
+  ++webhook_generation_;
+  return status;
 }
 
 absl::StatusOr<CredentialVault::WebhookKeys> CredentialVault::LoadWebhookKeys(

@@ -15,6 +15,7 @@
 // written or revealed) or at once. Deleting a tenant destroys its data keys.
 // Plaintext keys and secrets are wiped from this process's buffers after use.
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -74,6 +75,9 @@ class CredentialVault {
   };
   absl::StatusOr<WebhookKeys> LoadWebhookKeys(absl::string_view tenant_id,
                                               absl::string_view connection_id);
+  // Changes whenever this process rotates or revokes a webhook secret, so
+  // that cached keys can be refreshed at once.
+  uint64_t webhook_secret_generation() const { return webhook_generation_.load(); }
 
   // Inside another module's transaction: forget one connection's
   // credentials and webhook secrets, or destroy everything a tenant holds
@@ -108,6 +112,7 @@ class CredentialVault {
   storage::Store& store_;
   const crypto::MasterKeyring& keyring_;
   Clock& clock_;
+  std::atomic<uint64_t> webhook_generation_{0};
 };
 
 }  // namespace switchyard::vault

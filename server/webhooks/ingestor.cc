@@ -41,10 +41,11 @@ std::map<std::string, int64_t> Ingestor::Counters() const {
 absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Ingestor::Keys(
     const std::string& key, const Webhook& webhook, bool refresh) {
   const absl::Time now = clock_.Now();
+  const uint64_t generation = vault_.webhook_secret_generation();
   {
     absl::MutexLock lock(&mu_);
     auto it = keys_.find(key);
-    if (it != keys_.end()) {
+    if (it != keys_.end() && it->second.generation == generation) {
       const absl::Duration age = now - it->second.loaded_at;
       // A refresh after a mismatch is allowed once a second per connection,
       // so that forged webhooks cannot drive a read of the store each.
@@ -55,7 +56,7 @@ absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Inges
                       vault_.LoadWebhookKeys(webhook.tenant_id, webhook.connection_id));
   auto shared = std::make_shared<const vault::CredentialVault::WebhookKeys>(std::move(loaded));
   absl::MutexLock lock(&mu_);
-  keys_[key] = CachedKeys{shared, now};
+  keys_[key] = CachedKeys{shared, now, generation};
   return shared;
 }
 

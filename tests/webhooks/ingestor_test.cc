@@ -1,0 +1,150 @@
+#include "server/webhooks/ingestor.h"
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "server/common/status.h"
+#include "server/events/event_log.h"
+#include "server/webhooks/signature.h"
+#include "tests/support/domain_fixture.h"
+
+namespace switchyard::webhooks {
+namespace {
+
+class IngestorTest : public testing::DomainTest {
+ protected:
+  void SetUp() override {
+    DomainTest::SetUp();
+    CreatePool("main", 20);
+    CreateTenant("acme", "main");
+    ASSERT_TRUE(Connect("acme", "mx", "maintainx", v1::CLOUD).ok());
+    IngestOptions options;
+    options.rate_per_second = 5;
+    options.burst = 5;
+    ingestor_ = std::make_unique<Ingestor>(options, *store_, *vault_, clock_);
+    secret_ = Rotate(absl::Hours(24));
+  }
+
+  std::string Rotate(absl::Duration grace) {
+    v1::RotateWebhookSecretRequest req;
+    req.set_name("tenants/acme/connections/mx/webhookSecret");
+    req.mutable_grace_period()->set_seconds(absl::ToInt64Seconds(grace));
+    auto secret = vault_->RotateWebhookSecret(req, Scope::All(), /*can_reveal=*/true);
+    EXPECT_TRUE(secret.ok()) << secret.status();
+    return secret->secrets(0);
+  }
+
+  Webhook Signed(const std::string& id, const std::string& body, const std::string& secret = "") {
+    Webhook w;
+    w.tenant_id = "acme";
+    w.connection_id = "mx";
+    w.id = id;
+    w.timestamp = absl::StrCat(absl::ToUnixSeconds(clock_.Now()));
+    w.content_type = "application/json";
+    w.body = body;
+    w.signature = Sign(*ParseSecret(secret.empty() ? secret_ : secret), w.id, w.timestamp, body);
+    return w;
+  }
+
+  std::vector<v1::Event> Events() {
+    events::EventLog log(*store_);
+    v1::ListEventsRequest req;
+    req.set_parent("tenants/acme/connections/mx");
+    req.set_page_size(1000);
+    auto list = log.List(req, Scope::All());
+    EXPECT_TRUE(list.ok()) << list.status();
+    return {list->events().begin(), list->events().end()};
+  }
+
+  std::unique_ptr<Ingestor> ingestor_;
+  std::string secret_;
+};
+
+TEST_F(IngestorTest, StoresWebhooksWithIncreasingSequencesAndTheirSourceTime) {
+  auto first = ingestor_->Ingest(Signed("evt-1", R"({"type":"wo.created"})"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = ingestor_->Ingest(Signed("evt-2", R"({"type":"wo.closed"})"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(first->sequence, 1);
+  EXPECT_EQ(second->sequence, 2);
+  auto events = Events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].event_id(), "evt-1");
+  EXPECT_EQ(events[0].body(), R"({"type":"wo.created"})");
+  EXPECT_EQ(events[0].source(), v1::Event::WEBHOOK);
+  EXPECT_EQ(events[0].source_time().seconds(), absl::ToUnixSeconds(clock_.Now()));
+}
+
+TEST_F(IngestorTest, DuplicatesAreAnsweredWithTheFirstSequenceAndStoredOnce) {
+  ASSERT_TRUE(ingestor_->Ingest(Signed("evt-1", "{}")).ok());
+  clock_.Advance(absl::Seconds(30));
+  auto again = ingestor_->Ingest(Signed("evt-1", "{}"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->sequence, 1);
+  EXPECT_EQ(Events().size(), 1u);
+  EXPECT_EQ(ingestor_->Counters()["DUPLICATE"], 1);
+}
+
+TEST_F(IngestorTest, BadInputIsRefusedWithReasonsAndStoresNothing) {
+  Webhook tampered = Signed("evt-1", R"({"a":1})");
+  tampered.body = R"({"a":2})";
+  EXPECT_EQ(ReasonOf(ingestor_->Ingest(tampered).status()), "SIGNATURE_MISMATCH");
+  Webhook stale = Signed("evt-2", "{}");
+  clock_.Advance(absl::Minutes(6));
+  EXPECT_EQ(ReasonOf(ingestor_->Ingest(stale).status()), "TIMESTAMP_OUT_OF_TOLERANCE");
+  Webhook text = Signed("evt-3", "{}");
+  text.content_type = "text/plain";
+  EXPECT_EQ(ReasonOf(ingestor_->Ingest(text).status()), "UNSUPPORTED_CONTENT_TYPE");
+  Webhook unknown = Signed("evt-4", "{}");
+  unknown.connection_id = "nothing";
+  EXPECT_EQ(ingestor_->Ingest(unknown).status().code(), absl::StatusCode::kNotFound);
+  Webhook huge = Signed("evt-5", std::string(2 << 20, ' '));
+  EXPECT_EQ(ReasonOf(ingestor_->Ingest(huge).status()), "BODY_TOO_LARGE");
+  EXPECT_TRUE(Events().empty());
+}
+
+TEST_F(IngestorTest, ADisconnectedConnectionTakesNoMoreWebhooks) {
+  ASSERT_TRUE(ingestor_->Ingest(Signed("evt-1", "{}")).ok());
+  ASSERT_TRUE(Disconnect("tenants/acme/connections/mx").ok());
+  auto after = ingestor_->Ingest(Signed("evt-2", "{}"));
+  EXPECT_EQ(after.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Events().size(), 1u);
+}
+
+TEST_F(IngestorTest, RateLimitAnswersWithRetryAfter) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(ingestor_->Ingest(Signed(absl::StrCat("evt-", i), "{}")).ok()) << i;
+  }
+  auto limited = ingestor_->Ingest(Signed("evt-5", "{}"));
+  ASSERT_EQ(limited.status().code(), absl::StatusCode::kResourceExhausted);
+  std::string retry_after;
+  ForEachMetadata(limited.status(), [&](absl::string_view k, absl::string_view v) {
+    if (k == "retry_after_seconds") retry_after = std::string(v);
+  });
+  EXPECT_EQ(retry_after, "1");
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(ingestor_->Ingest(Signed("evt-6", "{}")).ok());
+}
+
+TEST_F(IngestorTest, RotationAcceptsTheNewSecretAtOnceAndTheOldUntilGraceEnds) {
+  ASSERT_TRUE(ingestor_->Ingest(Signed("evt-1", "{}")).ok());  // caches the old secret
+  const std::string old_secret = secret_;
+  const std::string new_secret = Rotate(absl::Minutes(10));
+  EXPECT_TRUE(ingestor_->Ingest(Signed("evt-2", "{}", new_secret)).ok());
+  EXPECT_TRUE(ingestor_->Ingest(Signed("evt-3", "{}", old_secret)).ok());
+  clock_.Advance(absl::Minutes(11));
+  EXPECT_EQ(ReasonOf(ingestor_->Ingest(Signed("evt-4", "{}", old_secret)).status()),
+            "SIGNATURE_MISMATCH");
+  EXPECT_TRUE(ingestor_->Ingest(Signed("evt-5", "{}", new_secret)).ok());
+}
+
+TEST_F(IngestorTest, WithoutASigningSecretWebhooksAreRefused) {
+  v1::RevokeWebhookSecretRequest revoke;
+  revoke.set_name("tenants/acme/connections/mx/webhookSecret");
+  ASSERT_TRUE(vault_->RevokeWebhookSecret(revoke, Scope::All()).ok());
+  clock_.Advance(absl::Seconds(11));  // past the secret cache
+  EXPECT_EQ(ReasonOf(ingestor_->Ingest(Signed("evt-1", "{}")).status()), "NO_SIGNING_SECRET");
+}
+
+}  // namespace
+}  // namespace switchyard::webhooks
