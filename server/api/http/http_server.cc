@@ -56,7 +56,7 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, HttpServer::Impl& server)
-      : stream_(std::move(socket)), server_(server) {}
+      : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
@@ -67,23 +67,34 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(server_.options.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
-    stream_.expires_after(absl::ToChronoNanoseconds(server_.options.request_timeout));
+    // Our own deadline rather than the stream's: the stream would close the
+    // socket, and a request cut short deserves a 408 first.
+    stream_.expires_never();
+    timer_.expires_after(absl::ToChronoNanoseconds(server_.options.request_timeout));
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->OnDeadline();
+    });
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
+  void OnDeadline() {
+    timed_out_ = true;
+    // Idle keep-alive connections just close; a request cut short is told.
+    if (parser_->got_some() || buffer_.size() > 0) {
+      return Reply(408, ErrorBody("REQUEST_TIMEOUT", "the request did not arrive in time"),
+                   /*close=*/true);
+    }
+    beast::error_code ignored;
+    stream_.socket().close(ignored);
+  }
+
   void OnRead(beast::error_code ec) {
+    timer_.cancel();
+    if (timed_out_) return;  // OnDeadline answered or closed
     if (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
         ec == asio::error::operation_aborted) {
-      return Close();
-    }
-    if (ec == beast::error::timeout) {
-      // Idle keep-alive connections just close; a request cut short is told.
-      if (parser_->got_some() || buffer_.size() > 0) {
-        return Reply(408, ErrorBody("REQUEST_TIMEOUT", "the request did not arrive in time"),
-                     /*close=*/true);
-      }
       return Close();
     }
     if (ec == http::error::body_limit) {
@@ -156,6 +167,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   beast::tcp_stream stream_;
   HttpServer::Impl& server_;
+  asio::steady_timer timer_;
+  bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
