@@ -11,6 +11,7 @@
 // Times are absl::Time; absl::InfinitePast() means "unset".
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -211,6 +212,9 @@ class Transaction {
 
   virtual absl::StatusOr<std::optional<ConnectionRow>> GetConnection(absl::string_view tenant_id,
                                                                      absl::string_view id) = 0;
+  // The state of a connection without the rest of its row (hot paths).
+  virtual absl::StatusOr<std::optional<int>> GetConnectionState(absl::string_view tenant_id,
+                                                                absl::string_view id) = 0;
   // kAlreadyExists when (tenant_id, id) is taken.
   virtual absl::Status InsertConnection(const ConnectionRow& row) = 0;
   virtual absl::Status UpdateConnection(const ConnectionRow& row) = 0;
@@ -299,6 +303,13 @@ class Store {
   // kUnavailable (retryable) or kInternal. `fn` may run on another thread
   // while the caller waits; it must not call back into the store.
   virtual absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) = 0;
+
+  // Write without waiting: runs `fn` as Write does and then calls `done`
+  // exactly once with the outcome, after the commit made its writes durable.
+  // `done` runs on a store thread: it must be quick and must not wait for the
+  // store; handing its result to another executor is the intended use.
+  virtual void WriteAsync(std::function<absl::Status(Transaction&)> fn,
+                          std::function<void(absl::Status)> done) = 0;
 
   // Runs `fn` in a read-only transaction that sees one consistent snapshot.
   // Writes inside it fail.

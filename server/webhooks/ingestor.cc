@@ -24,13 +24,49 @@ bool IsJson(absl::string_view content_type) {
 
 }  // namespace
 
-absl::StatusOr<IngestResult> Ingestor::Ingest(const Webhook& webhook) {
-  absl::StatusOr<IngestResult> result = IngestUncounted(webhook);
+void Ingestor::Count(const absl::StatusOr<IngestResult>& result) {
   const std::string outcome =
       result.ok() ? (result->duplicate ? "DUPLICATE" : "ACCEPTED") : ReasonOf(result.status());
   absl::MutexLock lock(&mu_);
   ++counters_[outcome];
+}
+
+absl::StatusOr<IngestResult> Ingestor::Ingest(const Webhook& webhook) {
+  absl::StatusOr<IngestResult> result = [&]() -> absl::StatusOr<IngestResult> {
+    SY_ASSIGN_OR_RETURN(absl::Time sent, Admit(webhook));
+    const absl::Time now = clock_.Now();
+    Appended appended;
+    SY_RETURN_IF_ERROR(store_.Write(
+        [&](storage::Transaction& tx) { return Append(tx, webhook, sent, now, appended); }));
+    SY_RETURN_IF_ERROR(appended.outcome);
+    return appended.result;
+  }();
+  Count(result);
   return result;
+}
+
+void Ingestor::IngestAsync(Webhook webhook, Done done) {
+  absl::StatusOr<absl::Time> sent = Admit(webhook);
+  if (!sent.ok()) {
+    Count(sent.status());
+    done(sent.status());
+    return;
+  }
+  const absl::Time now = clock_.Now();
+  auto appended = std::make_shared<Appended>();
+  auto shared = std::make_shared<Webhook>(std::move(webhook));
+  store_.WriteAsync(
+      [this, shared, appended, sent = *sent, now](storage::Transaction& tx) {
+        return Append(tx, *shared, sent, now, *appended);
+      },
+      [this, appended, done = std::move(done)](absl::Status status) {
+        absl::StatusOr<IngestResult> result = !status.ok() ? absl::StatusOr<IngestResult>(status)
+                                              : !appended->outcome.ok()
+                                                  ? absl::StatusOr<IngestResult>(appended->outcome)
+                                                  : absl::StatusOr<IngestResult>(appended->result);
+        Count(result);
+        done(std::move(result));
+      });
 }
 
 std::map<std::string, int64_t> Ingestor::Counters() const {
@@ -81,7 +117,7 @@ absl::Status Ingestor::TakeToken(const std::string& key, absl::Time now) {
                       absl::StrCat(static_cast<int64_t>(std::ceil(std::max(wait, 1.0)))));
 }
 
-absl::StatusOr<IngestResult> Ingestor::IngestUncounted(const Webhook& webhook) {
+absl::StatusOr<absl::Time> Ingestor::Admit(const Webhook& webhook) {
   if (webhook.body.size() > options_.max_body_bytes) {
     return Error(absl::StatusCode::kOutOfRange, "BODY_TOO_LARGE",
                  absl::StrCat("webhook bodies are limited to ", options_.max_body_bytes, " bytes"));
@@ -92,10 +128,9 @@ absl::StatusOr<IngestResult> Ingestor::IngestUncounted(const Webhook& webhook) {
   }
   const std::string key = absl::StrCat(webhook.tenant_id, "/", webhook.connection_id);
   SY_ASSIGN_OR_RETURN(auto keys, Keys(key, webhook, /*refresh=*/false));
-  auto unknown = [] {
+  if (!keys->found) {
     return NotFound("UNKNOWN_CONNECTION", "no connection receives webhooks at this URL");
-  };
-  if (!keys->found) return unknown();
+  }
   if (keys->disconnected) {
     return FailedPrecondition("CONNECTION_DISCONNECTED", "the connection is disconnected");
   }
@@ -114,45 +149,44 @@ absl::StatusOr<IngestResult> Ingestor::IngestUncounted(const Webhook& webhook) {
   }
   SY_RETURN_IF_ERROR(sent.status());
   SY_RETURN_IF_ERROR(TakeToken(key, now));
+  return *sent;
+}
 
-  IngestResult result;
-  absl::Status outcome;
-  SY_RETURN_IF_ERROR(store_.Write([&](storage::Transaction& tx) -> absl::Status {
-    // The connection's state is authoritative here, not in the cache.
-    SY_ASSIGN_OR_RETURN(std::optional<storage::ConnectionRow> connection,
-                        tx.GetConnection(webhook.tenant_id, webhook.connection_id));
-    if (!connection.has_value()) {
-      outcome = unknown();
-      return absl::OkStatus();
-    }
-    if (connection->state == v1::Connection::DISCONNECTED) {
-      outcome = FailedPrecondition("CONNECTION_DISCONNECTED", "the connection is disconnected");
-      return absl::OkStatus();
-    }
-    SY_ASSIGN_OR_RETURN(std::optional<storage::EventRow> existing,
-                        tx.GetEventById(webhook.tenant_id, webhook.connection_id, webhook.id));
-    if (existing.has_value()) {
-      result = IngestResult{existing->sequence, true};
-      return absl::OkStatus();
-    }
-    SY_ASSIGN_OR_RETURN(int64_t last,
-                        tx.LastEventSequence(webhook.tenant_id, webhook.connection_id));
-    storage::EventRow row;
-    row.tenant_id = webhook.tenant_id;
-    row.connection_id = webhook.connection_id;
-    row.sequence = last + 1;
-    row.event_id = webhook.id;
-    row.source = v1::Event::WEBHOOK;
-    row.source_time = *sent;
-    row.receive_time = now;
-    row.content_type = webhook.content_type;
-    row.body = webhook.body;
-    SY_RETURN_IF_ERROR(tx.InsertEvent(row));
-    result = IngestResult{row.sequence, false};
+absl::Status Ingestor::Append(storage::Transaction& tx, const Webhook& webhook, absl::Time sent,
+                              absl::Time now, Appended& appended) {
+  // The connection's state is authoritative here, not in the cache.
+  SY_ASSIGN_OR_RETURN(std::optional<int> state,
+                      tx.GetConnectionState(webhook.tenant_id, webhook.connection_id));
+  if (!state.has_value()) {
+    appended.outcome =
+        NotFound("UNKNOWN_CONNECTION", "no connection receives webhooks at this URL");
     return absl::OkStatus();
-  }));
-  SY_RETURN_IF_ERROR(outcome);
-  return result;
+  }
+  if (*state == v1::Connection::DISCONNECTED) {
+    appended.outcome =
+        FailedPrecondition("CONNECTION_DISCONNECTED", "the connection is disconnected");
+    return absl::OkStatus();
+  }
+  SY_ASSIGN_OR_RETURN(std::optional<storage::EventRow> existing,
+                      tx.GetEventById(webhook.tenant_id, webhook.connection_id, webhook.id));
+  if (existing.has_value()) {
+    appended.result = IngestResult{existing->sequence, true};
+    return absl::OkStatus();
+  }
+  SY_ASSIGN_OR_RETURN(int64_t last, tx.LastEventSequence(webhook.tenant_id, webhook.connection_id));
+  storage::EventRow row;
+  row.tenant_id = webhook.tenant_id;
+  row.connection_id = webhook.connection_id;
+  row.sequence = last + 1;
+  row.event_id = webhook.id;
+  row.source = v1::Event::WEBHOOK;
+  row.source_time = sent;
+  row.receive_time = now;
+  row.content_type = webhook.content_type;
+  row.body = webhook.body;
+  SY_RETURN_IF_ERROR(tx.InsertEvent(row));
+  appended.result = IngestResult{row.sequence, false};
+  return absl::OkStatus();
 }
 
 }  // namespace switchyard::webhooks

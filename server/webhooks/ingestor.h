@@ -5,6 +5,7 @@
 // happens before the answer; processing of stored events is asynchronous.
 // No HTTP types: the HTTP listener translates requests to Webhook.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -72,6 +73,12 @@ class Ingestor {
   //   UNAVAILABLE         the store could not commit; nothing was stored
   absl::StatusOr<IngestResult> Ingest(const Webhook& webhook) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The same without blocking on the commit: checks happen on the calling
+  // thread (a cache miss reads the store once), then `done` is called exactly
+  // once, on a store thread once the commit is durable, or at once on error.
+  using Done = std::function<void(absl::StatusOr<IngestResult>)>;
+  void IngestAsync(Webhook webhook, Done done) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Counts of outcomes by reason ("ACCEPTED", "DUPLICATE", or an error
   // reason), for logs and metrics.
   std::map<std::string, int64_t> Counters() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -86,7 +93,18 @@ class Ingestor {
     double tokens = 0;
     absl::Time updated = absl::InfinitePast();
   };
-  absl::StatusOr<IngestResult> IngestUncounted(const Webhook& webhook);
+  // Everything before storing: size, type, connection, signature, rate.
+  // Returns the sender's timestamp.
+  absl::StatusOr<absl::Time> Admit(const Webhook& webhook) ABSL_LOCKS_EXCLUDED(mu_);
+  // The store step: `outcome` receives a refusal decided inside the
+  // transaction (which then writes nothing).
+  struct Appended {
+    IngestResult result;
+    absl::Status outcome;
+  };
+  absl::Status Append(storage::Transaction& tx, const Webhook& webhook, absl::Time sent,
+                      absl::Time now, Appended& appended);
+  void Count(const absl::StatusOr<IngestResult>& result) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Keys(
       const std::string& key, const Webhook& webhook, bool refresh) ABSL_LOCKS_EXCLUDED(mu_);
   // OK, or RESOURCE_EXHAUSTED with the wait before a token is available.

@@ -11,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "server/common/log.h"
 #include "server/common/status.h"
 
@@ -32,14 +33,14 @@ std::string ErrorBody(absl::string_view reason, absl::string_view message) {
 }  // namespace
 
 struct HttpServer::Impl {
-  Impl(const HttpServerOptions& o, HttpHandler& h)
-      : options(o), handler(h), acceptor(ioc), workers(static_cast<size_t>(o.worker_threads)) {}
+  Impl(const HttpServerOptions& o, HttpHandler& h) : options(o), handler(h), acceptor(ioc) {}
 
   const HttpServerOptions options;
   HttpHandler& handler;
   asio::io_context ioc;
   tcp::acceptor acceptor;
-  asio::thread_pool workers;
+  absl::Mutex mu;
+  int in_flight ABSL_GUARDED_BY(mu) = 0;  // requests handed to the handler, not answered
   std::vector<std::thread> io_threads;
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
@@ -125,11 +126,15 @@ class Session : public std::enable_shared_from_this<Session> {
       request.headers[name] = std::string(field.value());
     }
     request.body = std::move(req.body());
-    asio::post(server_.workers, [self = shared_from_this(),
-                                 request = std::move(request)]() mutable {
-      HttpResponse response = self->server_.handler.Handle(std::move(request));
+    {
+      absl::MutexLock lock(&server_.mu);
+      ++server_.in_flight;
+    }
+    server_.handler.Handle(std::move(request), [self = shared_from_this()](HttpResponse response) {
       asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
         self->Write(std::move(response), /*close=*/false);
+        absl::MutexLock lock(&self->server_.mu);
+        --self->server_.in_flight;
       });
     });
   }
@@ -241,8 +246,13 @@ void HttpServer::Shutdown() {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
   });
-  // Handlers that run finish and their answers are written; then I/O stops.
-  impl_->workers.join();
+  // Answers of requests being handled are written; then I/O stops.
+  {
+    absl::MutexLock lock(&impl_->mu);
+    auto idle = [impl = impl_.get()]()
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu) { return impl->in_flight == 0; };
+    impl_->mu.AwaitWithTimeout(absl::Condition(&idle), absl::Seconds(10));
+  }
   impl_->ioc.stop();
   for (std::thread& t : impl_->io_threads) t.join();
 }

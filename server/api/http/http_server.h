@@ -3,9 +3,10 @@
 
 // A small HTTP/1.1 server on Boost.Beast: asynchronous I/O on a few threads,
 // keep-alive, a strict parser with header and body limits, and a deadline on
-// every request. Handlers may block: they run on a worker pool, never on the
-// I/O threads.
+// every request. Handlers answer asynchronously and never block the I/O
+// threads.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -32,11 +33,14 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-// Answers requests. Implementations are thread-safe; Handle may block.
+// Answers requests. Implementations are thread-safe.
 class HttpHandler {
  public:
+  using Respond = std::function<void(HttpResponse)>;
   virtual ~HttpHandler() = default;
-  virtual HttpResponse Handle(HttpRequest request) = 0;
+  // Answers `request` by calling `respond` exactly once, from any thread.
+  // Runs on an I/O thread: it must not wait for anything slow.
+  virtual void Handle(HttpRequest request, Respond respond) = 0;
 };
 
 struct HttpServerOptions {
@@ -44,8 +48,6 @@ struct HttpServerOptions {
   std::string listen_address = "0.0.0.0:8080";
   // Threads doing socket I/O. Default 2.
   int io_threads = 2;
-  // Threads running handlers. Default 32.
-  int worker_threads = 32;
   // Larger bodies are answered 413 without being read. Default 1 MiB.
   size_t max_body_bytes = 1 << 20;
   // Larger header sections are answered 431. Default 16 KiB.
@@ -67,8 +69,8 @@ class HttpServer {
 
   int port() const;
 
-  // Stops accepting, lets handlers that run finish, closes every connection.
-  // Idempotent.
+  // Stops accepting, waits (up to 10s) for the answers of requests being
+  // handled, closes every connection. Idempotent.
   void Shutdown();
 
   // The implementation's state (sockets, threads); opaque outside the .cc.

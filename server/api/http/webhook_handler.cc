@@ -51,20 +51,20 @@ int HttpStatusFor(const absl::Status& status) {
   }
 }
 
-HttpResponse GatewayHttpHandler::Handle(HttpRequest request) {
+void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
   const std::string path = request.target.substr(0, request.target.find('?'));
   constexpr absl::string_view kPrefix = "/webhooks/";
   if (!absl::StartsWith(path, kPrefix)) {
-    return ErrorResponse(404, "NOT_FOUND", "no such path");
+    return respond(ErrorResponse(404, "NOT_FOUND", "no such path"));
   }
   auto ids =
       ParseName("path", absl::string_view(path).substr(kPrefix.size()), {"tenants", "connections"});
-  if (!ids.ok()) return ErrorResponse(404, "NOT_FOUND", "no such webhook URL");
+  if (!ids.ok()) return respond(ErrorResponse(404, "NOT_FOUND", "no such webhook URL"));
   if (request.method != "POST") {
     HttpResponse response =
         ErrorResponse(405, "METHOD_NOT_ALLOWED", "webhooks are delivered with POST");
     response.headers.emplace_back("Allow", "POST");
-    return response;
+    return respond(std::move(response));
   }
   webhooks::Webhook webhook;
   webhook.tenant_id = (*ids)[0];
@@ -74,25 +74,32 @@ HttpResponse GatewayHttpHandler::Handle(HttpRequest request) {
   webhook.signature = Header(request, "webhook-signature");
   webhook.content_type = Header(request, "content-type");
   webhook.body = std::move(request.body);
-  absl::StatusOr<webhooks::IngestResult> result = ingestor_.Ingest(webhook);
-  if (!result.ok()) {
-    const int status = HttpStatusFor(result.status());
-    if (status >= 500) {
-      log::Error("webhook not stored", {{"tenant", webhook.tenant_id},
-                                        {"connection", webhook.connection_id},
-                                        {"error", result.status().ToString()}});
-    }
-    HttpResponse response =
-        ErrorResponse(status, ReasonOf(result.status()), result.status().message());
-    ForEachMetadata(result.status(), [&](absl::string_view key, absl::string_view value) {
-      if (key == "retry_after_seconds") response.headers.emplace_back("Retry-After", value);
-    });
-    return response;
-  }
-  HttpResponse response;
-  response.body = absl::StrCat("{\"sequence\":", result->sequence,
-                               ",\"duplicate\":", result->duplicate ? "true" : "false", "}");
-  return response;
+  std::string tenant = webhook.tenant_id, connection = webhook.connection_id;
+  ingestor_.IngestAsync(
+      std::move(webhook),
+      [respond = std::move(respond), tenant = std::move(tenant),
+       connection = std::move(connection)](absl::StatusOr<webhooks::IngestResult> result) {
+        if (!result.ok()) {
+          const int status = HttpStatusFor(result.status());
+          if (status >= 500) {
+            log::Error("webhook not stored", {{"tenant", tenant},
+                                              {"connection", connection},
+                                              {"error", result.status().ToString()}});
+          }
+          HttpResponse response =
+              ErrorResponse(status, ReasonOf(result.status()), result.status().message());
+          ForEachMetadata(result.status(), [&](absl::string_view key, absl::string_view value) {
+            if (key == "retry_after_seconds") {
+              response.headers.emplace_back("Retry-After", std::string(value));
+            }
+          });
+          return respond(std::move(response));
+        }
+        HttpResponse response;
+        response.body = absl::StrCat("{\"sequence\":", result->sequence,
+                                     ",\"duplicate\":", result->duplicate ? "true" : "false", "}");
+        respond(std::move(response));
+      });
 }
 
 }  // namespace switchyard::api

@@ -3,8 +3,8 @@
 
 // The HTTP routes of the gateway: webhook ingest at
 //   POST /webhooks/tenants/{tenant}/connections/{connection}
-// A thin adapter: translate the request, call Ingestor::Ingest, translate the
-// answer (see HttpStatusFor for the codes).
+// A thin adapter: translate the request, call Ingestor::IngestAsync, translate
+// the answer (see HttpStatusFor for the codes).
 
 #include "server/api/http/http_server.h"
 #include "server/webhooks/ingestor.h"
@@ -15,7 +15,7 @@ namespace switchyard::api {
 class GatewayHttpHandler final : public HttpHandler {
  public:
   explicit GatewayHttpHandler(webhooks::Ingestor& ingestor) : ingestor_(ingestor) {}
-  HttpResponse Handle(HttpRequest request) override;
+  void Handle(HttpRequest request, Respond respond) override;
 
  private:
   webhooks::Ingestor& ingestor_;

@@ -149,7 +149,7 @@ CREATE TABLE events (
   content_type TEXT NOT NULL,
   body BLOB NOT NULL,
   PRIMARY KEY (tenant_id, connection_id, sequence)
-) WITHOUT ROWID;
+);  -- a rowid table: rows carry bodies, too large for WITHOUT ROWID
 CREATE UNIQUE INDEX events_by_id ON events (tenant_id, connection_id, event_id);
 CREATE INDEX events_by_receive_time ON events (receive_time);
 CREATE TABLE webhook_secrets (
@@ -219,6 +219,17 @@ class SqliteDb {
     int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
     if (err != nullptr) sqlite3_free(err);
     if (rc != SQLITE_OK) return StatusFrom(rc, sql);
+    return absl::OkStatus();
+  }
+
+  // Runs a statement without results, prepared once (for the statements of
+  // every transaction: BEGIN, SAVEPOINT, RELEASE, COMMIT).
+  absl::Status ExecCached(const char* sql) {
+    auto stmt = Prepare(sql);
+    if (!stmt.ok()) return stmt.status();
+    int rc = sqlite3_step(*stmt);
+    sqlite3_reset(*stmt);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return StatusFrom(rc, sql);
     return absl::OkStatus();
   }
 
@@ -431,7 +442,7 @@ CredentialsRow ReadCredentials(const Query& q) {
   return CredentialsRow{q.Text(0), q.Text(1), q.Int(2), q.Bytes(3), q.Bytes(4), q.Time(5)};
 }
 
-#define EVENT_COLS                                                                        \
+#define EVENT_COLS                                                                          \
   "tenant_id, connection_id, sequence, event_id, type, source, source_time, receive_time, " \
   "content_type, body"
 EventRow ReadEvent(const Query& q) {
@@ -452,7 +463,7 @@ EventRow ReadEvent(const Query& q) {
 #define WEBHOOK_SECRET_COLS \
   "tenant_id, connection_id, version, key_version, sealed, create_time, expire_time"
 WebhookSecretRow ReadWebhookSecret(const Query& q) {
-  return WebhookSecretRow{q.Text(0), q.Text(1), q.Int(2), q.Int(3),
+  return WebhookSecretRow{q.Text(0),  q.Text(1), q.Int(2), q.Int(3),
                           q.Bytes(4), q.Time(5), q.Time(6)};
 }
 
@@ -640,6 +651,15 @@ class SqliteTransaction final : public Transaction {
     SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, One<ConnectionRow>(q, ReadConnection));
     if (row.has_value()) SY_RETURN_IF_ERROR(LoadMetadata(*row));
     return row;
+  }
+  absl::StatusOr<std::optional<int>> GetConnectionState(absl::string_view tenant_id,
+                                                        absl::string_view id) override {
+    static constexpr const char* kSql =
+        "SELECT state FROM connections WHERE tenant_id = ? AND id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, id);
+    return One<int>(q, [](const Query& q) { return static_cast<int>(q.Int(0)); });
   }
   absl::Status InsertConnection(const ConnectionRow& r) override {
     static constexpr const char* kSql =
@@ -862,8 +882,8 @@ class SqliteTransaction final : public Transaction {
   }
 
   absl::StatusOr<std::optional<EventRow>> GetEventById(absl::string_view tenant_id,
-                                                      absl::string_view connection_id,
-                                                      absl::string_view event_id) override {
+                                                       absl::string_view connection_id,
+                                                       absl::string_view event_id) override {
     static constexpr const char* kSql =
         "SELECT " EVENT_COLS
         " FROM events WHERE tenant_id = ? AND connection_id = ? AND event_id = ?";
@@ -893,8 +913,8 @@ class SqliteTransaction final : public Transaction {
         .Run();
   }
   absl::StatusOr<std::vector<EventRow>> ListEvents(absl::string_view tenant_id,
-                                                   absl::string_view connection_id,
-                                                   int64_t after, int limit) override {
+                                                   absl::string_view connection_id, int64_t after,
+                                                   int limit) override {
     static constexpr const char* kSql =
         "SELECT " EVENT_COLS
         " FROM events WHERE tenant_id = ? AND connection_id = ? AND sequence > ? "
@@ -916,8 +936,9 @@ class SqliteTransaction final : public Transaction {
     return Collect<WebhookSecretRow>(q, ReadWebhookSecret);
   }
   absl::Status PutWebhookSecret(const WebhookSecretRow& r) override {
-    static constexpr const char* kSql = "INSERT OR REPLACE INTO webhook_secrets (" WEBHOOK_SECRET_COLS
-                                        ") VALUES (?, ?, ?, ?, ?, ?, ?)";
+    static constexpr const char* kSql =
+        "INSERT OR REPLACE INTO webhook_secrets (" WEBHOOK_SECRET_COLS
+        ") VALUES (?, ?, ?, ?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
     return q
@@ -1044,9 +1065,14 @@ absl::Status Migrate(SqliteDb& db) {
 }  // namespace
 
 struct SqliteStore::Task {
+  explicit Task(absl::FunctionRef<absl::Status(Transaction&)> f) : fn(f) {}
   absl::FunctionRef<absl::Status(Transaction&)> fn;
   absl::Status result;
   bool done = false;
+  // An asynchronous write owns its function (which `fn` refers to) and is
+  // answered through `on_done`; the writer thread deletes it.
+  std::unique_ptr<std::function<absl::Status(Transaction&)>> owned;
+  std::function<void(absl::Status)> on_done;
 };
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteStoreOptions& options) {
@@ -1077,7 +1103,7 @@ SqliteStore::~SqliteStore() {
 }
 
 absl::Status SqliteStore::Write(absl::FunctionRef<absl::Status(Transaction&)> fn) {
-  Task task{fn, absl::OkStatus(), false};
+  Task task(fn);
   absl::MutexLock lock(&mu_);
   if (stopping_) {
     return Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down");
@@ -1085,6 +1111,23 @@ absl::Status SqliteStore::Write(absl::FunctionRef<absl::Status(Transaction&)> fn
   queue_.push_back(&task);
   mu_.Await(absl::Condition(&task.done));
   return task.result;
+}
+
+void SqliteStore::WriteAsync(std::function<absl::Status(Transaction&)> fn,
+                             std::function<void(absl::Status)> done) {
+  auto owned = std::make_unique<std::function<absl::Status(Transaction&)>>(std::move(fn));
+  auto* task = new Task(*owned);
+  task->owned = std::move(owned);
+  task->on_done = std::move(done);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      queue_.push_back(task);
+      return;
+    }
+  }
+  task->on_done(Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down"));
+  delete task;
 }
 
 void SqliteStore::WriterLoop() {
@@ -1104,9 +1147,22 @@ void SqliteStore::WriterLoop() {
       }
     }
     RunBatch(batch);
-    absl::MutexLock lock(&mu_);
-    ++commits_;
-    for (Task* task : batch) task->done = true;
+    std::vector<Task*> async;
+    {
+      absl::MutexLock lock(&mu_);
+      ++commits_;
+      for (Task* task : batch) {
+        if (task->on_done) {
+          async.push_back(task);
+        } else {
+          task->done = true;  // the waiting caller owns it
+        }
+      }
+    }
+    for (Task* task : async) {
+      task->on_done(task->result);
+      delete task;
+    }
   }
 }
 
@@ -1115,14 +1171,14 @@ void SqliteStore::RunBatch(const std::vector<Task*>& batch) {
   auto fail_all = [&](const absl::Status& status) {
     for (Task* task : batch) task->result = status;
   };
-  if (absl::Status begin = db.Exec("BEGIN IMMEDIATE"); !begin.ok()) {
+  if (absl::Status begin = db.ExecCached("BEGIN IMMEDIATE"); !begin.ok()) {
     log::Error("store begin failed", {{"error", begin.ToString()}});
     fail_all(begin);
     return;
   }
   SqliteTransaction tx(db);
   for (Task* task : batch) {
-    absl::Status status = db.Exec("SAVEPOINT task");
+    absl::Status status = db.ExecCached("SAVEPOINT task");
     if (status.ok()) status = task->fn(tx);
     if (sqlite3_get_autocommit(db.handle())) {
       // SQLite rolled the whole transaction back (I/O error, disk full):
@@ -1133,12 +1189,12 @@ void SqliteStore::RunBatch(const std::vector<Task*>& batch) {
       return;
     }
     if (!status.ok()) {
-      db.Exec("ROLLBACK TO task").IgnoreError();
+      db.ExecCached("ROLLBACK TO task").IgnoreError();
     }
-    absl::Status release = db.Exec("RELEASE task");
+    absl::Status release = db.ExecCached("RELEASE task");
     task->result = release.ok() ? status : release;
   }
-  if (absl::Status commit = db.Exec("COMMIT"); !commit.ok()) {
+  if (absl::Status commit = db.ExecCached("COMMIT"); !commit.ok()) {
     log::Error("store commit failed", {{"error", commit.ToString()}});
     db.Exec("ROLLBACK").IgnoreError();
     fail_all(Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",

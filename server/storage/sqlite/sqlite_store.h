@@ -20,6 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/storage/store.h"
 
 struct sqlite3;
@@ -51,6 +52,8 @@ class SqliteStore final : public Store {
 
   absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) override
       ABSL_LOCKS_EXCLUDED(mu_);
+  void WriteAsync(std::function<absl::Status(Transaction&)> fn,
+                  std::function<void(absl::Status)> done) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Read(absl::FunctionRef<absl::Status(Transaction&)> fn) override
       ABSL_LOCKS_EXCLUDED(readers_mu_);
 
@@ -79,7 +82,7 @@ class SqliteStore final : public Store {
   std::vector<std::unique_ptr<SqliteDb>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
   int open_readers_ ABSL_GUARDED_BY(readers_mu_) = 0;
 
-  std::thread writer_thread_;  // last: starts after everything above exists
+  std::thread writer_thread_;  // last: start after everything above exists
 };
 
 }  // namespace switchyard::storage
