@@ -25,6 +25,9 @@
 //                   [--oauth_client_id=..] [--oauth_client_secret=..]
 //                   [--oauth_refresh_token=..] [--secret_api_key=..]
 //                 get TENANT CONNECTION [--reveal] | delete TENANT CONNECTION
+//   webhooks      rotate-secret TENANT CONNECTION [--grace=24h] | secret TENANT CONNECTION
+//                 revoke-secret TENANT CONNECTION
+//   events        list TENANT CONNECTION [--after=SEQUENCE]
 //   health        check
 //
 // The credential comes from --api_key or the SWITCHYARD_API_KEY environment
@@ -84,6 +87,7 @@ ABSL_FLAG(absl::Duration, grace, absl::ZeroDuration(),
           "keys rotate: how long the old token keeps working");
 ABSL_FLAG(bool, reencrypt, false, "rotate-tenant-key: re-encrypt every secret now");
 ABSL_FLAG(bool, reveal, false, "credentials get: include secret values");
+ABSL_FLAG(int64_t, after, 0, "events list: only events after this sequence");
 ABSL_FLAG(std::string, base_url, "", "credentials set: base URL of the system");
 ABSL_FLAG(std::string, username, "", "credentials set: user name");
 ABSL_FLAG(std::string, password, "", "credentials set: password (prefer stdin-fed env vars)");
@@ -603,6 +607,51 @@ int Run(client::GatewayClient& c, const std::vector<std::string>& args) {
     }
   }
 
+  if (resource == "webhooks") {
+    const std::string name = absl::StrCat(TenantName(Arg(args, 2, "TENANT")), "/connections/",
+                                          Arg(args, 3, "CONNECTION"), "/webhookSecret");
+    if (verb == "rotate-secret") {
+      v1::RotateWebhookSecretRequest r;
+      r.set_name(name);
+      if (absl::GetFlag(FLAGS_grace) > absl::ZeroDuration()) {
+        r.mutable_grace_period()->set_seconds(absl::ToInt64Seconds(absl::GetFlag(FLAGS_grace)));
+      }
+      return Show(c.RotateWebhookSecret(r));
+    }
+    if (verb == "secret") {
+      v1::GetWebhookSecretRequest r;
+      r.set_name(name);
+      return Show(c.GetWebhookSecret(r));
+    }
+    if (verb == "revoke-secret") {
+      v1::RevokeWebhookSecretRequest r;
+      r.set_name(name);
+      absl::Status s = c.RevokeWebhookSecret(r);
+      if (!s.ok()) return Fail(s);
+      std::cout << "revoked every signing secret of " << name << "\n";
+      return 0;
+    }
+  }
+
+  if (resource == "events" && verb == "list") {
+    v1::ListEventsRequest r;
+    r.set_parent(absl::StrCat(TenantName(Arg(args, 2, "TENANT")), "/connections/",
+                              Arg(args, 3, "CONNECTION")));
+    r.set_after_sequence(absl::GetFlag(FLAGS_after));
+    r.set_page_size(1000);
+    std::vector<v1::Event> events;
+    while (true) {
+      auto page = c.ListEvents(r);
+      if (!page.ok()) return Fail(page.status());
+      if (page->events().empty()) break;
+      events.insert(events.end(), page->events().begin(), page->events().end());
+      r.set_after_sequence(page->last_sequence());
+    }
+    PrintList(events,
+              {"sequence", "event_id", "source", "source_time", "receive_time", "content_type"});
+    return 0;
+  }
+
   if (resource == "ledger" && verb == "list") {
     v1::ListLedgerEntriesRequest r;
     r.set_parent("creditPools/" + Arg(args, 2, "POOL"));
@@ -624,7 +673,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "switchyardctl [--target=HOST:PORT] [--json] RESOURCE VERB [ARGS] [--flags]\n"
       "Resources: tenants, systems, pools, reservations, connections, ledger, keys, "
-      "credentials, health.\n"
+      "credentials, webhooks, events, health.\n"
       "See the header of client/switchyardctl.cc or README.md for every verb.");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> args(positional.begin() + 1, positional.end());
