@@ -158,6 +158,8 @@ SY_SAFE_CALL(GetConnectionCredentials, v1::GetConnectionCredentialsRequest,
 SY_SAFE_CALL(RewrapDataKeys, v1::RewrapDataKeysRequest, v1::RewrapDataKeysResponse)
 SY_SAFE_CALL(GetWebhookSecret, v1::GetWebhookSecretRequest, v1::WebhookSecret)
 SY_SAFE_CALL(ListEvents, v1::ListEventsRequest, v1::ListEventsResponse)
+// Safe to repeat: events are deduplicated by event_id.
+SY_SAFE_CALL(PublishEvents, v1::PublishEventsRequest, v1::PublishEventsResponse)
 #undef SY_SAFE_CALL
 
 // Calls that mint a new secret or version each time are never retried: a

@@ -108,6 +108,7 @@ class GatewayClient {
   absl::StatusOr<v1::WebhookSecret> GetWebhookSecret(const v1::GetWebhookSecretRequest& request);
   absl::Status RevokeWebhookSecret(const v1::RevokeWebhookSecretRequest& request);
   absl::StatusOr<v1::ListEventsResponse> ListEvents(const v1::ListEventsRequest& request);
+  absl::StatusOr<v1::PublishEventsResponse> PublishEvents(const v1::PublishEventsRequest& request);
 
   // The standard health check (grpc.health.v1) for `service` ("" = server).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse> CheckHealth(const std::string& service);

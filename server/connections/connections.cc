@@ -10,6 +10,7 @@
 #include "server/common/proto_time.h"
 #include "server/common/status.h"
 #include "server/crypto/secret.h"
+#include "server/events/event_log.h"
 
 namespace switchyard::connections {
 namespace {
@@ -101,6 +102,25 @@ absl::StatusOr<Located> LocateConnection(Transaction& tx, const std::vector<std:
   SY_ASSIGN_OR_RETURN(std::optional<ConnectionRow> row, tx.GetConnection(ids[0], ids[1]));
   if (!row.has_value()) return ConnectionNotFound(name);
   return Located{*std::move(tenant), *std::move(row)};
+}
+
+// Appends one of the gateway's own events (source GATEWAY) to the stream of
+// `connection`, in the transaction that caused it.
+absl::Status EmitInTx(Transaction& tx, const ConnectionRow& connection, absl::string_view type,
+                      absl::Time now) {
+  storage::EventRow row;
+  row.tenant_id = connection.tenant_id;
+  row.connection_id = connection.id;
+  row.event_id = GenerateId("gw");
+  row.type = std::string(type);
+  row.source = v1::Event::GATEWAY;
+  row.source_time = now;
+  row.receive_time = now;
+  row.content_type = "application/json";
+  row.body = absl::StrCat(
+      "{\"connection\":\"", ConnectionName(connection.tenant_id, connection.id), "\",\"state\":\"",
+      Connection::State_Name(static_cast<Connection::State>(connection.state)), "\"}");
+  return events::EventLog::AppendInTx(tx, std::move(row)).status();
 }
 
 // Sorted, length-prefixed view of metadata for fingerprints.
@@ -248,6 +268,7 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
     row.create_time = now;
     row.update_time = now;
     SY_RETURN_IF_ERROR(tx.InsertConnection(row));
+    SY_RETURN_IF_ERROR(EmitInTx(tx, row, "switchyard.connection.created", now));
     tenant.connection_count += 1;
     SY_RETURN_IF_ERROR(tx.UpdateTenant(tenant));
     SY_ASSIGN_OR_RETURN(token, keys_.IssueConnectionTokenInTx(tx, tenant_id, row.id, now));
@@ -365,6 +386,7 @@ absl::StatusOr<Connection> ConnectionManager::SetState(absl::string_view name,
       row->state = state;
       row->update_time = now;
       SY_RETURN_IF_ERROR(tx.UpdateConnection(*row));
+      SY_RETURN_IF_ERROR(EmitInTx(tx, *row, "switchyard.connection.state_changed", now));
     }
     result = *std::move(row);
     return absl::OkStatus();
@@ -380,6 +402,7 @@ absl::StatusOr<std::vector<std::string>> ConnectionManager::DisconnectInTx(
   connection.update_time = now;
   connection.disconnect_time = now;
   SY_RETURN_IF_ERROR(tx.UpdateConnection(connection));
+  SY_RETURN_IF_ERROR(EmitInTx(tx, connection, "switchyard.connection.disconnected", now));
   SY_ASSIGN_OR_RETURN(std::vector<std::string> revoked,
                       keys_.RevokeAllInTx(tx, tenant.id, connection.id, now));
   SY_RETURN_IF_ERROR(vault_.DeleteCredentialsInTx(tx, tenant.id, connection.id));

@@ -24,6 +24,75 @@ v1::Event EventLog::ToProto(const storage::EventRow& row) {
   return e;
 }
 
+absl::StatusOr<EventLog::Appended> EventLog::AppendInTx(storage::Transaction& tx,
+                                                        storage::EventRow row) {
+  SY_ASSIGN_OR_RETURN(std::optional<storage::EventRow> existing,
+                      tx.GetEventById(row.tenant_id, row.connection_id, row.event_id));
+  if (existing.has_value()) return Appended{existing->sequence, true};
+  SY_ASSIGN_OR_RETURN(int64_t last, tx.LastEventSequence(row.tenant_id, row.connection_id));
+  row.sequence = last + 1;
+  SY_RETURN_IF_ERROR(tx.InsertEvent(row));
+  return Appended{row.sequence, false};
+}
+
+absl::StatusOr<v1::PublishEventsResponse> EventLog::Publish(const v1::PublishEventsRequest& req,
+                                                            const Scope& scope, absl::Time now) {
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                      ParseName("parent", req.parent(), {"tenants", "connections"}));
+  if (req.events_size() < 1 || req.events_size() > 500) {
+    return InvalidArgument("INVALID_BATCH", "publish 1 to 500 events at a time");
+  }
+  for (const v1::PublishedEvent& e : req.events()) {
+    bool printable = !e.event_id().empty() && e.event_id().size() <= 256;
+    for (char c : e.event_id()) printable = printable && c > 0x20 && c < 0x7f;
+    if (!printable) {
+      return InvalidArgument("INVALID_EVENT_ID",
+                             "event_id must be 1 to 256 printable ASCII characters");
+    }
+    if (e.type().size() > 128) {
+      return InvalidArgument("INVALID_EVENT_TYPE", "type must be at most 128 characters");
+    }
+    if (e.body().size() > (1 << 20)) {
+      return Error(absl::StatusCode::kOutOfRange, "BODY_TOO_LARGE",
+                   "event bodies are limited to 1 MiB");
+    }
+  }
+  auto missing = [&] {
+    return NotFound("CONNECTION_NOT_FOUND", absl::StrCat(req.parent(), " does not exist"));
+  };
+  if (!scope.AllowsConnection(ids[0], ids[1])) return missing();
+  v1::PublishEventsResponse response;
+  SY_RETURN_IF_ERROR(store_.Write([&](storage::Transaction& tx) -> absl::Status {
+    response.Clear();
+    SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(ids[0]));
+    SY_ASSIGN_OR_RETURN(std::optional<int> state, tx.GetConnectionState(ids[0], ids[1]));
+    if (!tenant.has_value() || tenant->deleted || !state.has_value()) return missing();
+    if (*state == v1::Connection::DISCONNECTED) {
+      return FailedPrecondition("CONNECTION_DISCONNECTED", "the connection is disconnected");
+    }
+    for (const v1::PublishedEvent& e : req.events()) {
+      storage::EventRow row;
+      row.tenant_id = ids[0];
+      row.connection_id = ids[1];
+      row.event_id = e.event_id();
+      row.type = e.type();
+      row.source = v1::Event::API;
+      row.source_time = e.has_source_time() ? absl::FromUnixSeconds(e.source_time().seconds()) +
+                                                  absl::Nanoseconds(e.source_time().nanos())
+                                            : now;
+      row.receive_time = now;
+      row.content_type = e.content_type().empty() ? "application/json" : e.content_type();
+      row.body = e.body();
+      SY_ASSIGN_OR_RETURN(Appended appended, AppendInTx(tx, std::move(row)));
+      auto* result = response.add_results();
+      result->set_sequence(appended.sequence);
+      result->set_duplicate(appended.duplicate);
+    }
+    return absl::OkStatus();
+  }));
+  return response;
+}
+
 absl::StatusOr<v1::ListEventsResponse> EventLog::List(const v1::ListEventsRequest& req,
                                                       const Scope& scope) {
   SY_ASSIGN_OR_RETURN(std::vector<std::string> ids,

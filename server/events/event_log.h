@@ -20,6 +20,20 @@ class EventLog {
   absl::StatusOr<v1::ListEventsResponse> List(const v1::ListEventsRequest& request,
                                               const Scope& scope);
 
+  // Publishes events of one connection in one transaction. INVALID_ARGUMENT
+  // for a bad batch; NOT_FOUND outside `scope` or for a missing connection;
+  // FAILED_PRECONDITION / CONNECTION_DISCONNECTED.
+  absl::StatusOr<v1::PublishEventsResponse> Publish(const v1::PublishEventsRequest& request,
+                                                    const Scope& scope, absl::Time now);
+
+  struct Appended {
+    int64_t sequence = 0;
+    bool duplicate = false;
+  };
+  // Stores `row` (its sequence is assigned: the connection's next) unless an
+  // event with its event_id exists, whose sequence is then returned.
+  static absl::StatusOr<Appended> AppendInTx(storage::Transaction& tx, storage::EventRow row);
+
   static v1::Event ToProto(const storage::EventRow& row);
 
  private:

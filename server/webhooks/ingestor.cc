@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/status.h"
+#include "server/events/event_log.h"
 #include "server/webhooks/signature.h"
 #include "switchyard/v1/gateway.pb.h"
 
@@ -167,25 +168,18 @@ absl::Status Ingestor::Append(storage::Transaction& tx, const Webhook& webhook, 
         FailedPrecondition("CONNECTION_DISCONNECTED", "the connection is disconnected");
     return absl::OkStatus();
   }
-  SY_ASSIGN_OR_RETURN(std::optional<storage::EventRow> existing,
-                      tx.GetEventById(webhook.tenant_id, webhook.connection_id, webhook.id));
-  if (existing.has_value()) {
-    appended.result = IngestResult{existing->sequence, true};
-    return absl::OkStatus();
-  }
-  SY_ASSIGN_OR_RETURN(int64_t last, tx.LastEventSequence(webhook.tenant_id, webhook.connection_id));
   storage::EventRow row;
   row.tenant_id = webhook.tenant_id;
   row.connection_id = webhook.connection_id;
-  row.sequence = last + 1;
   row.event_id = webhook.id;
   row.source = v1::Event::WEBHOOK;
   row.source_time = sent;
   row.receive_time = now;
   row.content_type = webhook.content_type;
   row.body = webhook.body;
-  SY_RETURN_IF_ERROR(tx.InsertEvent(row));
-  appended.result = IngestResult{row.sequence, false};
+  SY_ASSIGN_OR_RETURN(events::EventLog::Appended stored,
+                      events::EventLog::AppendInTx(tx, std::move(row)));
+  appended.result = IngestResult{stored.sequence, stored.duplicate};
   return absl::OkStatus();
 }
 

@@ -135,6 +135,12 @@ std::map<std::string, Invocation> AllCalls() {
   SY_CALL(RevokeWebhookSecret, RevokeWebhookSecretRequest, google::protobuf::Empty,
           req.set_name(connection(n) + "/webhookSecret"));
   SY_CALL(ListEvents, ListEventsRequest, v1::ListEventsResponse, req.set_parent(connection(n)));
+  SY_CALL(PublishEvents, PublishEventsRequest, v1::PublishEventsResponse, {
+    req.set_parent(connection(n));
+    auto* e = req.add_events();
+    e->set_event_id("injected");
+    e->set_body("{}");
+  });
 #undef SY_CALL
   return calls;
 }

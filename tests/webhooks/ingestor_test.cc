@@ -52,7 +52,12 @@ class IngestorTest : public testing::DomainTest {
     req.set_page_size(1000);
     auto list = log.List(req, Scope::All());
     EXPECT_TRUE(list.ok()) << list.status();
-    return {list->events().begin(), list->events().end()};
+    // Only webhooks; the gateway's own lifecycle events are in the stream too.
+    std::vector<v1::Event> webhooks;
+    for (const v1::Event& e : list->events()) {
+      if (e.source() == v1::Event::WEBHOOK) webhooks.push_back(e);
+    }
+    return webhooks;
   }
 
   std::unique_ptr<Ingestor> ingestor_;
@@ -64,8 +69,7 @@ TEST_F(IngestorTest, StoresWebhooksWithIncreasingSequencesAndTheirSourceTime) {
   ASSERT_TRUE(first.ok()) << first.status();
   auto second = ingestor_->Ingest(Signed("evt-2", R"({"type":"wo.closed"})"));
   ASSERT_TRUE(second.ok());
-  EXPECT_EQ(first->sequence, 1);
-  EXPECT_EQ(second->sequence, 2);
+  EXPECT_EQ(second->sequence, first->sequence + 1);
   auto events = Events();
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].event_id(), "evt-1");
@@ -75,12 +79,13 @@ TEST_F(IngestorTest, StoresWebhooksWithIncreasingSequencesAndTheirSourceTime) {
 }
 
 TEST_F(IngestorTest, DuplicatesAreAnsweredWithTheFirstSequenceAndStoredOnce) {
-  ASSERT_TRUE(ingestor_->Ingest(Signed("evt-1", "{}")).ok());
+  auto first = ingestor_->Ingest(Signed("evt-1", "{}"));
+  ASSERT_TRUE(first.ok());
   clock_.Advance(absl::Seconds(30));
   auto again = ingestor_->Ingest(Signed("evt-1", "{}"));
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->duplicate);
-  EXPECT_EQ(again->sequence, 1);
+  EXPECT_EQ(again->sequence, first->sequence);
   EXPECT_EQ(Events().size(), 1u);
   EXPECT_EQ(ingestor_->Counters()["DUPLICATE"], 1);
 }

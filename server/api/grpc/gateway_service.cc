@@ -342,4 +342,11 @@ Status GatewayService::ListEvents(ServerContext* context, const v1::ListEventsRe
   return Reply(events_.List(*req, p->scope()), resp);
 }
 
+Status GatewayService::PublishEvents(ServerContext* context, const v1::PublishEventsRequest* req,
+                                     v1::PublishEventsResponse* resp) {
+  auto p = Authorize(context, kAnyCaller);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(events_.Publish(*req, p->scope(), absl::Now()), resp);
+}
+
 }  // namespace switchyard::api

@@ -126,6 +126,8 @@ class GatewayService final : public v1::Gateway::Service {
                                    google::protobuf::Empty* resp) override;
   grpc::Status ListEvents(grpc::ServerContext* context, const v1::ListEventsRequest* req,
                           v1::ListEventsResponse* resp) override;
+  grpc::Status PublishEvents(grpc::ServerContext* context, const v1::PublishEventsRequest* req,
+                             v1::PublishEventsResponse* resp) override;
   grpc::Status RewrapDataKeys(grpc::ServerContext* context, const v1::RewrapDataKeysRequest* req,
                               v1::RewrapDataKeysResponse* resp) override;
 

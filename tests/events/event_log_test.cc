@@ -1,0 +1,91 @@
+#include "server/events/event_log.h"
+
+#include "gtest/gtest.h"
+#include "server/common/status.h"
+#include "tests/support/domain_fixture.h"
+
+namespace switchyard::events {
+namespace {
+
+class EventLogTest : public testing::DomainTest {
+ protected:
+  void SetUp() override {
+    DomainTest::SetUp();
+    CreatePool("main", 20);
+    CreateTenant("acme", "main");
+    ASSERT_TRUE(Connect("acme", "erp", "netsuite", v1::CLOUD).ok());
+    log_ = std::make_unique<EventLog>(*store_);
+  }
+
+  absl::StatusOr<v1::PublishEventsResponse> Publish(std::vector<std::string> ids,
+                                                    const Scope& scope = Scope::All()) {
+    v1::PublishEventsRequest req;
+    req.set_parent("tenants/acme/connections/erp");
+    for (const std::string& id : ids) {
+      auto* e = req.add_events();
+      e->set_event_id(id);
+      e->set_type("purchase_order.updated");
+      e->set_body(R"({"po":"4711"})");
+    }
+    return log_->Publish(req, scope, clock_.Now());
+  }
+
+  std::vector<v1::Event> All() {
+    v1::ListEventsRequest req;
+    req.set_parent("tenants/acme/connections/erp");
+    req.set_page_size(1000);
+    auto list = log_->List(req, Scope::All());
+    EXPECT_TRUE(list.ok()) << list.status();
+    return {list->events().begin(), list->events().end()};
+  }
+
+  std::unique_ptr<EventLog> log_;
+};
+
+TEST_F(EventLogTest, TheGatewayRecordsConnectionLifecycleEvents) {
+  ASSERT_TRUE(
+      connections_->SetState("tenants/acme/connections/erp", v1::Connection::ACTIVE, Scope::All())
+          .ok());
+  ASSERT_TRUE(Disconnect("tenants/acme/connections/erp").ok());
+  auto events = All();
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].type(), "switchyard.connection.created");
+  EXPECT_EQ(events[1].type(), "switchyard.connection.state_changed");
+  EXPECT_NE(events[1].body().find("\"state\":\"ACTIVE\""), std::string::npos);
+  EXPECT_EQ(events[2].type(), "switchyard.connection.disconnected");
+  for (const auto& e : events) EXPECT_EQ(e.source(), v1::Event::GATEWAY);
+}
+
+TEST_F(EventLogTest, PublishedBatchesAreStoredInOrderAndDeduplicated) {
+  auto first = Publish({"po-1", "po-2"});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->results_size(), 2);
+  EXPECT_EQ(first->results(1).sequence(), first->results(0).sequence() + 1);
+  auto again = Publish({"po-2", "po-3"});
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->results(0).duplicate());
+  EXPECT_EQ(again->results(0).sequence(), first->results(1).sequence());
+  EXPECT_FALSE(again->results(1).duplicate());
+  auto events = All();
+  ASSERT_EQ(events.size(), 4u);  // created + po-1..po-3
+  EXPECT_EQ(events[3].event_id(), "po-3");
+  EXPECT_EQ(events[3].source(), v1::Event::API);
+}
+
+TEST_F(EventLogTest, BadBatchesAreRefusedAndStoreNothing) {
+  EXPECT_EQ(ReasonOf(Publish({}).status()), "INVALID_BATCH");
+  EXPECT_EQ(ReasonOf(Publish({"ok", "has space"}).status()), "INVALID_EVENT_ID");
+  EXPECT_EQ(All().size(), 1u);
+  ASSERT_TRUE(Disconnect("tenants/acme/connections/erp").ok());
+  EXPECT_EQ(ReasonOf(Publish({"late"}).status()), "CONNECTION_DISCONNECTED");
+}
+
+TEST_F(EventLogTest, AConnectionPublishesOnlyToItself) {
+  ASSERT_TRUE(Connect("acme", "crm", "odoo", v1::CLOUD).ok());
+  EXPECT_TRUE(Publish({"own"}, Scope{"acme", "erp"}).ok());
+  auto other = Publish({"other"}, Scope{"acme", "crm"});
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace switchyard::events
