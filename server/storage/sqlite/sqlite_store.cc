@@ -151,7 +151,6 @@ CREATE TABLE events (
   PRIMARY KEY (tenant_id, connection_id, sequence)
 );  -- a rowid table: rows carry bodies, too large for WITHOUT ROWID
 CREATE UNIQUE INDEX events_by_id ON events (tenant_id, connection_id, event_id);
-CREATE INDEX events_by_receive_time ON events (receive_time);
 CREATE TABLE webhook_secrets (
   tenant_id TEXT NOT NULL,
   connection_id TEXT NOT NULL,
@@ -1081,6 +1080,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteStore
   // every commit, so a commit that returned survives a crash or power loss.
   SY_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL"));
   SY_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=FULL"));
+  // A larger page cache for the one writer: fewer reads of hot index pages.
+  SY_RETURN_IF_ERROR(db->Exec("PRAGMA cache_size=-65536"));
   SY_RETURN_IF_ERROR(db->Exec("PRAGMA foreign_keys=ON"));
   // Deleted rows (destroyed data keys, revoked secrets) are overwritten with
   // zeros instead of lingering in free pages of the file.
