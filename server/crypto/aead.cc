@@ -104,12 +104,17 @@ HmacSha256Signer::HmacSha256Signer(const Secret& key) {
 
 HmacSha256Signer::~HmacSha256Signer() { EVP_MAC_CTX_free(keyed_); }
 
-std::string HmacSha256Signer::Sign(absl::string_view data) const {
+std::string HmacSha256Signer::Sign(absl::string_view data) const { return Sign({data}); }
+
+std::string HmacSha256Signer::Sign(std::initializer_list<absl::string_view> parts) const {
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(keyed_);
   unsigned char out[EVP_MAX_MD_SIZE];
   size_t len = 0;
-  if (ctx == nullptr || EVP_MAC_update(ctx, U(data), data.size()) != 1 ||
-      EVP_MAC_final(ctx, out, &len, sizeof(out)) != 1) {
+  bool ok = ctx != nullptr;
+  for (absl::string_view part : parts) {
+    ok = ok && EVP_MAC_update(ctx, U(part), part.size()) == 1;
+  }
+  if (!ok || EVP_MAC_final(ctx, out, &len, sizeof(out)) != 1) {
     std::abort();
   }
   EVP_MAC_CTX_free(ctx);

@@ -5,6 +5,7 @@
 // data. Sealed form: version byte 0x01 | 12-byte random nonce | ciphertext |
 // 16-byte tag. Thread-safe (no shared state).
 
+#include <initializer_list>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -39,6 +40,8 @@ class HmacSha256Signer {
   HmacSha256Signer& operator=(const HmacSha256Signer&) = delete;
 
   std::string Sign(absl::string_view data) const;
+  // The MAC of the concatenation of `parts`, without concatenating them.
+  std::string Sign(std::initializer_list<absl::string_view> parts) const;
 
  private:
   ::evp_mac_ctx_st* keyed_;  // owned

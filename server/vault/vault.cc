@@ -492,7 +492,10 @@ absl::StatusOr<CredentialVault::WebhookKeys> CredentialVault::LoadWebhookKeys(
     keys.found = true;
     keys.disconnected = connection->state == v1::Connection::DISCONNECTED;
     SY_ASSIGN_OR_RETURN(auto valid, ValidWebhookSecretsInTx(tx, tenant_id, connection_id, now));
-    for (auto& [secret, expire] : valid) keys.secrets.push_back(std::move(secret));
+    for (auto& [secret, expire] : valid) {
+      keys.signers.push_back(std::make_shared<const crypto::HmacSha256Signer>(secret));
+      keys.secrets.push_back(std::move(secret));
+    }
     return absl::OkStatus();
   }));
   return keys;

@@ -25,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "server/common/clock.h"
 #include "server/common/scope.h"
+#include "server/crypto/aead.h"
 #include "server/crypto/keyring.h"
 #include "server/crypto/secret.h"
 #include "server/storage/store.h"
@@ -72,6 +73,8 @@ class CredentialVault {
     bool found = false;         // the connection exists (and its tenant)
     bool disconnected = false;  // ... but is disconnected
     std::vector<crypto::Secret> secrets;
+    // HMAC signers keyed with `secrets`, in the same order.
+    std::vector<std::shared_ptr<const crypto::HmacSha256Signer>> signers;
   };
   absl::StatusOr<WebhookKeys> LoadWebhookKeys(absl::string_view tenant_id,
                                               absl::string_view connection_id);

@@ -138,11 +138,11 @@ absl::StatusOr<absl::Time> Ingestor::Admit(const Webhook& webhook) {
   const absl::Time now = clock_.Now();
   const SignedRequest signed_request{webhook.id, webhook.timestamp, webhook.signature,
                                      webhook.body};
-  absl::StatusOr<absl::Time> sent = Verify(keys->secrets, signed_request, now, options_.tolerance);
+  absl::StatusOr<absl::Time> sent = Verify(keys->signers, signed_request, now, options_.tolerance);
   if (!sent.ok() && ReasonOf(sent.status()) == "SIGNATURE_MISMATCH") {
     // The secret may have been rotated since it was cached: read it again.
     SY_ASSIGN_OR_RETURN(keys, Keys(key, webhook, /*refresh=*/true));
-    sent = Verify(keys->secrets, signed_request, now, options_.tolerance);
+    sent = Verify(keys->signers, signed_request, now, options_.tolerance);
   }
   if (!sent.ok() && keys->secrets.empty() && absl::IsUnauthenticated(sent.status())) {
     return Error(absl::StatusCode::kUnauthenticated, "NO_SIGNING_SECRET",

@@ -66,6 +66,16 @@ std::string Sign(const crypto::Secret& secret, absl::string_view id, absl::strin
 absl::StatusOr<absl::Time> Verify(const std::vector<crypto::Secret>& secrets,
                                   const SignedRequest& request, absl::Time now,
                                   absl::Duration tolerance) {
+  std::vector<std::shared_ptr<const crypto::HmacSha256Signer>> signers;
+  for (const crypto::Secret& secret : secrets) {
+    signers.push_back(std::make_shared<const crypto::HmacSha256Signer>(secret));
+  }
+  return Verify(signers, request, now, tolerance);
+}
+
+absl::StatusOr<absl::Time> Verify(
+    const std::vector<std::shared_ptr<const crypto::HmacSha256Signer>>& signers,
+    const SignedRequest& request, absl::Time now, absl::Duration tolerance) {
   if (request.id.empty() || request.timestamp.empty() || request.signature.empty()) {
     return InvalidArgument("MISSING_HEADER",
                            "webhook-id, webhook-timestamp and webhook-signature are required");
@@ -99,8 +109,9 @@ absl::StatusOr<absl::Time> Verify(const std::vector<crypto::Secret>& secrets,
                            "signatures");
   }
   bool match = false;
-  for (const crypto::Secret& secret : secrets) {
-    const std::string expected = HmacBase64(secret, request.id, request.timestamp, request.body);
+  for (const auto& signer : signers) {
+    const std::string mac = signer->Sign({request.id, ".", request.timestamp, ".", request.body});
+    const std::string expected = absl::Base64Escape(mac);
     // Every offered signature is compared, match or not, in constant time.
     for (absl::string_view candidate : offered) {
       match |= crypto::ConstantTimeEquals(expected, candidate);

@@ -14,12 +14,14 @@
 // at once (while the gateway rotates); one match is enough. Comparisons are
 // constant-time. Thread-safe (no shared state).
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/crypto/aead.h"
 #include "server/crypto/secret.h"
 
 namespace switchyard::webhooks {
@@ -54,6 +56,12 @@ std::string Sign(const crypto::Secret& secret, absl::string_view id, absl::strin
 absl::StatusOr<absl::Time> Verify(const std::vector<crypto::Secret>& secrets,
                                   const SignedRequest& request, absl::Time now,
                                   absl::Duration tolerance);
+
+// The same with signers prepared from the secrets (the ingest path keeps
+// them, so that no key is set up per webhook).
+absl::StatusOr<absl::Time> Verify(
+    const std::vector<std::shared_ptr<const crypto::HmacSha256Signer>>& signers,
+    const SignedRequest& request, absl::Time now, absl::Duration tolerance);
 
 }  // namespace switchyard::webhooks
 
