@@ -103,29 +103,16 @@ absl::StatusOr<Response> GatewayClient::Call(Method<Request, Response> method,
   }
 
 // Creates: fill in a request_id so that a retry cannot create twice.
-absl::StatusOr<v1::Tenant> GatewayClient::CreateTenant(v1::CreateTenantRequest request) {
-  if (request.request_id().empty()) request.set_request_id(NewRequestId());
-  return Call<v1::CreateTenantRequest, v1::Tenant>(&v1::Gateway::Stub::CreateTenant, request,
-                                                   Retry::kSafe);
-}
-absl::StatusOr<v1::CreditPool> GatewayClient::CreateCreditPool(
-    v1::CreateCreditPoolRequest request) {
-  if (request.request_id().empty()) request.set_request_id(NewRequestId());
-  return Call<v1::CreateCreditPoolRequest, v1::CreditPool>(&v1::Gateway::Stub::CreateCreditPool,
-                                                           request, Retry::kSafe);
-}
-absl::StatusOr<v1::CreditReservation> GatewayClient::ReserveCredits(
-    v1::ReserveCreditsRequest request) {
-  if (request.request_id().empty()) request.set_request_id(NewRequestId());
-  return Call<v1::ReserveCreditsRequest, v1::CreditReservation>(&v1::Gateway::Stub::ReserveCredits,
-                                                                request, Retry::kSafe);
-}
-absl::StatusOr<v1::Connection> GatewayClient::CreateConnection(
-    v1::CreateConnectionRequest request) {
-  if (request.request_id().empty()) request.set_request_id(NewRequestId());
-  return Call<v1::CreateConnectionRequest, v1::Connection>(&v1::Gateway::Stub::CreateConnection,
-                                                           request, Retry::kSafe);
-}
+#define SY_CREATE_CALL(Name, Request, Response)                                      \
+  absl::StatusOr<Response> GatewayClient::Name(Request request) {                    \
+    if (request.request_id().empty()) request.set_request_id(NewRequestId());        \
+    return Call<Request, Response>(&v1::Gateway::Stub::Name, request, Retry::kSafe); \
+  }
+SY_CREATE_CALL(CreateTenant, v1::CreateTenantRequest, v1::Tenant)
+SY_CREATE_CALL(CreateCreditPool, v1::CreateCreditPoolRequest, v1::CreditPool)
+SY_CREATE_CALL(ReserveCredits, v1::ReserveCreditsRequest, v1::CreditReservation)
+SY_CREATE_CALL(CreateConnection, v1::CreateConnectionRequest, v1::Connection)
+#undef SY_CREATE_CALL
 
 // Reads, absolute updates and state transitions that answer a repeat with the
 // same result are safe to retry.

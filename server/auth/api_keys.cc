@@ -272,7 +272,7 @@ absl::StatusOr<v1::CreateApiKeyResponse> ApiKeyManager::Create(const v1::CreateA
   }
   absl::Duration ttl = absl::ZeroDuration();
   if (req.has_ttl()) {
-    ttl = absl::Seconds(req.ttl().seconds()) + absl::Nanoseconds(req.ttl().nanos());
+    ttl = FromProto(req.ttl());
     if (ttl < absl::Minutes(1) || ttl > absl::Hours(24 * 3650)) {
       return InvalidArgument("INVALID_TTL", "ttl must be between 1 minute and 10 years");
     }
@@ -333,7 +333,6 @@ absl::StatusOr<v1::ListApiKeysResponse> ApiKeyManager::List(const v1::ListApiKey
   const absl::Time now = clock_.Now();
   v1::ListApiKeysResponse response;
   for (size_t i = 0; i < rows.size() && i < static_cast<size_t>(page_size); ++i) {
-    // Tenant keys of a tenant are listed under it, not its connection tokens.
     *response.add_api_keys() = ToProto(rows[i], now);
   }
   if (rows.size() > static_cast<size_t>(page_size)) {
@@ -348,8 +347,7 @@ absl::StatusOr<v1::CreateApiKeyResponse> ApiKeyManager::Rotate(const v1::RotateA
   SY_RETURN_IF_ERROR(CheckScope(key, scope, KeyNotFound(req.name())));
   absl::Duration grace = absl::ZeroDuration();
   if (req.has_grace_period()) {
-    grace =
-        absl::Seconds(req.grace_period().seconds()) + absl::Nanoseconds(req.grace_period().nanos());
+    grace = FromProto(req.grace_period());
     if (grace < absl::ZeroDuration() || grace > options_.max_grace_period) {
       return InvalidArgument("INVALID_GRACE_PERIOD",
                              absl::StrCat("grace_period must be between 0 and ",

@@ -13,6 +13,7 @@ namespace switchyard {
 void ToProto(absl::Time t, google::protobuf::Timestamp* out);
 
 absl::Duration FromProto(const google::protobuf::Duration& d);
+absl::Time FromProto(const google::protobuf::Timestamp& t);
 
 }  // namespace switchyard
 

@@ -77,9 +77,7 @@ absl::StatusOr<v1::PublishEventsResponse> EventLog::Publish(const v1::PublishEve
       row.event_id = e.event_id();
       row.type = e.type();
       row.source = v1::Event::API;
-      row.source_time = e.has_source_time() ? absl::FromUnixSeconds(e.source_time().seconds()) +
-                                                  absl::Nanoseconds(e.source_time().nanos())
-                                            : now;
+      row.source_time = e.has_source_time() ? FromProto(e.source_time()) : now;
       row.receive_time = now;
       row.content_type = e.content_type().empty() ? "application/json" : e.content_type();
       row.body = e.body();

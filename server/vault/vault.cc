@@ -19,8 +19,6 @@ using storage::DataKeyRow;
 using storage::Transaction;
 using v1::ConnectionCredentials;
 
-constexpr absl::string_view kSuffix = "/credentials";
-
 std::string DataKeyAad(absl::string_view owner, int64_t version) {
   return absl::StrCat("switchyard/data-key/v1|", owner, "|", version);
 }
@@ -36,17 +34,25 @@ struct ConnectionRef {
   std::string name;
 };
 
-absl::StatusOr<ConnectionRef> ParseCredentialsName(absl::string_view name) {
-  auto bad = [] {
-    return InvalidArgument(
-        "INVALID_NAME",
-        "name must look like tenants/{tenant}/connections/{connection}/credentials");
+// Parses `tenants/{tenant}/connections/{connection}/{child}`, the name of a
+// singleton resource of a connection (its credentials or webhook secret).
+absl::StatusOr<ConnectionRef> ParseConnectionChild(absl::string_view name,
+                                                   absl::string_view child) {
+  const std::string suffix = absl::StrCat("/", child);
+  auto bad = [&] {
+    return InvalidArgument("INVALID_NAME", absl::StrCat("name must look like "
+                                                        "tenants/{tenant}/connections/{connection}",
+                                                        suffix));
   };
-  if (!absl::EndsWith(name, kSuffix)) return bad();
+  if (!absl::EndsWith(name, suffix)) return bad();
   auto ids =
-      ParseName("name", name.substr(0, name.size() - kSuffix.size()), {"tenants", "connections"});
+      ParseName("name", name.substr(0, name.size() - suffix.size()), {"tenants", "connections"});
   if (!ids.ok()) return bad();
   return ConnectionRef{(*ids)[0], (*ids)[1], std::string(name)};
+}
+
+absl::StatusOr<ConnectionRef> ParseCredentialsName(absl::string_view name) {
+  return ParseConnectionChild(name, "credentials");
 }
 
 absl::Status CredentialsNotFound(absl::string_view name) {
@@ -357,24 +363,13 @@ absl::Status CredentialVault::DeleteCredentialsInTx(Transaction& tx, absl::strin
 // --- Webhook signing secrets ----------------------------------------------------
 
 namespace {
-constexpr absl::string_view kWebhookSecretSuffix = "/webhookSecret";
-
 std::string WebhookSecretAad(const storage::WebhookSecretRow& row) {
   return absl::StrCat("switchyard/webhook-secret/v1|", row.tenant_id, "|", row.connection_id, "|",
                       row.version, "|", row.key_version);
 }
 
 absl::StatusOr<ConnectionRef> ParseWebhookSecretName(absl::string_view name) {
-  auto bad = [] {
-    return InvalidArgument(
-        "INVALID_NAME",
-        "name must look like tenants/{tenant}/connections/{connection}/webhookSecret");
-  };
-  if (!absl::EndsWith(name, kWebhookSecretSuffix)) return bad();
-  auto ids = ParseName("name", name.substr(0, name.size() - kWebhookSecretSuffix.size()),
-                       {"tenants", "connections"});
-  if (!ids.ok()) return bad();
-  return ConnectionRef{(*ids)[0], (*ids)[1], std::string(name)};
+  return ParseConnectionChild(name, "webhookSecret");
 }
 
 absl::Status NeedsReveal() {
@@ -405,8 +400,7 @@ absl::StatusOr<v1::WebhookSecret> CredentialVault::RotateWebhookSecret(
   SY_ASSIGN_OR_RETURN(ConnectionRef ref, ParseWebhookSecretName(req.name()));
   absl::Duration grace = absl::Hours(24);
   if (req.has_grace_period()) {
-    grace =
-        absl::Seconds(req.grace_period().seconds()) + absl::Nanoseconds(req.grace_period().nanos());
+    grace = FromProto(req.grace_period());
     if (grace < absl::ZeroDuration() || grace > absl::Hours(24 * 7)) {
       return InvalidArgument("INVALID_GRACE_PERIOD", "grace_period must be between 0 and 7 days");
     }

@@ -22,7 +22,9 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-std::string ErrorBody(absl::string_view reason, absl::string_view message) {
+}  // namespace
+
+std::string HttpErrorBody(absl::string_view reason, absl::string_view message) {
   std::string out = "{\"error\":{\"reason\":";
   log::AppendJsonString(out, reason);
   out += ",\"message\":";
@@ -30,7 +32,6 @@ std::string ErrorBody(absl::string_view reason, absl::string_view message) {
   out += "}}";
   return out;
 }
-}  // namespace
 
 struct HttpServer::Impl {
   Impl(const HttpServerOptions& o, HttpHandler& h) : options(o), handler(h), acceptor(ioc) {}
@@ -84,7 +85,7 @@ class Session : public std::enable_shared_from_this<Session> {
     timed_out_ = true;
     // Idle keep-alive connections just close; a request cut short is told.
     if (parser_->got_some() || buffer_.size() > 0) {
-      return Reply(408, ErrorBody("REQUEST_TIMEOUT", "the request did not arrive in time"),
+      return Reply(408, HttpErrorBody("REQUEST_TIMEOUT", "the request did not arrive in time"),
                    /*close=*/true);
     }
     beast::error_code ignored;
@@ -101,21 +102,23 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::body_limit) {
       return Reply(
           413,
-          ErrorBody("BODY_TOO_LARGE", absl::StrCat("bodies are limited to ",
-                                                   server_.options.max_body_bytes, " bytes")),
+          HttpErrorBody("BODY_TOO_LARGE", absl::StrCat("bodies are limited to ",
+                                                       server_.options.max_body_bytes, " bytes")),
           true);
     }
     if (ec == http::error::header_limit) {
-      return Reply(431, ErrorBody("HEADERS_TOO_LARGE", "the request headers are too large"), true);
+      return Reply(431, HttpErrorBody("HEADERS_TOO_LARGE", "the request headers are too large"),
+                   true);
     }
     if (ec == http::error::partial_message) return Close();  // the client went away
     if (ec) {
-      return Reply(400, ErrorBody("MALFORMED_REQUEST", "the request is not valid HTTP/1.1"), true);
+      return Reply(400, HttpErrorBody("MALFORMED_REQUEST", "the request is not valid HTTP/1.1"),
+                   true);
     }
     http::request<http::string_body> req = parser_->release();
     keep_alive_ = req.keep_alive();
     if (server_.stopping.load()) {
-      return Reply(503, ErrorBody("SHUTTING_DOWN", "the gateway is shutting down"), true);
+      return Reply(503, HttpErrorBody("SHUTTING_DOWN", "the gateway is shutting down"), true);
     }
     HttpRequest request;
     request.method = std::string(req.method_string());

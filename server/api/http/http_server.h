@@ -14,6 +14,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace switchyard::api {
@@ -32,6 +33,9 @@ struct HttpResponse {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
 };
+
+// The JSON body of every error answer: {"error":{"reason":...,"message":...}}.
+std::string HttpErrorBody(absl::string_view reason, absl::string_view message);
 
 // Answers requests. Implementations are thread-safe.
 class HttpHandler {

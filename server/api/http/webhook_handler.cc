@@ -15,11 +15,7 @@ namespace {
 HttpResponse ErrorResponse(int status, absl::string_view reason, absl::string_view message) {
   HttpResponse response;
   response.status = status;
-  response.body = "{\"error\":{\"reason\":";
-  log::AppendJsonString(response.body, reason);
-  response.body += ",\"message\":";
-  log::AppendJsonString(response.body, message);
-  response.body += "}}";
+  response.body = HttpErrorBody(reason, message);
   return response;
 }
 
