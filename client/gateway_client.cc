@@ -112,6 +112,7 @@ SY_CREATE_CALL(CreateTenant, v1::CreateTenantRequest, v1::Tenant)
 SY_CREATE_CALL(CreateCreditPool, v1::CreateCreditPoolRequest, v1::CreditPool)
 SY_CREATE_CALL(ReserveCredits, v1::ReserveCreditsRequest, v1::CreditReservation)
 SY_CREATE_CALL(CreateConnection, v1::CreateConnectionRequest, v1::Connection)
+SY_CREATE_CALL(CreateSubscription, v1::CreateSubscriptionRequest, v1::Subscription)
 #undef SY_CREATE_CALL
 
 // Reads, absolute updates and state transitions that answer a repeat with the
@@ -147,6 +148,13 @@ SY_SAFE_CALL(GetWebhookSecret, v1::GetWebhookSecretRequest, v1::WebhookSecret)
 SY_SAFE_CALL(ListEvents, v1::ListEventsRequest, v1::ListEventsResponse)
 // Safe to repeat: events are deduplicated by event_id.
 SY_SAFE_CALL(PublishEvents, v1::PublishEventsRequest, v1::PublishEventsResponse)
+SY_SAFE_CALL(GetSubscription, v1::GetSubscriptionRequest, v1::Subscription)
+SY_SAFE_CALL(ListSubscriptions, v1::ListSubscriptionsRequest, v1::ListSubscriptionsResponse)
+// Repeating a seek lands on the same position; repeating a replay marks what
+// the first one marked.
+SY_SAFE_CALL(SeekSubscription, v1::SeekSubscriptionRequest, v1::SeekSubscriptionResponse)
+SY_SAFE_CALL(ListDeadLetters, v1::ListDeadLettersRequest, v1::ListDeadLettersResponse)
+SY_SAFE_CALL(ReplayDeadLetters, v1::ReplayDeadLettersRequest, v1::ReplayDeadLettersResponse)
 #undef SY_SAFE_CALL
 
 // Calls that mint a new secret or version each time are never retried: a
@@ -190,6 +198,69 @@ absl::Status GatewayClient::DeleteTenant(const v1::DeleteTenantRequest& request)
                                                                 request, Retry::kNever)
       .status();
 }
+
+absl::Status GatewayClient::DeleteSubscription(const v1::DeleteSubscriptionRequest& request) {
+  return Call<v1::DeleteSubscriptionRequest, google::protobuf::Empty>(
+             &v1::Gateway::Stub::DeleteSubscription, request, Retry::kNever)
+      .status();
+}
+
+std::unique_ptr<EventStream> GatewayClient::StreamEvents(const std::string& subscription,
+                                                         int max_outstanding_events,
+                                                         int64_t max_outstanding_bytes) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  if (!options_.api_key.empty()) {
+    context->AddMetadata("authorization", "Bearer " + options_.api_key);
+  }
+  auto stream = stub_->StreamEvents(context.get());
+  auto out = std::make_unique<EventStream>(std::move(context), std::move(stream));
+  v1::StreamEventsRequest first;
+  first.set_subscription(subscription);
+  first.set_max_outstanding_events(max_outstanding_events);
+  first.set_max_outstanding_bytes(max_outstanding_bytes);
+  // A failed write shows as the stream's end in Next and Finish.
+  out->Send(first);
+  return out;
+}
+
+bool EventStream::Send(const v1::StreamEventsRequest& request) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (closed_) return false;
+  return stream_->Write(request);
+}
+
+bool EventStream::Ack(const std::vector<std::string>& ack_ids) {
+  if (ack_ids.empty()) return true;
+  v1::StreamEventsRequest request;
+  for (const std::string& id : ack_ids) request.add_ack_ids(id);
+  return Send(request);
+}
+
+bool EventStream::Nack(const std::vector<std::string>& ack_ids) {
+  if (ack_ids.empty()) return true;
+  v1::StreamEventsRequest request;
+  for (const std::string& id : ack_ids) request.add_nack_ids(id);
+  return Send(request);
+}
+
+bool EventStream::ExtendDeadline(const std::vector<std::string>& ack_ids, int seconds) {
+  if (ack_ids.empty()) return true;
+  v1::StreamEventsRequest request;
+  for (const std::string& id : ack_ids) {
+    request.add_modify_deadline_ack_ids(id);
+    request.add_modify_deadline_seconds(seconds);
+  }
+  return Send(request);
+}
+
+void EventStream::Close() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (closed_) return;
+  closed_ = true;
+  stream_->WritesDone();
+}
+
+absl::Status EventStream::Finish() { return FromGrpcStatus(stream_->Finish()); }
 
 absl::StatusOr<grpc::health::v1::HealthCheckResponse> GatewayClient::CheckHealth(
     const std::string& service) {

@@ -10,7 +10,9 @@
 // google.rpc.ErrorInfo reason is available through ErrorReason().
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -110,6 +112,25 @@ class GatewayClient {
   absl::StatusOr<v1::ListEventsResponse> ListEvents(const v1::ListEventsRequest& request);
   absl::StatusOr<v1::PublishEventsResponse> PublishEvents(const v1::PublishEventsRequest& request);
 
+  absl::StatusOr<v1::Subscription> CreateSubscription(v1::CreateSubscriptionRequest request);
+  absl::StatusOr<v1::Subscription> GetSubscription(const v1::GetSubscriptionRequest& request);
+  absl::StatusOr<v1::ListSubscriptionsResponse> ListSubscriptions(
+      const v1::ListSubscriptionsRequest& request);
+  absl::Status DeleteSubscription(const v1::DeleteSubscriptionRequest& request);
+  absl::StatusOr<v1::SeekSubscriptionResponse> SeekSubscription(
+      const v1::SeekSubscriptionRequest& request);
+  absl::StatusOr<v1::ListDeadLettersResponse> ListDeadLetters(
+      const v1::ListDeadLettersRequest& request);
+  absl::StatusOr<v1::ReplayDeadLettersResponse> ReplayDeadLetters(
+      const v1::ReplayDeadLettersRequest& request);
+
+  // Opens a StreamEvents call on `subscription` with the given flow control
+  // (0: the server's defaults). Never retried: on an error the caller opens
+  // a new stream (the subscription resumes where its acks left it).
+  std::unique_ptr<class EventStream> StreamEvents(const std::string& subscription,
+                                                  int max_outstanding_events = 0,
+                                                  int64_t max_outstanding_bytes = 0);
+
   // The standard health check (grpc.health.v1) for `service` ("" = server).
   absl::StatusOr<grpc::health::v1::HealthCheckResponse> CheckHealth(const std::string& service);
 
@@ -130,6 +151,39 @@ class GatewayClient {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Gateway::Stub> stub_;
   std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+};
+
+// One StreamEvents call. Next is called from one thread; Ack, Nack and
+// ExtendDeadline from any thread (writes are serialized); Cancel from any.
+class EventStream {
+ public:
+  EventStream(
+      std::unique_ptr<grpc::ClientContext> context,
+      std::unique_ptr<grpc::ClientReaderWriter<v1::StreamEventsRequest, v1::StreamEventsResponse>>
+          stream)
+      : context_(std::move(context)), stream_(std::move(stream)) {}
+
+  // Blocks for the next message; false once the stream has ended (then call
+  // Finish for the reason).
+  bool Next(v1::StreamEventsResponse* response) { return stream_->Read(response); }
+  // Writes one request; false when the stream is broken.
+  bool Send(const v1::StreamEventsRequest& request);
+  bool Ack(const std::vector<std::string>& ack_ids);
+  bool Nack(const std::vector<std::string>& ack_ids);
+  bool ExtendDeadline(const std::vector<std::string>& ack_ids, int seconds);
+  // Ends the stream from this side: half-close (the server ends it, and the
+  // outstanding events go to other streams) or cancel.
+  void Close();
+  void Cancel() { context_->TryCancel(); }
+  // The status the stream ended with; call after Next returned false.
+  absl::Status Finish();
+
+ private:
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::StreamEventsRequest, v1::StreamEventsResponse>>
+      stream_;
+  std::mutex write_mu_;
+  bool closed_ = false;  // guarded by write_mu_
 };
 
 }  // namespace switchyard::client

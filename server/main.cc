@@ -71,6 +71,14 @@ ABSL_FLAG(double, webhook_burst_per_connection, 400, "burst above the rate per c
 ABSL_FLAG(absl::Duration, auth_cache_ttl, absl::Seconds(10),
           "how long a verified credential is reused before the store is read again; bounds how "
           "long a revocation made by another replica takes to apply");
+ABSL_FLAG(absl::Duration, event_retention, absl::Hours(24 * 7),
+          "how long events are kept, and the window of webhook-id deduplication (at least 24h)");
+ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(30),
+          "close gRPC connections after this age so clients rebalance over replicas");
+ABSL_FLAG(absl::Duration, grpc_max_connection_age_grace, absl::Minutes(5),
+          "time given to calls and streams on a connection closed for its age");
+ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Minutes(1),
+          "interval of keepalive pings on idle gRPC connections");
 ABSL_FLAG(std::string, log_level, "info", "lowest log level written: debug, info, warning, error");
 
 int main(int argc, char** argv) {
@@ -115,6 +123,10 @@ int main(int argc, char** argv) {
   options.http.listen_address = absl::GetFlag(FLAGS_http_listen);
   options.http.request_timeout = absl::GetFlag(FLAGS_http_request_timeout);
   options.ingest.tolerance = absl::GetFlag(FLAGS_webhook_tolerance);
+  options.event_retention = absl::GetFlag(FLAGS_event_retention);
+  options.max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age);
+  options.max_connection_age_grace = absl::GetFlag(FLAGS_grpc_max_connection_age_grace);
+  options.keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time);
   options.ingest.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_webhook_max_body_bytes));
   options.ingest.rate_per_second = absl::GetFlag(FLAGS_webhook_rate_per_connection);
   options.ingest.burst = absl::GetFlag(FLAGS_webhook_burst_per_connection);

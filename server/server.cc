@@ -6,6 +6,8 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+#include <climits>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -19,6 +21,7 @@
 #include "server/common/log.h"
 #include "server/common/status.h"
 #include "server/connections/connections.h"
+#include "server/delivery/subscriptions.h"
 #include "server/events/event_log.h"
 #include "server/storage/sqlite/sqlite_store.h"
 #include "server/tenants/tenants.h"
@@ -29,6 +32,11 @@ namespace switchyard {
 namespace {
 // Whether host:port names a loopback address literally (127.0.0.0/8, [::1]
 // or "localhost"); host names are not resolved, so none can sneak past.
+// A duration as gRPC channel-argument milliseconds.
+int ClampedMillis(absl::Duration d) {
+  return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 1, INT32_MAX));
+}
+
 bool IsLoopback(absl::string_view address) {
   const size_t colon = address.rfind(':');
   if (colon == absl::string_view::npos) return false;
@@ -91,6 +99,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   if (options.idempotency_retention < absl::Hours(24)) {
     return InvalidArgument("INVALID_OPTION", "idempotency retention must be at least 24h");
   }
+  if (options.event_retention < absl::Hours(24)) {
+    return InvalidArgument("INVALID_OPTION",
+                           "event retention must be at least 24h (it is also the window in which "
+                           "repeated webhook ids are recognised)");
+  }
   if (keyring == nullptr) {
     return FailedPrecondition("NO_MASTER_KEY", "the server needs a master keyring");
   }
@@ -144,14 +157,30 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->events_ = std::make_unique<events::EventLog>(*server->store_);
   server->ingestor_ =
       std::make_unique<webhooks::Ingestor>(options.ingest, *server->store_, *server->vault_, clock);
+  server->delivery_ =
+      std::make_unique<delivery::DeliveryEngine>(*server->store_, clock, options.delivery);
+  server->store_->SetCommitListener(server->delivery_.get());
+  server->delivery_->Start();
+  server->subscriptions_ = std::make_unique<delivery::SubscriptionManager>(
+      *server->store_, clock,
+      [engine = server->delivery_.get()](const std::string& name) { engine->Invalidate(name); });
   server->service_ = std::make_unique<api::GatewayService>(
       *server->keys_, *server->tenants_, *server->catalog_, *server->ledger_, *server->connections_,
-      *server->vault_, *server->events_);
+      *server->vault_, *server->events_, *server->subscriptions_, *server->delivery_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen_address, credentials, &server->port_);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                             ClampedMillis(options.max_connection_age));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                             ClampedMillis(options.max_connection_age_grace));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ClampedMillis(options.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Clients may ping idle connections every 10 s without being cut off.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   const bool tls = !options.tls_cert_file.empty();
   if (!options.plaintext_listen_address.empty() && options.tls_cert_file.empty()) {
     return InvalidArgument(
@@ -245,6 +274,14 @@ void Server::MaintenanceLoop() {
       log::Info("reservations expired", {{"count", static_cast<int64_t>(*expired)}});
     }
     const absl::Time now = clock_.Now();
+    // Events past retention, a bounded amount per round.
+    absl::StatusOr<int64_t> swept =
+        events_->DeleteExpired(now - options_.event_retention, now >= next_purge);
+    if (!swept.ok()) {
+      log::Warning("event retention sweep failed", {{"error", swept.status().ToString()}});
+    } else if (*swept > 0) {
+      log::Info("events past retention deleted", {{"count", *swept}});
+    }
     if (now >= next_purge) {
       next_purge = now + absl::Hours(1);
       absl::Status purged = store_->Write([&](storage::Transaction& tx) {
@@ -271,6 +308,9 @@ void Server::Shutdown() {
   }
   if (grpc_server_ != nullptr) {
     SetServing(false);
+    // End the event streams first: their clients reconnect elsewhere, and a
+    // stream would otherwise hold the drain until its deadline.
+    delivery_->Shutdown();
     grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_deadline));
     grpc_server_->Wait();
     log::Info("grpc stopped");
@@ -280,6 +320,10 @@ void Server::Shutdown() {
     health_server_->Wait();
   }
   if (maintenance_.joinable()) maintenance_.join();
+  if (delivery_ != nullptr) {
+    delivery_->Shutdown();
+    store_->SetCommitListener(nullptr);
+  }
   store_.reset();
   log::Info("stopped");
   absl::MutexLock lock(&mu_);

@@ -17,6 +17,7 @@
 #include "server/common/clock.h"
 #include "server/credits/ledger.h"
 #include "server/crypto/keyring.h"
+#include "server/delivery/engine.h"
 #include "server/webhooks/ingestor.h"
 
 namespace grpc {
@@ -44,6 +45,9 @@ class CredentialVault;
 namespace events {
 class EventLog;
 }
+namespace delivery {
+class SubscriptionManager;
+}
 namespace api {
 class GatewayHttpHandler;
 }
@@ -70,6 +74,17 @@ struct ServerOptions {
   // The HTTP listener (webhooks). An empty listen address disables it.
   api::HttpServerOptions http;
   webhooks::IngestOptions ingest;
+  delivery::EngineOptions delivery;
+  // How long events are kept; also the window in which a repeated webhook-id
+  // or event_id is recognised. At least 24h. Default 7 days.
+  absl::Duration event_retention = absl::Hours(24 * 7);
+  // gRPC connections are closed after this age (with the grace below for
+  // calls in flight, streams included), so that clients spread again over
+  // replicas behind a Kubernetes Service. Defaults 30 min and 5 min.
+  absl::Duration max_connection_age = absl::Minutes(30);
+  absl::Duration max_connection_age_grace = absl::Minutes(5);
+  // Interval of server keepalive pings on idle connections. Default 1 min.
+  absl::Duration keepalive_time = absl::Minutes(1);
   // TLS for the gRPC port: certificate chain and private key (PEM files).
   // Both empty: plaintext.
   std::string tls_cert_file;
@@ -139,6 +154,8 @@ class Server {
   std::unique_ptr<connections::ConnectionManager> connections_;
   std::unique_ptr<tenants::TenantRegistry> tenants_;
   std::unique_ptr<events::EventLog> events_;
+  std::unique_ptr<delivery::DeliveryEngine> delivery_;
+  std::unique_ptr<delivery::SubscriptionManager> subscriptions_;
   std::unique_ptr<webhooks::Ingestor> ingestor_;
   std::unique_ptr<api::GatewayService> service_;
   std::unique_ptr<api::GatewayHttpHandler> http_handler_;

@@ -121,4 +121,21 @@ absl::StatusOr<v1::ListEventsResponse> EventLog::List(const v1::ListEventsReques
   return response;
 }
 
+absl::StatusOr<int64_t> EventLog::DeleteExpired(absl::Time cutoff, bool restart) {
+  absl::MutexLock lock(&mu_);
+  if (restart) sweep_position_ = 0;
+  int64_t deleted = 0;
+  for (int batch = 0; batch < 10; ++batch) {
+    storage::EventSweep sweep;
+    SY_RETURN_IF_ERROR(store_.Write([&](storage::Transaction& tx) -> absl::Status {
+      SY_ASSIGN_OR_RETURN(sweep, tx.SweepEvents(cutoff, sweep_position_, 1000));
+      return absl::OkStatus();
+    }));
+    sweep_position_ = sweep.next_position;
+    deleted += sweep.deleted;
+    if (sweep.done) break;
+  }
+  return deleted;
+}
+
 }  // namespace switchyard::events

@@ -3,7 +3,9 @@
 
 // Reading the stored events of connections (the polling fallback).
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "server/common/scope.h"
 #include "server/storage/store.h"
 #include "switchyard/v1/gateway.pb.h"
@@ -36,8 +38,16 @@ class EventLog {
 
   static v1::Event ToProto(const storage::EventRow& row);
 
+  // Deletes up to 10,000 events received before `cutoff`, continuing where
+  // the previous call stopped (from the oldest event when `restart`), and
+  // returns how many. The newest event of each connection stays, so that its
+  // sequence numbers continue.
+  absl::StatusOr<int64_t> DeleteExpired(absl::Time cutoff, bool restart) ABSL_LOCKS_EXCLUDED(mu_);
+
  private:
   storage::Store& store_;
+  absl::Mutex mu_;
+  int64_t sweep_position_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace switchyard::events

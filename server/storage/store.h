@@ -142,6 +142,9 @@ struct CredentialsRow {
 // One event of a connection: a webhook, a published event or one of the
 // gateway's own. `sequence` orders the events of one connection.
 struct EventRow {
+  // Order of storage across every connection; assigned by the store, never
+  // reused.
+  int64_t position = 0;
   std::string tenant_id;
   std::string connection_id;
   int64_t sequence = 0;
@@ -163,6 +166,50 @@ struct WebhookSecretRow {
   std::string sealed;
   absl::Time create_time = absl::InfinitePast();
   absl::Time expire_time = absl::InfinitePast();  // unset: until rotated
+};
+
+// A subscription. `config` is its serialized v1::Subscription (filter,
+// deadline, attempts, ordering); the store does not interpret it.
+struct SubscriptionRow {
+  std::string tenant_id;  // empty: an operator subscription (every tenant)
+  std::string id;
+  std::string config;
+  // Connections without a cursor start at their first event stored with a
+  // greater position.
+  int64_t start_position = 0;
+  // Changes with every seek, so that writes prepared before one are dropped.
+  int64_t generation = 0;
+  absl::Time create_time = absl::InfinitePast();
+};
+
+// How far a subscription has got in one connection's events: every event up
+// to `resolved_through` is acknowledged, dead-lettered or filtered out.
+struct SubscriptionCursorRow {
+  std::string subscription_tenant_id;
+  std::string subscription_id;
+  std::string tenant_id;
+  std::string connection_id;
+  int64_t resolved_through = 0;
+};
+
+// An event that ran out of delivery attempts on a subscription.
+struct DeadLetterRow {
+  std::string subscription_tenant_id;
+  std::string subscription_id;
+  int64_t position = 0;  // of the event
+  std::string tenant_id;
+  std::string connection_id;
+  int64_t sequence = 0;
+  int attempts = 0;
+  absl::Time dead_time = absl::InfinitePast();
+  bool replaying = false;  // being delivered again
+};
+
+// Outcome of one SweepEvents call.
+struct EventSweep {
+  int64_t deleted = 0;
+  int64_t next_position = 0;  // resume the sweep after this position
+  bool done = false;          // reached events received at or after the cutoff
 };
 
 // Filters for ListConnections; empty / 0 means "any".
@@ -266,8 +313,8 @@ class Transaction {
 
   // The event of a connection with `event_id`, if stored.
   virtual absl::StatusOr<std::optional<EventRow>> GetEventById(absl::string_view tenant_id,
-                                                              absl::string_view connection_id,
-                                                              absl::string_view event_id) = 0;
+                                                               absl::string_view connection_id,
+                                                               absl::string_view event_id) = 0;
   // The highest sequence of a connection's events; 0 when it has none.
   virtual absl::StatusOr<int64_t> LastEventSequence(absl::string_view tenant_id,
                                                     absl::string_view connection_id) = 0;
@@ -277,6 +324,50 @@ class Transaction {
   virtual absl::StatusOr<std::vector<EventRow>> ListEvents(absl::string_view tenant_id,
                                                            absl::string_view connection_id,
                                                            int64_t after, int limit) = 0;
+
+  // The event of a connection with `sequence`, if stored.
+  virtual absl::StatusOr<std::optional<EventRow>> GetEvent(absl::string_view tenant_id,
+                                                           absl::string_view connection_id,
+                                                           int64_t sequence) = 0;
+  // The lowest sequence of a connection's events stored after `position`;
+  // 0 when there is none.
+  virtual absl::StatusOr<int64_t> FirstEventSequenceAfter(absl::string_view tenant_id,
+                                                          absl::string_view connection_id,
+                                                          int64_t position) = 0;
+  // The highest position of any event; 0 when there are none.
+  virtual absl::StatusOr<int64_t> LastEventPosition() = 0;
+  // The lowest position of an event received at or after `time`; 0 when none.
+  virtual absl::StatusOr<int64_t> FirstEventPositionAt(absl::Time time) = 0;
+  // Deletes events received before `cutoff`, oldest position first, after
+  // `after_position`, at most `limit`, keeping the newest event of each
+  // connection (its sequence numbers continue from it).
+  virtual absl::StatusOr<EventSweep> SweepEvents(absl::Time cutoff, int64_t after_position,
+                                                 int limit) = 0;
+
+  virtual absl::StatusOr<std::optional<SubscriptionRow>> GetSubscription(
+      absl::string_view tenant_id, absl::string_view id) = 0;
+  // kAlreadyExists when (tenant_id, id) is taken.
+  virtual absl::Status InsertSubscription(const SubscriptionRow& row) = 0;
+  virtual absl::Status UpdateSubscription(const SubscriptionRow& row) = 0;
+  // Deletes the subscription with its cursors and dead letters.
+  virtual absl::Status DeleteSubscription(absl::string_view tenant_id, absl::string_view id) = 0;
+  virtual absl::StatusOr<std::vector<SubscriptionRow>> ListSubscriptions(
+      absl::string_view tenant_id, absl::string_view after, int limit) = 0;
+  virtual absl::StatusOr<std::vector<SubscriptionCursorRow>> ListSubscriptionCursors(
+      absl::string_view subscription_tenant_id, absl::string_view subscription_id) = 0;
+  // Inserts or replaces.
+  virtual absl::Status PutSubscriptionCursor(const SubscriptionCursorRow& row) = 0;
+  virtual absl::Status DeleteSubscriptionCursors(absl::string_view subscription_tenant_id,
+                                                 absl::string_view subscription_id) = 0;
+  // Inserts or replaces.
+  virtual absl::Status PutDeadLetter(const DeadLetterRow& row) = 0;
+  virtual absl::Status DeleteDeadLetter(absl::string_view subscription_tenant_id,
+                                        absl::string_view subscription_id, int64_t position) = 0;
+  // Dead letters with position > `after`, in position order; `replaying_only`
+  // lists only those being replayed.
+  virtual absl::StatusOr<std::vector<DeadLetterRow>> ListDeadLetters(
+      absl::string_view subscription_tenant_id, absl::string_view subscription_id, int64_t after,
+      int limit, bool replaying_only) = 0;
 
   // A connection's webhook secrets, oldest version first.
   virtual absl::StatusOr<std::vector<WebhookSecretRow>> ListWebhookSecrets(
@@ -292,10 +383,31 @@ class Transaction {
   virtual absl::StatusOr<int64_t> DeleteIdempotencyBefore(absl::Time cutoff) = 0;
 };
 
+// Events made durable by one commit: the last sequence of one connection.
+struct EventNotice {
+  std::string tenant_id;
+  std::string connection_id;
+  int64_t sequence = 0;
+};
+
+// Told about committed events, so consumers need not poll the store.
+class CommitListener {
+ public:
+  virtual ~CommitListener() = default;
+  // Called after a commit that inserted events, with one notice per
+  // connection, on a store thread: must be quick and must not wait for the
+  // store.
+  virtual void EventsCommitted(const std::vector<EventNotice>& notices) = 0;
+};
+
 // A transactional store. Thread-safe.
 class Store {
  public:
   virtual ~Store() = default;
+
+  // Registers the listener of committed events (nullptr: none). Borrowed: it
+  // must outlive the store or be unregistered first.
+  virtual void SetCommitListener(CommitListener* listener) = 0;
 
   // Runs `fn` in a read-write transaction. When `fn` returns OK its writes are
   // committed and durable before Write returns OK; when `fn` fails none of its

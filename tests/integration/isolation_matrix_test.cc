@@ -141,7 +141,37 @@ std::map<std::string, Invocation> AllCalls() {
     e->set_event_id("injected");
     e->set_body("{}");
   });
+  auto subscription = [&](const Names& n) { return tenant(n) + "/subscriptions/orders"; };
+  SY_CALL(CreateSubscription, CreateSubscriptionRequest, v1::Subscription, {
+    req.set_parent(tenant(n));
+    req.set_subscription_id("planted");
+  });
+  SY_CALL(GetSubscription, GetSubscriptionRequest, v1::Subscription, req.set_name(subscription(n)));
+  SY_CALL(ListSubscriptions, ListSubscriptionsRequest, v1::ListSubscriptionsResponse,
+          req.set_parent(tenant(n)));
+  SY_CALL(DeleteSubscription, DeleteSubscriptionRequest, google::protobuf::Empty,
+          req.set_name(subscription(n)));
+  SY_CALL(SeekSubscription, SeekSubscriptionRequest, v1::SeekSubscriptionResponse, {
+    req.set_subscription(subscription(n));
+    req.mutable_position()->set_connection(connection(n));
+  });
+  SY_CALL(ListDeadLetters, ListDeadLettersRequest, v1::ListDeadLettersResponse,
+          req.set_subscription(subscription(n)));
+  SY_CALL(ReplayDeadLetters, ReplayDeadLettersRequest, v1::ReplayDeadLettersResponse,
+          req.set_subscription(subscription(n)));
 #undef SY_CALL
+  // The streaming call: name the subscription, half-close, read to the end.
+  calls["StreamEvents"] = [=](v1::Gateway::Stub& stub, ClientContext& ctx, const Names& n) {
+    auto stream = stub.StreamEvents(&ctx);
+    v1::StreamEventsRequest first;
+    first.set_subscription(subscription(n));
+    stream->Write(first);
+    stream->WritesDone();
+    v1::StreamEventsResponse response;
+    while (stream->Read(&response)) {
+    }
+    return stream->Finish();
+  };
   return calls;
 }
 
@@ -227,6 +257,10 @@ class IsolationMatrixTest : public ::testing::Test {
     creds.mutable_credentials()->set_password(id + "-secret-password");
     EXPECT_TRUE(tenant_client->SetConnectionCredentials(creds).ok());
     t.credentials = creds.credentials();
+    v1::CreateSubscriptionRequest sub;
+    sub.set_parent("tenants/" + id);
+    sub.set_subscription_id("orders");
+    EXPECT_TRUE(tenant_client->CreateSubscription(sub).ok());
     return t;
   }
 
@@ -260,6 +294,10 @@ class IsolationMatrixTest : public ::testing::Test {
     keys.set_parent("tenants/alpha");
     auto k = op_->ListApiKeys(keys);
     absl::StrAppend(&out, k.ok() ? k->ShortDebugString() : k.status().ToString(), "\n");
+    v1::ListSubscriptionsRequest subs;
+    subs.set_parent("tenants/alpha");
+    auto l = op_->ListSubscriptions(subs);
+    absl::StrAppend(&out, l.ok() ? l->ShortDebugString() : l.status().ToString(), "\n");
     return out;
   }
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "server/api/grpc/event_stream.h"
 #include "server/api/grpc/status_mapping.h"
 #include "server/common/status.h"
 
@@ -36,7 +37,8 @@ const char* KindName(auth::TokenKind kind) {
 using grpc::ServerContext;
 using grpc::Status;
 
-absl::StatusOr<auth::Principal> GatewayService::Authorize(ServerContext* context, int callers) {
+absl::StatusOr<auth::Principal> GatewayService::Authorize(grpc::ServerContextBase* context,
+                                                          int callers) {
   absl::string_view token;
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
@@ -347,6 +349,69 @@ Status GatewayService::PublishEvents(ServerContext* context, const v1::PublishEv
   auto p = Authorize(context, kAnyCaller);
   if (!p.ok()) return ToGrpcStatus(p.status());
   return Reply(events_.Publish(*req, p->scope(), absl::Now()), resp);
+}
+
+Status GatewayService::CreateSubscription(ServerContext* context,
+                                          const v1::CreateSubscriptionRequest* req,
+                                          v1::Subscription* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(subscriptions_.Create(*req, p->scope()), resp);
+}
+
+Status GatewayService::GetSubscription(ServerContext* context,
+                                       const v1::GetSubscriptionRequest* req,
+                                       v1::Subscription* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(subscriptions_.Get(req->name(), p->scope()), resp);
+}
+
+Status GatewayService::ListSubscriptions(ServerContext* context,
+                                         const v1::ListSubscriptionsRequest* req,
+                                         v1::ListSubscriptionsResponse* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(subscriptions_.List(*req, p->scope()), resp);
+}
+
+Status GatewayService::DeleteSubscription(ServerContext* context,
+                                          const v1::DeleteSubscriptionRequest* req,
+                                          google::protobuf::Empty* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(Empty(subscriptions_.Delete(req->name(), p->scope())), resp);
+}
+
+Status GatewayService::SeekSubscription(ServerContext* context,
+                                        const v1::SeekSubscriptionRequest* req,
+                                        v1::SeekSubscriptionResponse* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(subscriptions_.Seek(*req, p->scope()), resp);
+}
+
+Status GatewayService::ListDeadLetters(ServerContext* context,
+                                       const v1::ListDeadLettersRequest* req,
+                                       v1::ListDeadLettersResponse* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(subscriptions_.ListDeadLetters(*req, p->scope()), resp);
+}
+
+Status GatewayService::ReplayDeadLetters(ServerContext* context,
+                                         const v1::ReplayDeadLettersRequest* req,
+                                         v1::ReplayDeadLettersResponse* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(subscriptions_.ReplayDeadLetters(*req, p->scope()), resp);
+}
+
+grpc::ServerBidiReactor<v1::StreamEventsRequest, v1::StreamEventsResponse>*
+GatewayService::StreamEvents(grpc::CallbackServerContext* context) {
+  absl::StatusOr<auth::Principal> p = Authorize(context, kOperator | kTenant);
+  absl::StatusOr<Scope> scope = p.ok() ? absl::StatusOr<Scope>(p->scope()) : p.status();
+  return NewEventStream(delivery_, std::move(scope));
 }
 
 }  // namespace switchyard::api

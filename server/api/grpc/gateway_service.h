@@ -6,13 +6,16 @@
 // the call (PERMISSION_DENIED otherwise), hands the request and the caller's
 // scope to one domain method, and maps the result with ToGrpcStatus.
 //
-// Uses gRPC's synchronous API: handlers run on gRPC's thread pool and block
-// on the store, which is the intended use of that API.
+// Unary calls use gRPC's synchronous API: handlers run on gRPC's thread pool
+// and block on the store, which is the intended use of that API. StreamEvents
+// uses the callback API (see event_stream.h).
 
 #include "server/auth/api_keys.h"
 #include "server/catalog/catalog.h"
 #include "server/connections/connections.h"
 #include "server/credits/ledger.h"
+#include "server/delivery/engine.h"
+#include "server/delivery/subscriptions.h"
 #include "server/events/event_log.h"
 #include "server/tenants/tenants.h"
 #include "server/vault/vault.h"
@@ -21,19 +24,23 @@
 namespace switchyard::api {
 
 // Thread-safe. Borrows the domain modules, which must outlive it.
-class GatewayService final : public v1::Gateway::Service {
+class GatewayService final
+    : public v1::Gateway::WithCallbackMethod_StreamEvents<v1::Gateway::Service> {
  public:
   GatewayService(auth::ApiKeyManager& keys, tenants::TenantRegistry& tenants,
                  const catalog::SystemCatalog& catalog, credits::CreditLedger& ledger,
                  connections::ConnectionManager& connections, vault::CredentialVault& vault,
-                 events::EventLog& events)
+                 events::EventLog& events, delivery::SubscriptionManager& subscriptions,
+                 delivery::DeliveryEngine& delivery)
       : keys_(keys),
         tenants_(tenants),
         catalog_(catalog),
         ledger_(ledger),
         connections_(connections),
         vault_(vault),
-        events_(events) {}
+        events_(events),
+        subscriptions_(subscriptions),
+        delivery_(delivery) {}
 
   grpc::Status CreateTenant(grpc::ServerContext* context, const v1::CreateTenantRequest* req,
                             v1::Tenant* resp) override;
@@ -130,6 +137,27 @@ class GatewayService final : public v1::Gateway::Service {
                              v1::PublishEventsResponse* resp) override;
   grpc::Status RewrapDataKeys(grpc::ServerContext* context, const v1::RewrapDataKeysRequest* req,
                               v1::RewrapDataKeysResponse* resp) override;
+  grpc::Status CreateSubscription(grpc::ServerContext* context,
+                                  const v1::CreateSubscriptionRequest* req,
+                                  v1::Subscription* resp) override;
+  grpc::Status GetSubscription(grpc::ServerContext* context, const v1::GetSubscriptionRequest* req,
+                               v1::Subscription* resp) override;
+  grpc::Status ListSubscriptions(grpc::ServerContext* context,
+                                 const v1::ListSubscriptionsRequest* req,
+                                 v1::ListSubscriptionsResponse* resp) override;
+  grpc::Status DeleteSubscription(grpc::ServerContext* context,
+                                  const v1::DeleteSubscriptionRequest* req,
+                                  google::protobuf::Empty* resp) override;
+  grpc::Status SeekSubscription(grpc::ServerContext* context,
+                                const v1::SeekSubscriptionRequest* req,
+                                v1::SeekSubscriptionResponse* resp) override;
+  grpc::Status ListDeadLetters(grpc::ServerContext* context, const v1::ListDeadLettersRequest* req,
+                               v1::ListDeadLettersResponse* resp) override;
+  grpc::Status ReplayDeadLetters(grpc::ServerContext* context,
+                                 const v1::ReplayDeadLettersRequest* req,
+                                 v1::ReplayDeadLettersResponse* resp) override;
+  grpc::ServerBidiReactor<v1::StreamEventsRequest, v1::StreamEventsResponse>* StreamEvents(
+      grpc::CallbackServerContext* context) override;
 
  private:
   // Which kinds of callers may make a call.
@@ -144,7 +172,7 @@ class GatewayService final : public v1::Gateway::Service {
   };
 
   // The authenticated caller of `context`, if its kind is in `callers`.
-  absl::StatusOr<auth::Principal> Authorize(grpc::ServerContext* context, int callers);
+  absl::StatusOr<auth::Principal> Authorize(grpc::ServerContextBase* context, int callers);
 
   auth::ApiKeyManager& keys_;
   tenants::TenantRegistry& tenants_;
@@ -153,6 +181,8 @@ class GatewayService final : public v1::Gateway::Service {
   connections::ConnectionManager& connections_;
   vault::CredentialVault& vault_;
   events::EventLog& events_;
+  delivery::SubscriptionManager& subscriptions_;
+  delivery::DeliveryEngine& delivery_;
 };
 
 }  // namespace switchyard::api

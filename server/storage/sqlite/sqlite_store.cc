@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -160,6 +162,58 @@ CREATE TABLE webhook_secrets (
   create_time INTEGER,
   expire_time INTEGER,
   PRIMARY KEY (tenant_id, connection_id, version)
+) WITHOUT ROWID;
+)sql",
+    R"sql(
+CREATE TABLE events_v4 (
+  position INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  source INTEGER NOT NULL,
+  source_time INTEGER,
+  receive_time INTEGER,
+  content_type TEXT NOT NULL,
+  body BLOB NOT NULL
+);
+INSERT INTO events_v4 (position, tenant_id, connection_id, sequence, event_id, type, source,
+                       source_time, receive_time, content_type, body)
+  SELECT rowid, tenant_id, connection_id, sequence, event_id, type, source, source_time,
+         receive_time, content_type, body FROM events ORDER BY rowid;
+DROP TABLE events;
+ALTER TABLE events_v4 RENAME TO events;
+CREATE UNIQUE INDEX events_by_sequence ON events (tenant_id, connection_id, sequence);
+CREATE UNIQUE INDEX events_by_id ON events (tenant_id, connection_id, event_id);
+CREATE TABLE subscriptions (
+  tenant_id TEXT NOT NULL,
+  id TEXT NOT NULL,
+  config BLOB NOT NULL,
+  start_position INTEGER NOT NULL,
+  generation INTEGER NOT NULL,
+  create_time INTEGER,
+  PRIMARY KEY (tenant_id, id)
+) WITHOUT ROWID;
+CREATE TABLE subscription_cursors (
+  subscription_tenant_id TEXT NOT NULL,
+  subscription_id TEXT NOT NULL,
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  resolved_through INTEGER NOT NULL,
+  PRIMARY KEY (subscription_tenant_id, subscription_id, tenant_id, connection_id)
+) WITHOUT ROWID;
+CREATE TABLE dead_letters (
+  subscription_tenant_id TEXT NOT NULL,
+  subscription_id TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  dead_time INTEGER,
+  replaying INTEGER NOT NULL,
+  PRIMARY KEY (subscription_tenant_id, subscription_id, position)
 ) WITHOUT ROWID;
 )sql",
 };
@@ -441,11 +495,13 @@ CredentialsRow ReadCredentials(const Query& q) {
   return CredentialsRow{q.Text(0), q.Text(1), q.Int(2), q.Bytes(3), q.Bytes(4), q.Time(5)};
 }
 
-#define EVENT_COLS                                                                          \
+#define EVENT_INSERT_COLS                                                                   \
   "tenant_id, connection_id, sequence, event_id, type, source, source_time, receive_time, " \
   "content_type, body"
+#define EVENT_COLS EVENT_INSERT_COLS ", position"
 EventRow ReadEvent(const Query& q) {
   EventRow r;
+  r.position = q.Int(10);
   r.tenant_id = q.Text(0);
   r.connection_id = q.Text(1);
   r.sequence = q.Int(2);
@@ -456,6 +512,28 @@ EventRow ReadEvent(const Query& q) {
   r.receive_time = q.Time(7);
   r.content_type = q.Text(8);
   r.body = q.Bytes(9);
+  return r;
+}
+
+#define SUBSCRIPTION_COLS "tenant_id, id, config, start_position, generation, create_time"
+SubscriptionRow ReadSubscription(const Query& q) {
+  return SubscriptionRow{q.Text(0), q.Text(1), q.Bytes(2), q.Int(3), q.Int(4), q.Time(5)};
+}
+
+#define DEAD_LETTER_COLS                                                                    \
+  "subscription_tenant_id, subscription_id, position, tenant_id, connection_id, sequence, " \
+  "attempts, dead_time, replaying"
+DeadLetterRow ReadDeadLetter(const Query& q) {
+  DeadLetterRow r;
+  r.subscription_tenant_id = q.Text(0);
+  r.subscription_id = q.Text(1);
+  r.position = q.Int(2);
+  r.tenant_id = q.Text(3);
+  r.connection_id = q.Text(4);
+  r.sequence = q.Int(5);
+  r.attempts = static_cast<int>(q.Int(6));
+  r.dead_time = q.Time(7);
+  r.replaying = q.Int(8) != 0;
   return r;
 }
 
@@ -506,7 +584,9 @@ absl::StatusOr<std::optional<Row>> One(Query& q, Reader read) {
 
 class SqliteTransaction final : public Transaction {
  public:
-  explicit SqliteTransaction(SqliteDb& db) : db_(db) {}
+  // `inserted` (optional) collects the events inserted.
+  explicit SqliteTransaction(SqliteDb& db, std::vector<EventNotice>* inserted = nullptr)
+      : db_(db), inserted_(inserted) {}
 
   absl::StatusOr<std::optional<PoolRow>> GetPool(absl::string_view id) override {
     static constexpr const char* kSql = "SELECT " POOL_COLS " FROM pools WHERE id = ?";
@@ -903,13 +983,15 @@ class SqliteTransaction final : public Transaction {
   }
   absl::Status InsertEvent(const EventRow& r) override {
     static constexpr const char* kSql =
-        "INSERT INTO events (" EVENT_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        "INSERT INTO events (" EVENT_INSERT_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
     Query q(db_, s);
-    return q
-        .BindAll(r.tenant_id, r.connection_id, r.sequence, r.event_id, r.type, r.source,
-                 r.source_time, r.receive_time, r.content_type, Query::Blob{r.body})
-        .Run();
+    SY_RETURN_IF_ERROR(q.BindAll(r.tenant_id, r.connection_id, r.sequence, r.event_id, r.type,
+                                 r.source, r.source_time, r.receive_time, r.content_type,
+                                 Query::Blob{r.body})
+                           .Run());
+    if (inserted_ != nullptr) inserted_->push_back({r.tenant_id, r.connection_id, r.sequence});
+    return absl::OkStatus();
   }
   absl::StatusOr<std::vector<EventRow>> ListEvents(absl::string_view tenant_id,
                                                    absl::string_view connection_id, int64_t after,
@@ -922,6 +1004,206 @@ class SqliteTransaction final : public Transaction {
     Query q(db_, s);
     q.BindAll(tenant_id, connection_id, after, limit);
     return Collect<EventRow>(q, ReadEvent);
+  }
+
+  absl::StatusOr<std::optional<EventRow>> GetEvent(absl::string_view tenant_id,
+                                                   absl::string_view connection_id,
+                                                   int64_t sequence) override {
+    static constexpr const char* kSql =
+        "SELECT " EVENT_COLS
+        " FROM events WHERE tenant_id = ? AND connection_id = ? AND sequence = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, connection_id, sequence);
+    return One<EventRow>(q, ReadEvent);
+  }
+  absl::StatusOr<int64_t> FirstEventSequenceAfter(absl::string_view tenant_id,
+                                                  absl::string_view connection_id,
+                                                  int64_t position) override {
+    static constexpr const char* kSql =
+        "SELECT sequence FROM events WHERE tenant_id = ? AND connection_id = ? AND position > ? "
+        "ORDER BY sequence LIMIT 1";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, connection_id, position);
+    SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+    return has_row ? q.Int(0) : int64_t{0};
+  }
+  absl::StatusOr<int64_t> LastEventPosition() override {
+    static constexpr const char* kSql = "SELECT MAX(position) FROM events";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+    return has_row ? q.Int(0) : int64_t{0};
+  }
+  absl::StatusOr<int64_t> FirstEventPositionAt(absl::Time time) override {
+    static constexpr const char* kSql = "SELECT MIN(position) FROM events WHERE receive_time >= ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(time);
+    SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+    return has_row ? q.Int(0) : int64_t{0};
+  }
+  absl::StatusOr<EventSweep> SweepEvents(absl::Time cutoff, int64_t after_position,
+                                         int limit) override {
+    static constexpr const char* kScan =
+        "SELECT position, tenant_id, connection_id, sequence, receive_time FROM events "
+        "WHERE position > ? ORDER BY position LIMIT ?";
+    static constexpr const char* kDelete = "DELETE FROM events WHERE position = ?";
+    struct Candidate {
+      int64_t position;
+      std::string tenant_id, connection_id;
+      int64_t sequence;
+      absl::Time receive_time;
+    };
+    std::vector<Candidate> candidates;
+    {
+      SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kScan));
+      Query q(db_, s);
+      q.BindAll(after_position, limit);
+      while (true) {
+        SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+        if (!has_row) break;
+        candidates.push_back({q.Int(0), q.Text(1), q.Text(2), q.Int(3), q.Time(4)});
+      }
+    }
+    EventSweep sweep;
+    sweep.next_position = after_position;
+    sweep.done = static_cast<int>(candidates.size()) < limit;
+    for (const Candidate& c : candidates) {
+      if (c.receive_time >= cutoff) {
+        sweep.done = true;
+        break;
+      }
+      SY_ASSIGN_OR_RETURN(int64_t last, LastEventSequence(c.tenant_id, c.connection_id));
+      if (c.sequence < last) {
+        SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kDelete));
+        Query q(db_, s);
+        SY_RETURN_IF_ERROR(q.BindAll(c.position).Run());
+        ++sweep.deleted;
+      }
+      sweep.next_position = c.position;
+    }
+    return sweep;
+  }
+
+  absl::StatusOr<std::optional<SubscriptionRow>> GetSubscription(absl::string_view tenant_id,
+                                                                 absl::string_view id) override {
+    static constexpr const char* kSql =
+        "SELECT " SUBSCRIPTION_COLS " FROM subscriptions WHERE tenant_id = ? AND id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, id);
+    return One<SubscriptionRow>(q, ReadSubscription);
+  }
+  absl::Status InsertSubscription(const SubscriptionRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO subscriptions (" SUBSCRIPTION_COLS ") VALUES (?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q
+        .BindAll(r.tenant_id, r.id, Query::Blob{r.config}, r.start_position, r.generation,
+                 r.create_time)
+        .Run();
+  }
+  absl::Status UpdateSubscription(const SubscriptionRow& r) override {
+    static constexpr const char* kSql =
+        "UPDATE subscriptions SET config = ?, start_position = ?, generation = ?, "
+        "create_time = ? WHERE tenant_id = ? AND id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(Query::Blob{r.config}, r.start_position, r.generation, r.create_time, r.tenant_id,
+              r.id);
+    return RunUpdate(q, "subscription");
+  }
+  absl::Status DeleteSubscription(absl::string_view tenant_id, absl::string_view id) override {
+    static constexpr const char* kSql[] = {
+        "DELETE FROM subscriptions WHERE tenant_id = ? AND id = ?",
+        "DELETE FROM subscription_cursors WHERE subscription_tenant_id = ? AND "
+        "subscription_id = ?",
+        "DELETE FROM dead_letters WHERE subscription_tenant_id = ? AND subscription_id = ?",
+    };
+    for (const char* sql : kSql) {
+      SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(sql));
+      Query q(db_, s);
+      SY_RETURN_IF_ERROR(q.BindAll(tenant_id, id).Run());
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<SubscriptionRow>> ListSubscriptions(absl::string_view tenant_id,
+                                                                 absl::string_view after,
+                                                                 int limit) override {
+    static constexpr const char* kSql =
+        "SELECT " SUBSCRIPTION_COLS
+        " FROM subscriptions WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, after, limit);
+    return Collect<SubscriptionRow>(q, ReadSubscription);
+  }
+  absl::StatusOr<std::vector<SubscriptionCursorRow>> ListSubscriptionCursors(
+      absl::string_view subscription_tenant_id, absl::string_view subscription_id) override {
+    static constexpr const char* kSql =
+        "SELECT subscription_tenant_id, subscription_id, tenant_id, connection_id, "
+        "resolved_through FROM subscription_cursors WHERE subscription_tenant_id = ? AND "
+        "subscription_id = ? ORDER BY tenant_id, connection_id";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(subscription_tenant_id, subscription_id);
+    return Collect<SubscriptionCursorRow>(q, [](const Query& q) {
+      return SubscriptionCursorRow{q.Text(0), q.Text(1), q.Text(2), q.Text(3), q.Int(4)};
+    });
+  }
+  absl::Status PutSubscriptionCursor(const SubscriptionCursorRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT OR REPLACE INTO subscription_cursors (subscription_tenant_id, subscription_id, "
+        "tenant_id, connection_id, resolved_through) VALUES (?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q
+        .BindAll(r.subscription_tenant_id, r.subscription_id, r.tenant_id, r.connection_id,
+                 r.resolved_through)
+        .Run();
+  }
+  absl::Status DeleteSubscriptionCursors(absl::string_view subscription_tenant_id,
+                                         absl::string_view subscription_id) override {
+    static constexpr const char* kSql =
+        "DELETE FROM subscription_cursors WHERE subscription_tenant_id = ? AND "
+        "subscription_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(subscription_tenant_id, subscription_id).Run();
+  }
+  absl::Status PutDeadLetter(const DeadLetterRow& r) override {
+    static constexpr const char* kSql = "INSERT OR REPLACE INTO dead_letters (" DEAD_LETTER_COLS
+                                        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q
+        .BindAll(r.subscription_tenant_id, r.subscription_id, r.position, r.tenant_id,
+                 r.connection_id, r.sequence, r.attempts, r.dead_time, r.replaying)
+        .Run();
+  }
+  absl::Status DeleteDeadLetter(absl::string_view subscription_tenant_id,
+                                absl::string_view subscription_id, int64_t position) override {
+    static constexpr const char* kSql =
+        "DELETE FROM dead_letters WHERE subscription_tenant_id = ? AND subscription_id = ? AND "
+        "position = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(subscription_tenant_id, subscription_id, position).Run();
+  }
+  absl::StatusOr<std::vector<DeadLetterRow>> ListDeadLetters(
+      absl::string_view subscription_tenant_id, absl::string_view subscription_id, int64_t after,
+      int limit, bool replaying_only) override {
+    static constexpr const char* kSql =
+        "SELECT " DEAD_LETTER_COLS
+        " FROM dead_letters WHERE subscription_tenant_id = ? AND subscription_id = ? AND "
+        "position > ? AND replaying >= ? ORDER BY position LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(subscription_tenant_id, subscription_id, after, replaying_only ? 1 : 0, limit);
+    return Collect<DeadLetterRow>(q, ReadDeadLetter);
   }
 
   absl::StatusOr<std::vector<WebhookSecretRow>> ListWebhookSecrets(
@@ -1026,7 +1308,25 @@ class SqliteTransaction final : public Transaction {
   }
 
   SqliteDb& db_;
+  std::vector<EventNotice>* inserted_;
 };
+
+// One notice per connection: the highest sequence inserted.
+std::vector<EventNotice> MergeNotices(std::vector<EventNotice> inserted) {
+  std::sort(inserted.begin(), inserted.end(), [](const EventNotice& a, const EventNotice& b) {
+    return std::tie(a.tenant_id, a.connection_id, b.sequence) <
+           std::tie(b.tenant_id, b.connection_id, a.sequence);
+  });
+  std::vector<EventNotice> merged;
+  for (EventNotice& n : inserted) {
+    if (!merged.empty() && merged.back().tenant_id == n.tenant_id &&
+        merged.back().connection_id == n.connection_id) {
+      continue;  // sorted by descending sequence within a connection
+    }
+    merged.push_back(std::move(n));
+  }
+  return merged;
+}
 
 absl::Status Migrate(SqliteDb& db) {
   SY_RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
@@ -1177,8 +1477,10 @@ void SqliteStore::RunBatch(const std::vector<Task*>& batch) {
     fail_all(begin);
     return;
   }
-  SqliteTransaction tx(db);
+  std::vector<EventNotice> inserted;
+  SqliteTransaction tx(db, &inserted);
   for (Task* task : batch) {
+    const size_t inserted_before = inserted.size();
     absl::Status status = db.ExecCached("SAVEPOINT task");
     if (status.ok()) status = task->fn(tx);
     if (sqlite3_get_autocommit(db.handle())) {
@@ -1191,6 +1493,7 @@ void SqliteStore::RunBatch(const std::vector<Task*>& batch) {
     }
     if (!status.ok()) {
       db.ExecCached("ROLLBACK TO task").IgnoreError();
+      inserted.resize(inserted_before);
     }
     absl::Status release = db.ExecCached("RELEASE task");
     task->result = release.ok() ? status : release;
@@ -1200,7 +1503,16 @@ void SqliteStore::RunBatch(const std::vector<Task*>& batch) {
     db.Exec("ROLLBACK").IgnoreError();
     fail_all(Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
                    absl::StrCat("store commit failed; retry: ", commit.message())));
+    return;
   }
+  if (!inserted.empty()) {
+    CommitListener* listener = listener_.load(std::memory_order_acquire);
+    if (listener != nullptr) listener->EventsCommitted(MergeNotices(std::move(inserted)));
+  }
+}
+
+void SqliteStore::SetCommitListener(CommitListener* listener) {
+  listener_.store(listener, std::memory_order_release);
 }
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteStore::AcquireReader() {

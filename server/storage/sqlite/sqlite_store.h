@@ -11,6 +11,7 @@
 // them durable. Reads use a small pool of read-only connections and never wait
 // for the writer.
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <string>
@@ -56,6 +57,7 @@ class SqliteStore final : public Store {
                   std::function<void(absl::Status)> done) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Read(absl::FunctionRef<absl::Status(Transaction&)> fn) override
       ABSL_LOCKS_EXCLUDED(readers_mu_);
+  void SetCommitListener(CommitListener* listener) override;
 
   // Number of SQLite commits made so far (for tests of group commit).
   int64_t CommitCountForTest() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -81,6 +83,8 @@ class SqliteStore final : public Store {
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<SqliteDb>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
   int open_readers_ ABSL_GUARDED_BY(readers_mu_) = 0;
+
+  std::atomic<CommitListener*> listener_{nullptr};
 
   std::thread writer_thread_;  // last: start after everything above exists
 };

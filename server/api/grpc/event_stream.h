@@ -1,0 +1,28 @@
+#ifndef SWITCHYARD_SERVER_API_GRPC_EVENT_STREAM_H_
+#define SWITCHYARD_SERVER_API_GRPC_EVENT_STREAM_H_
+
+// StreamEvents on gRPC's callback API: a reactor that hands requests to the
+// delivery engine and writes what the engine sends, one write in flight at a
+// time. No reaction blocks: the engine queues input and sends from its own
+// thread.
+
+#include <grpcpp/support/server_callback.h>
+
+#include "absl/status/statusor.h"
+#include "server/common/scope.h"
+#include "server/delivery/engine.h"
+#include "switchyard/v1/gateway.pb.h"
+
+namespace switchyard::api {
+
+using EventStreamReactor =
+    grpc::ServerBidiReactor<v1::StreamEventsRequest, v1::StreamEventsResponse>;
+
+// A reactor for one call, owned by gRPC (it deletes itself when done). When
+// `scope` is an error the call ends with it at once. `engine` must outlive
+// the call.
+EventStreamReactor* NewEventStream(delivery::DeliveryEngine& engine, absl::StatusOr<Scope> scope);
+
+}  // namespace switchyard::api
+
+#endif  // SWITCHYARD_SERVER_API_GRPC_EVENT_STREAM_H_

@@ -1,0 +1,1080 @@
+#include "server/delivery/engine.h"
+
+#include <algorithm>
+#include <map>
+#include <queue>
+#include <set>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/common/log.h"
+#include "server/common/proto_time.h"
+#include "server/common/status.h"
+#include "server/delivery/subscription_name.h"
+#include "server/events/event_log.h"
+
+namespace switchyard::delivery {
+namespace {
+
+constexpr int kDefaultMaxEvents = 1000;
+constexpr int kMaxMaxEvents = 100000;
+constexpr int64_t kDefaultMaxBytes = int64_t{10} << 20;
+constexpr int kMaxDeadlineSeconds = 600;
+// Events of one connection sent per dispatch round (unordered
+// subscriptions); rounds alternate between connections.
+constexpr int kEventsPerRound = 16;
+// Dispatch rounds per Pump before yielding to new input.
+constexpr int kRoundsPerPump = 64;
+
+std::string LaneKey(absl::string_view tenant_id, absl::string_view connection_id) {
+  return absl::StrCat(tenant_id, "/", connection_id);
+}
+
+struct AckId {
+  std::string lane;
+  int64_t sequence = 0;
+  int attempt = 0;
+};
+
+std::string FormatAckId(absl::string_view lane, int64_t sequence, int attempt) {
+  return absl::StrCat(lane, "/", sequence, "/", attempt);
+}
+
+std::optional<AckId> ParseAckId(absl::string_view text) {
+  std::vector<absl::string_view> parts = absl::StrSplit(text, '/');
+  AckId id;
+  if (parts.size() != 4 || parts[0].empty() || parts[1].empty() ||
+      !absl::SimpleAtoi(parts[2], &id.sequence) || !absl::SimpleAtoi(parts[3], &id.attempt)) {
+    return std::nullopt;
+  }
+  id.lane = LaneKey(parts[0], parts[1]);
+  return id;
+}
+
+absl::Status Malformed(absl::string_view message) {
+  return InvalidArgument("INVALID_STREAM_REQUEST", message);
+}
+
+}  // namespace
+
+struct DeliveryEngine::Work {
+  enum Kind { kOpen, kRequest, kClose, kInvalidate, kNotices, kFlushed };
+  Kind kind = kOpen;
+  StreamId stream = 0;
+  std::shared_ptr<StreamSink> sink;
+  Scope scope;
+  v1::StreamEventsRequest request;
+  std::string name;
+  std::vector<storage::EventNotice> notices;
+  std::shared_ptr<FlushBatch> flushed;
+};
+
+struct DeliveryEngine::Stream {
+  StreamId id = 0;
+  std::shared_ptr<StreamSink> sink;
+  Scope scope;
+  std::string sub;  // name, once attached
+  int max_events = kDefaultMaxEvents;
+  int64_t max_bytes = kDefaultMaxBytes;
+  int outstanding = 0;
+  int64_t outstanding_bytes = 0;
+  v1::StreamEventsResponse batch;  // being assembled
+
+  // At least one event is always allowed, whatever its size.
+  bool HasRoom() const {
+    return outstanding < max_events && (outstanding == 0 || outstanding_bytes < max_bytes);
+  }
+};
+
+namespace {
+struct Waiting {
+  std::shared_ptr<const v1::Event> event;
+  int64_t position = 0;
+  int attempts = 0;  // deliveries so far
+  bool replay = false;
+};
+
+struct Delivered {
+  std::shared_ptr<const v1::Event> event;
+  int64_t position = 0;
+  int attempt = 0;
+  absl::Time deadline;
+  uint64_t stream = 0;
+  bool replay = false;
+};
+}  // namespace
+
+struct DeliveryEngine::Lane {
+  std::string key;  // tenant/connection
+  std::string tenant_id;
+  std::string connection_id;
+  // Every sequence up to here is acknowledged, dead-lettered or skipped.
+  int64_t resolved_through = 0;
+  // Every sequence up to here was read from the store (or skipped).
+  int64_t loaded_through = 0;
+  // The highest sequence known to be stored.
+  int64_t known_last = 0;
+  std::map<int64_t, Waiting> ready;  // to send, lowest sequence first
+  std::map<int64_t, Delivered> outstanding;
+  std::set<int64_t> resolved_above;  // resolved sequences above resolved_through
+  StreamId stream = 0;               // while anything is outstanding
+  bool queued = false;               // in Sub::runnable
+  bool dirty = false;                // in Sub::dirty
+};
+
+namespace {
+struct Expiry {
+  absl::Time deadline;
+  void* lane = nullptr;  // a DeliveryEngine::Lane of the same Sub
+  int64_t sequence = 0;
+  int attempt = 0;
+  bool operator>(const Expiry& other) const { return deadline > other.deadline; }
+};
+}  // namespace
+
+struct DeliveryEngine::Sub {
+  SubscriptionKey key;
+  std::string name;
+  uint64_t incarnation = 0;
+  bool loaded = false;
+  int64_t start_position = 0;
+  int64_t generation = 0;
+  absl::Duration ack_deadline = absl::Seconds(30);
+  int max_attempts = 5;
+  bool ordered = false;
+  absl::flat_hash_set<std::string> connections;  // lane keys; empty: all
+  absl::flat_hash_set<std::string> systems;      // empty: all
+  std::vector<std::string> types;                // empty: all
+
+  absl::flat_hash_map<std::string, std::unique_ptr<Lane>> lanes;
+  absl::flat_hash_set<std::string> excluded;          // connections that do not match
+  absl::flat_hash_map<std::string, int64_t> unknown;  // seen in notices, not looked up yet
+  std::vector<StreamId> streams;
+  std::vector<std::pair<StreamId, v1::StreamEventsRequest>> early;  // before loading
+  std::deque<Lane*> runnable;
+  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<>> expiries;
+
+  std::vector<Lane*> dirty;
+  std::vector<storage::DeadLetterRow> dead;
+  std::vector<int64_t> undead;  // dead letters replayed and acknowledged
+  bool flushing = false;
+  absl::Time last_flush = absl::InfinitePast();
+
+  bool TypeMatches(absl::string_view type) const {
+    if (types.empty()) return true;
+    for (const std::string& t : types) {
+      if (absl::EndsWith(t, "*")
+              ? absl::StartsWith(type, absl::string_view(t).substr(0, t.size() - 1))
+              : type == t) {
+        return true;
+      }
+    }
+    return false;
+  }
+  bool HasPendingWrites() const { return !dirty.empty() || !dead.empty() || !undead.empty(); }
+
+  void Wake(Lane& lane) {
+    if (lane.queued) return;
+    lane.queued = true;
+    runnable.push_back(&lane);
+  }
+  void MarkDirty(Lane& lane) {
+    if (lane.dirty) return;
+    lane.dirty = true;
+    dirty.push_back(&lane);
+  }
+  // Marks sequences [from, to] resolved.
+  void Resolve(Lane& lane, int64_t from, int64_t to) {
+    if (to <= lane.resolved_through) return;
+    if (from <= lane.resolved_through + 1) {
+      lane.resolved_through = to;
+    } else {
+      for (int64_t s = from; s <= to; ++s) lane.resolved_above.insert(s);
+    }
+    while (!lane.resolved_above.empty() &&
+           *lane.resolved_above.begin() <= lane.resolved_through + 1) {
+      lane.resolved_through = std::max(lane.resolved_through, *lane.resolved_above.begin());
+      lane.resolved_above.erase(lane.resolved_above.begin());
+    }
+    MarkDirty(lane);
+  }
+};
+
+struct DeliveryEngine::FlushBatch {
+  struct Cursor {
+    Lane* lane;  // only dereferenced by Flushed, when its Sub still exists
+    storage::SubscriptionCursorRow row;
+  };
+  std::string name;
+  uint64_t incarnation = 0;
+  SubscriptionKey key;
+  int64_t generation = 0;
+  std::vector<Cursor> cursors;
+  std::vector<storage::DeadLetterRow> dead;
+  std::vector<int64_t> undead;
+  absl::Status status;
+};
+
+DeliveryEngine::DeliveryEngine(storage::Store& store, Clock& clock, EngineOptions options)
+    : store_(store), clock_(clock), options_(options) {}
+
+DeliveryEngine::~DeliveryEngine() { Shutdown(); }
+
+void DeliveryEngine::Start() {
+  absl::MutexLock lock(&inbox_mu_);
+  if (started_ || stopping_) return;
+  started_ = true;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void DeliveryEngine::Post(Work work) {
+  absl::MutexLock lock(&inbox_mu_);
+  inbox_.push_back(std::move(work));
+}
+
+DeliveryEngine::StreamId DeliveryEngine::Open(std::shared_ptr<StreamSink> sink, Scope scope) {
+  Work work;
+  work.kind = Work::kOpen;
+  work.sink = sink;
+  work.scope = std::move(scope);
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    if (!stopping_) {
+      work.stream = next_stream_id_++;
+      const StreamId id = work.stream;
+      inbox_.push_back(std::move(work));
+      return id;
+    }
+  }
+  sink->End(Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
+                  "the server is shutting down; reconnect"));
+  return 0;
+}
+
+void DeliveryEngine::Handle(StreamId stream, v1::StreamEventsRequest request) {
+  Work work;
+  work.kind = Work::kRequest;
+  work.stream = stream;
+  work.request = std::move(request);
+  Post(std::move(work));
+}
+
+void DeliveryEngine::Close(StreamId stream) {
+  Work work;
+  work.kind = Work::kClose;
+  work.stream = stream;
+  Post(std::move(work));
+}
+
+void DeliveryEngine::Invalidate(const std::string& subscription_name) {
+  Work work;
+  work.kind = Work::kInvalidate;
+  work.name = subscription_name;
+  Post(std::move(work));
+}
+
+void DeliveryEngine::EventsCommitted(const std::vector<storage::EventNotice>& notices) {
+  Work work;
+  work.kind = Work::kNotices;
+  work.notices = notices;
+  Post(std::move(work));
+}
+
+DeliveryStats DeliveryEngine::Stats() const {
+  DeliveryStats stats;
+  stats.delivered = delivered_.load();
+  stats.redelivered = redelivered_.load();
+  stats.acked = acked_.load();
+  stats.dead_lettered = dead_lettered_.load();
+  stats.streams = open_streams_.load();
+  return stats;
+}
+
+void DeliveryEngine::Loop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&inbox_mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(inbox_mu_) {
+        return !inbox_.empty() || stopping_;
+      };
+      // wake_at_ is on the engine's clock, which is the wall clock when the
+      // engine thread runs.
+      inbox_mu_.AwaitWithDeadline(absl::Condition(&ready), wake_at_);
+      if (stopping_) return;
+    }
+    Pump();
+  }
+}
+
+void DeliveryEngine::Pump() {
+  std::vector<Work> work;
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    work.swap(inbox_);
+    wake_at_ = absl::InfiniteFuture();
+  }
+  absl::MutexLock lock(&pump_mu_);
+  if (shut_down_) return;
+  absl::Time now = clock_.Now();
+  for (Work& w : work) Apply(w, now);
+
+  absl::Time wake = absl::InfiniteFuture();
+  std::vector<std::string> names;
+  names.reserve(subs_.size());
+  for (const auto& [name, sub] : subs_) names.push_back(name);
+  for (const std::string& name : names) {
+    auto it = subs_.find(name);
+    if (it == subs_.end()) continue;
+    Sub& sub = *it->second;
+    if (!sub.loaded) {
+      if (absl::Status loaded = Load(sub); !loaded.ok()) {
+        Drop(name, loaded);
+        continue;
+      }
+    }
+    if (sub.streams.empty()) {
+      // Nobody receives: write what was acknowledged, then forget it until
+      // a stream comes back (its state is read again from the store).
+      Flush(sub, now, false);
+      if (!sub.HasPendingWrites() && !sub.flushing) {
+        subs_.erase(it);
+        continue;
+      }
+      if (!sub.flushing) wake = std::min(wake, sub.last_flush + options_.flush_interval);
+      continue;
+    }
+    Expire(sub, now);
+    bool more = false;
+    for (int round = 0; round < kRoundsPerPump; ++round) {
+      if (absl::Status filled = Fill(sub); !filled.ok()) {
+        log::Warning("delivery: reading events failed",
+                     {{"subscription", name}, {"error", filled.ToString()}});
+        wake = std::min(wake, now + absl::Milliseconds(100));
+        break;
+      }
+      more = Dispatch(sub, now);
+      if (!more) break;
+    }
+    if (more) wake = now;
+    Flush(sub, now, false);
+    if (!sub.expiries.empty()) wake = std::min(wake, sub.expiries.top().deadline);
+    if (sub.HasPendingWrites() && !sub.flushing) {
+      wake = std::min(wake, sub.last_flush + options_.flush_interval);
+    }
+  }
+  SendBatches();
+  absl::MutexLock inbox_lock(&inbox_mu_);
+  wake_at_ = std::min(wake_at_, wake);
+}
+
+void DeliveryEngine::Apply(Work& w, absl::Time now) {
+  switch (w.kind) {
+    case Work::kOpen: {
+      auto stream = std::make_unique<Stream>();
+      stream->id = w.stream;
+      stream->sink = std::move(w.sink);
+      stream->scope = std::move(w.scope);
+      ++open_streams_;
+      streams_[w.stream] = std::move(stream);
+      return;
+    }
+    case Work::kRequest: {
+      auto it = streams_.find(w.stream);
+      if (it == streams_.end()) return;
+      Stream& stream = *it->second;
+      if (stream.sub.empty()) {
+        Attach(stream, w.request, now);
+        return;
+      }
+      if (!w.request.subscription().empty() && w.request.subscription() != stream.sub) {
+        EndStream(stream.id, Malformed("only the first request names the subscription"));
+        return;
+      }
+      auto sub = subs_.find(stream.sub);
+      if (sub == subs_.end()) return;
+      if (!sub->second->loaded) {
+        sub->second->early.emplace_back(stream.id, std::move(w.request));
+        return;
+      }
+      Settle(*sub->second, stream, w.request, now);
+      return;
+    }
+    case Work::kClose: {
+      auto it = streams_.find(w.stream);
+      if (it != streams_.end()) EndStream(w.stream, absl::OkStatus());
+      return;
+    }
+    case Work::kInvalidate: {
+      auto it = subs_.find(w.name);
+      if (it == subs_.end()) return;
+      auto fresh = std::make_unique<Sub>();
+      fresh->key = it->second->key;
+      fresh->name = w.name;
+      fresh->incarnation = next_incarnation_++;
+      fresh->streams = it->second->streams;
+      for (StreamId id : fresh->streams) {
+        auto s = streams_.find(id);
+        if (s == streams_.end()) continue;
+        s->second->outstanding = 0;
+        s->second->outstanding_bytes = 0;
+      }
+      it->second = std::move(fresh);
+      return;
+    }
+    case Work::kNotices:
+      for (const storage::EventNotice& n : w.notices) Notice(n);
+      return;
+    case Work::kFlushed:
+      Flushed(*w.flushed);
+      return;
+  }
+}
+
+void DeliveryEngine::Attach(Stream& stream, v1::StreamEventsRequest& request, absl::Time now) {
+  if (request.subscription().empty()) {
+    EndStream(stream.id, Malformed("the first request must name the subscription"));
+    return;
+  }
+  absl::StatusOr<SubscriptionKey> key =
+      ParseSubscriptionName("subscription", request.subscription());
+  if (!key.ok()) {
+    EndStream(stream.id, key.status());
+    return;
+  }
+  if (!key->VisibleTo(stream.scope)) {
+    EndStream(stream.id, NotFound("SUBSCRIPTION_NOT_FOUND",
+                                  absl::StrCat(request.subscription(), " does not exist")));
+    return;
+  }
+  if (request.max_outstanding_events() < 0 || request.max_outstanding_events() > kMaxMaxEvents ||
+      request.max_outstanding_bytes() < 0) {
+    EndStream(stream.id,
+              InvalidArgument("INVALID_FLOW_CONTROL",
+                              absl::StrCat("max_outstanding_events must be 0 to ", kMaxMaxEvents,
+                                           " and max_outstanding_bytes not negative")));
+    return;
+  }
+  if (request.max_outstanding_events() > 0) stream.max_events = request.max_outstanding_events();
+  if (request.max_outstanding_bytes() > 0) stream.max_bytes = request.max_outstanding_bytes();
+  const std::string name = key->Name();
+  auto& sub = subs_[name];
+  if (sub == nullptr) {
+    sub = std::make_unique<Sub>();
+    sub->key = *key;
+    sub->name = name;
+    sub->incarnation = next_incarnation_++;
+  }
+  stream.sub = name;
+  sub->streams.push_back(stream.id);
+  if (request.ack_ids_size() + request.nack_ids_size() + request.modify_deadline_ack_ids_size() >
+      0) {
+    if (sub->loaded) {
+      Settle(*sub, stream, request, now);
+    } else {
+      sub->early.emplace_back(stream.id, std::move(request));
+    }
+  }
+}
+
+void DeliveryEngine::EndStream(StreamId id, absl::Status status) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  std::unique_ptr<Stream> stream = std::move(it->second);
+  streams_.erase(it);
+  Detach(*stream, clock_.Now());
+  stream->sink->End(std::move(status));
+  --open_streams_;
+}
+
+void DeliveryEngine::Detach(Stream& stream, absl::Time now) {
+  if (stream.sub.empty()) return;
+  auto it = subs_.find(stream.sub);
+  stream.sub.clear();
+  if (it == subs_.end()) return;
+  Sub& sub = *it->second;
+  sub.streams.erase(std::remove(sub.streams.begin(), sub.streams.end(), stream.id),
+                    sub.streams.end());
+  // Whatever was outstanding on the stream goes to the other streams now.
+  for (auto& [key, lane] : sub.lanes) {
+    if (lane->stream != stream.id) continue;
+    std::vector<int64_t> sequences;
+    for (const auto& [sequence, delivered] : lane->outstanding) sequences.push_back(sequence);
+    for (int64_t sequence : sequences) Retry(sub, *lane, sequence, now);
+    lane->stream = 0;
+  }
+}
+
+void DeliveryEngine::Drop(const std::string& name, absl::Status status) {
+  auto it = subs_.find(name);
+  if (it == subs_.end()) return;
+  std::vector<StreamId> streams = it->second->streams;
+  subs_.erase(it);
+  for (StreamId id : streams) EndStream(id, status);
+}
+
+void DeliveryEngine::Notice(const storage::EventNotice& n) {
+  const std::string key = LaneKey(n.tenant_id, n.connection_id);
+  for (auto& [name, sub] : subs_) {
+    if (!sub->loaded) continue;
+    if (!sub->key.tenant_id.empty() && sub->key.tenant_id != n.tenant_id) continue;
+    if (!sub->connections.empty() && !sub->connections.contains(key)) continue;
+    auto lane = sub->lanes.find(key);
+    if (lane != sub->lanes.end()) {
+      lane->second->known_last = std::max(lane->second->known_last, n.sequence);
+      sub->Wake(*lane->second);
+    } else if (!sub->excluded.contains(key)) {
+      int64_t& last = sub->unknown[key];
+      last = std::max(last, n.sequence);
+    }
+  }
+}
+
+absl::Status DeliveryEngine::AddLane(Sub& sub, storage::Transaction& tx,
+                                     const std::string& tenant_id, const std::string& connection_id,
+                                     const std::string& system_id, std::optional<int64_t> cursor) {
+  const std::string key = LaneKey(tenant_id, connection_id);
+  if (sub.lanes.contains(key)) return absl::OkStatus();
+  if (!sub.systems.empty() && !sub.systems.contains(system_id)) {
+    sub.excluded.insert(key);
+    return absl::OkStatus();
+  }
+  auto lane = std::make_unique<Lane>();
+  lane->key = key;
+  lane->tenant_id = tenant_id;
+  lane->connection_id = connection_id;
+  SY_ASSIGN_OR_RETURN(lane->known_last, tx.LastEventSequence(tenant_id, connection_id));
+  if (cursor.has_value()) {
+    lane->resolved_through = *cursor;
+  } else {
+    SY_ASSIGN_OR_RETURN(int64_t first,
+                        tx.FirstEventSequenceAfter(tenant_id, connection_id, sub.start_position));
+    lane->resolved_through = first > 0 ? first - 1 : lane->known_last;
+  }
+  lane->loaded_through = lane->resolved_through;
+  Lane& added = *lane;
+  sub.lanes[key] = std::move(lane);
+  sub.Wake(added);
+  return absl::OkStatus();
+}
+
+absl::Status DeliveryEngine::Load(Sub& sub) {
+  v1::Subscription config;
+  absl::Status status = store_.Read([&](storage::Transaction& tx) -> absl::Status {
+    sub.lanes.clear();
+    sub.runnable.clear();
+    sub.excluded.clear();
+    sub.unknown.clear();
+    SY_ASSIGN_OR_RETURN(std::optional<storage::SubscriptionRow> row,
+                        tx.GetSubscription(sub.key.tenant_id, sub.key.id));
+    if (!row.has_value()) {
+      return NotFound("SUBSCRIPTION_NOT_FOUND", absl::StrCat(sub.name, " does not exist"));
+    }
+    if (!config.ParseFromString(row->config)) {
+      return Error(absl::StatusCode::kDataLoss, "SUBSCRIPTION_CORRUPT",
+                   absl::StrCat(sub.name, " cannot be read"));
+    }
+    sub.start_position = row->start_position;
+    sub.generation = row->generation;
+    sub.ack_deadline = FromProto(config.ack_deadline());
+    sub.max_attempts = config.max_delivery_attempts();
+    sub.ordered = config.ordered();
+    sub.connections.clear();
+    sub.systems.clear();
+    sub.types.assign(config.filter().event_types().begin(), config.filter().event_types().end());
+    for (const std::string& c : config.filter().connections()) {
+      // tenants/{t}/connections/{c}, validated on create.
+      std::vector<absl::string_view> parts = absl::StrSplit(c, '/');
+      if (parts.size() == 4) sub.connections.insert(LaneKey(parts[1], parts[3]));
+    }
+    for (const std::string& s : config.filter().systems()) sub.systems.insert(s);
+
+    SY_ASSIGN_OR_RETURN(std::vector<storage::SubscriptionCursorRow> cursors,
+                        tx.ListSubscriptionCursors(sub.key.tenant_id, sub.key.id));
+    absl::flat_hash_map<std::string, int64_t> cursor_of;
+    for (const auto& c : cursors)
+      cursor_of[LaneKey(c.tenant_id, c.connection_id)] = c.resolved_through;
+
+    auto add = [&](const storage::ConnectionRow& c) -> absl::Status {
+      const std::string key = LaneKey(c.tenant_id, c.id);
+      if (!sub.connections.empty() && !sub.connections.contains(key)) return absl::OkStatus();
+      auto cursor = cursor_of.find(key);
+      return AddLane(
+          sub, tx, c.tenant_id, c.id, c.system_id,
+          cursor == cursor_of.end() ? std::nullopt : std::optional<int64_t>(cursor->second));
+    };
+    auto add_tenant = [&](const std::string& tenant_id) -> absl::Status {
+      std::string after;
+      while (true) {
+        SY_ASSIGN_OR_RETURN(std::vector<storage::ConnectionRow> page,
+                            tx.ListConnections(tenant_id, {}, after, 1000));
+        for (const auto& c : page) SY_RETURN_IF_ERROR(add(c));
+        if (page.size() < 1000) return absl::OkStatus();
+        after = page.back().id;
+      }
+    };
+    if (!sub.key.tenant_id.empty()) {
+      SY_RETURN_IF_ERROR(add_tenant(sub.key.tenant_id));
+    } else {
+      std::string after;
+      while (true) {
+        SY_ASSIGN_OR_RETURN(std::vector<storage::TenantRow> tenants, tx.ListTenants(after, 1000));
+        for (const auto& t : tenants) SY_RETURN_IF_ERROR(add_tenant(t.id));
+        if (tenants.size() < 1000) break;
+        after = tenants.back().id;
+      }
+    }
+
+    // Dead letters being replayed.
+    int64_t after = 0;
+    while (true) {
+      SY_ASSIGN_OR_RETURN(std::vector<storage::DeadLetterRow> replays,
+                          tx.ListDeadLetters(sub.key.tenant_id, sub.key.id, after, 1000, true));
+      for (const auto& d : replays) {
+        auto lane = sub.lanes.find(LaneKey(d.tenant_id, d.connection_id));
+        if (lane == sub.lanes.end()) continue;
+        SY_ASSIGN_OR_RETURN(std::optional<storage::EventRow> event,
+                            tx.GetEvent(d.tenant_id, d.connection_id, d.sequence));
+        if (!event.has_value()) continue;  // past retention
+        lane->second->ready[d.sequence] =
+            Waiting{std::make_shared<const v1::Event>(events::EventLog::ToProto(*event)),
+                    d.position, 0, true};
+        sub.Wake(*lane->second);
+      }
+      if (replays.size() < 1000) break;
+      after = replays.back().position;
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) return status;
+  sub.loaded = true;
+  auto early = std::move(sub.early);
+  sub.early.clear();
+  const absl::Time now = clock_.Now();
+  for (auto& [id, request] : early) {
+    auto it = streams_.find(id);
+    if (it != streams_.end()) Settle(sub, *it->second, request, now);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DeliveryEngine::Fill(Sub& sub) {
+  std::vector<Lane*> wanting;
+  for (Lane* lane : sub.runnable) {
+    if (static_cast<int>(lane->ready.size()) < options_.lane_buffer / 2 + 1 &&
+        lane->loaded_through < lane->known_last) {
+      wanting.push_back(lane);
+    }
+  }
+  if (wanting.empty() && sub.unknown.empty()) return absl::OkStatus();
+  return store_.Read([&](storage::Transaction& tx) -> absl::Status {
+    if (!sub.unknown.empty()) {
+      auto unknown = std::move(sub.unknown);
+      sub.unknown.clear();
+      for (const auto& [key, last] : unknown) {
+        std::pair<std::string, std::string> ids = absl::StrSplit(key, absl::MaxSplits('/', 1));
+        SY_ASSIGN_OR_RETURN(std::optional<storage::ConnectionRow> c,
+                            tx.GetConnection(ids.first, ids.second));
+        if (!c.has_value()) continue;
+        SY_RETURN_IF_ERROR(AddLane(sub, tx, c->tenant_id, c->id, c->system_id, std::nullopt));
+        auto lane = sub.lanes.find(key);
+        if (lane != sub.lanes.end()) {
+          lane->second->known_last = std::max(lane->second->known_last, last);
+          if (lane->second->loaded_through < lane->second->known_last) {
+            wanting.push_back(lane->second.get());
+          }
+        }
+      }
+    }
+    for (Lane* lane : wanting) {
+      const int want = options_.lane_buffer - static_cast<int>(lane->ready.size());
+      SY_ASSIGN_OR_RETURN(
+          std::vector<storage::EventRow> rows,
+          tx.ListEvents(lane->tenant_id, lane->connection_id, lane->loaded_through, want));
+      for (storage::EventRow& row : rows) {
+        if (row.sequence > lane->loaded_through + 1) {
+          sub.Resolve(*lane, lane->loaded_through + 1, row.sequence - 1);  // past retention
+        }
+        lane->loaded_through = row.sequence;
+        if (!sub.TypeMatches(row.type)) {
+          sub.Resolve(*lane, row.sequence, row.sequence);
+          continue;
+        }
+        const int64_t position = row.position;
+        lane->ready[row.sequence] = Waiting{
+            std::make_shared<const v1::Event>(events::EventLog::ToProto(row)), position, 0, false};
+      }
+      if (static_cast<int>(rows.size()) < want && lane->loaded_through < lane->known_last) {
+        sub.Resolve(*lane, lane->loaded_through + 1, lane->known_last);
+        lane->loaded_through = lane->known_last;
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+bool DeliveryEngine::Dispatch(Sub& sub, absl::Time now) {
+  if (sub.streams.empty()) return false;
+  bool progress = false;
+  const size_t n = sub.runnable.size();
+  for (size_t i = 0; i < n; ++i) {
+    Lane* lane = sub.runnable.front();
+    sub.runnable.pop_front();
+    if (lane->ready.empty()) {
+      if (lane->loaded_through < lane->known_last) {
+        sub.runnable.push_back(lane);  // Fill reads more
+      } else {
+        lane->queued = false;
+      }
+      continue;
+    }
+    if (sub.ordered && !lane->outstanding.empty()) {
+      lane->queued = false;  // woken when the outstanding event is settled
+      continue;
+    }
+    Stream* stream = nullptr;
+    if (lane->stream != 0) {
+      auto it = streams_.find(lane->stream);
+      if (it != streams_.end()) stream = it->second.get();
+    } else {
+      for (StreamId id : sub.streams) {
+        auto it = streams_.find(id);
+        if (it == streams_.end()) continue;
+        Stream* candidate = it->second.get();
+        if (candidate->HasRoom() &&
+            (stream == nullptr || candidate->outstanding < stream->outstanding)) {
+          stream = candidate;
+        }
+      }
+    }
+    if (stream == nullptr || !stream->HasRoom()) {
+      sub.runnable.push_back(lane);  // waits for room on its stream
+      continue;
+    }
+    const int limit = sub.ordered ? 1 : kEventsPerRound;
+    for (int sent = 0; sent < limit && !lane->ready.empty() && stream->HasRoom(); ++sent) {
+      auto first = lane->ready.begin();
+      const int64_t sequence = first->first;
+      Waiting waiting = std::move(first->second);
+      lane->ready.erase(first);
+      Delivered d;
+      d.event = std::move(waiting.event);
+      d.position = waiting.position;
+      d.attempt = waiting.attempts + 1;
+      d.deadline = now + sub.ack_deadline;
+      d.stream = stream->id;
+      d.replay = waiting.replay;
+      ++stream->outstanding;
+      stream->outstanding_bytes += static_cast<int64_t>(d.event->body().size());
+      if (stream->batch.received_events_size() == 0) batched_.push_back(stream->id);
+      v1::ReceivedEvent* received = stream->batch.add_received_events();
+      received->set_ack_id(FormatAckId(lane->key, sequence, d.attempt));
+      *received->mutable_event() = *d.event;
+      received->set_delivery_attempt(d.attempt);
+      if (stream->batch.received_events_size() >= options_.max_events_per_message) {
+        stream->sink->Send(std::move(stream->batch));
+        stream->batch.Clear();
+      }
+      sub.expiries.push(Expiry{d.deadline, lane, sequence, d.attempt});
+      ++delivered_;
+      if (d.attempt > 1) ++redelivered_;
+      lane->outstanding[sequence] = std::move(d);
+      lane->stream = stream->id;
+      progress = true;
+      if (sub.ordered) break;
+    }
+    sub.runnable.push_back(lane);
+  }
+  return progress;
+}
+
+void DeliveryEngine::Expire(Sub& sub, absl::Time now) {
+  while (!sub.expiries.empty() && sub.expiries.top().deadline <= now) {
+    Expiry e = sub.expiries.top();
+    sub.expiries.pop();
+    Lane& lane = *static_cast<Lane*>(e.lane);
+    auto it = lane.outstanding.find(e.sequence);
+    if (it == lane.outstanding.end() || it->second.attempt != e.attempt ||
+        it->second.deadline != e.deadline) {
+      continue;  // settled, or its deadline moved
+    }
+    Retry(sub, lane, e.sequence, now);
+  }
+}
+
+void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time now) {
+  auto it = lane.outstanding.find(sequence);
+  if (it == lane.outstanding.end()) return;
+  Delivered d = std::move(it->second);
+  lane.outstanding.erase(it);
+  auto stream = streams_.find(d.stream);
+  if (stream != streams_.end()) {
+    --stream->second->outstanding;
+    stream->second->outstanding_bytes -= static_cast<int64_t>(d.event->body().size());
+  }
+  if (lane.outstanding.empty()) lane.stream = 0;
+  sub.Wake(lane);
+  if (d.attempt < sub.max_attempts) {
+    lane.ready[sequence] = Waiting{std::move(d.event), d.position, d.attempt, d.replay};
+    return;
+  }
+  storage::DeadLetterRow row;
+  row.subscription_tenant_id = sub.key.tenant_id;
+  row.subscription_id = sub.key.id;
+  row.position = d.position;
+  row.tenant_id = lane.tenant_id;
+  row.connection_id = lane.connection_id;
+  row.sequence = sequence;
+  row.attempts = d.attempt;
+  row.dead_time = now;
+  sub.dead.push_back(std::move(row));
+  if (!d.replay) sub.Resolve(lane, sequence, sequence);
+  ++dead_lettered_;
+  log::Warning("event dead-lettered", {{"subscription", sub.name},
+                                       {"connection", lane.key},
+                                       {"sequence", sequence},
+                                       {"attempts", d.attempt}});
+}
+
+bool DeliveryEngine::Settle(Sub& sub, Stream& stream, const v1::StreamEventsRequest& request,
+                            absl::Time now) {
+  if (request.modify_deadline_ack_ids_size() != request.modify_deadline_seconds_size()) {
+    EndStream(stream.id, Malformed("modify_deadline_ack_ids and modify_deadline_seconds must "
+                                   "have the same length"));
+    return false;
+  }
+  auto find = [&](const std::string& text) -> std::optional<std::pair<Lane*, AckId>> {
+    std::optional<AckId> id = ParseAckId(text);
+    if (!id.has_value()) return std::nullopt;
+    auto lane = sub.lanes.find(id->lane);
+    return std::make_pair(lane == sub.lanes.end() ? nullptr : lane->second.get(), *id);
+  };
+  auto malformed = [&](const std::string& text) {
+    EndStream(stream.id, Malformed(absl::StrCat("malformed ack id '", text.substr(0, 64), "'")));
+    return false;
+  };
+  for (const std::string& text : request.ack_ids()) {
+    auto found = find(text);
+    if (!found.has_value()) return malformed(text);
+    Lane* lane = found->first;
+    if (lane == nullptr) continue;
+    const int64_t sequence = found->second.sequence;
+    bool replay = false;
+    int64_t position = 0;
+    if (auto it = lane->outstanding.find(sequence); it != lane->outstanding.end()) {
+      auto owner = streams_.find(it->second.stream);
+      if (owner != streams_.end()) {
+        --owner->second->outstanding;
+        owner->second->outstanding_bytes -= static_cast<int64_t>(it->second.event->body().size());
+      }
+      replay = it->second.replay;
+      position = it->second.position;
+      lane->outstanding.erase(it);
+      if (lane->outstanding.empty()) lane->stream = 0;
+    } else if (auto w = lane->ready.find(sequence);
+               w != lane->ready.end() && w->second.attempts > 0) {
+      replay = w->second.replay;  // acknowledged late, while waiting to be delivered again
+      position = w->second.position;
+      lane->ready.erase(w);
+    } else {
+      continue;  // already acknowledged: acks are idempotent
+    }
+    if (replay) {
+      sub.undead.push_back(position);
+    } else {
+      sub.Resolve(*lane, sequence, sequence);
+    }
+    ++acked_;
+    sub.Wake(*lane);
+  }
+  auto nack = [&](Lane& lane, const AckId& id) {
+    auto it = lane.outstanding.find(id.sequence);
+    if (it != lane.outstanding.end() && it->second.attempt == id.attempt) {
+      Retry(sub, lane, id.sequence, now);
+    }
+  };
+  for (const std::string& text : request.nack_ids()) {
+    auto found = find(text);
+    if (!found.has_value()) return malformed(text);
+    if (found->first != nullptr) nack(*found->first, found->second);
+  }
+  for (int i = 0; i < request.modify_deadline_ack_ids_size(); ++i) {
+    const std::string& text = request.modify_deadline_ack_ids(i);
+    const int seconds = request.modify_deadline_seconds(i);
+    if (seconds < 0 || seconds > kMaxDeadlineSeconds) {
+      EndStream(stream.id, InvalidArgument("INVALID_DEADLINE",
+                                           absl::StrCat("modify_deadline_seconds must be 0 to ",
+                                                        kMaxDeadlineSeconds)));
+      return false;
+    }
+    auto found = find(text);
+    if (!found.has_value()) return malformed(text);
+    Lane* lane = found->first;
+    if (lane == nullptr) continue;
+    if (seconds == 0) {
+      nack(*lane, found->second);
+      continue;
+    }
+    auto it = lane->outstanding.find(found->second.sequence);
+    if (it == lane->outstanding.end() || it->second.attempt != found->second.attempt) continue;
+    it->second.deadline = now + absl::Seconds(seconds);
+    sub.expiries.push(
+        Expiry{it->second.deadline, lane, found->second.sequence, it->second.attempt});
+  }
+  return true;
+}
+
+void DeliveryEngine::Flush(Sub& sub, absl::Time now, bool wait) {
+  if (!sub.loaded || !sub.HasPendingWrites()) return;
+  if (!wait && (sub.flushing || now < sub.last_flush + options_.flush_interval)) return;
+  auto batch = std::make_shared<FlushBatch>();
+  batch->name = sub.name;
+  batch->incarnation = sub.incarnation;
+  batch->key = sub.key;
+  batch->generation = sub.generation;
+  for (Lane* lane : sub.dirty) {
+    lane->dirty = false;
+    batch->cursors.push_back({lane,
+                              {sub.key.tenant_id, sub.key.id, lane->tenant_id, lane->connection_id,
+                               lane->resolved_through}});
+  }
+  sub.dirty.clear();
+  batch->dead = std::move(sub.dead);
+  sub.dead.clear();
+  batch->undead = std::move(sub.undead);
+  sub.undead.clear();
+  sub.flushing = true;
+  sub.last_flush = now;
+  auto write = [batch](storage::Transaction& tx) -> absl::Status {
+    SY_ASSIGN_OR_RETURN(std::optional<storage::SubscriptionRow> row,
+                        tx.GetSubscription(batch->key.tenant_id, batch->key.id));
+    // Deleted, or moved by a seek since these acknowledgements were made.
+    if (!row.has_value() || row->generation != batch->generation) return absl::OkStatus();
+    for (const FlushBatch::Cursor& c : batch->cursors) {
+      SY_RETURN_IF_ERROR(tx.PutSubscriptionCursor(c.row));
+    }
+    for (const storage::DeadLetterRow& d : batch->dead) SY_RETURN_IF_ERROR(tx.PutDeadLetter(d));
+    for (int64_t position : batch->undead) {
+      SY_RETURN_IF_ERROR(tx.DeleteDeadLetter(batch->key.tenant_id, batch->key.id, position));
+    }
+    return absl::OkStatus();
+  };
+  if (wait) {
+    batch->status = store_.Write(write);
+    Flushed(*batch);
+    return;
+  }
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    ++flushes_in_flight_;
+  }
+  store_.WriteAsync(write, [this, batch](absl::Status status) {
+    batch->status = std::move(status);
+    Work work;
+    work.kind = Work::kFlushed;
+    work.flushed = batch;
+    absl::MutexLock lock(&inbox_mu_);
+    inbox_.push_back(std::move(work));
+    --flushes_in_flight_;
+  });
+}
+
+void DeliveryEngine::Flushed(FlushBatch& batch) {
+  auto it = subs_.find(batch.name);
+  if (it == subs_.end() || it->second->incarnation != batch.incarnation) return;
+  Sub& sub = *it->second;
+  sub.flushing = false;
+  if (batch.status.ok()) return;
+  log::Warning("delivery: writing acknowledgements failed; will retry",
+               {{"subscription", sub.name}, {"error", batch.status.ToString()}});
+  for (const FlushBatch::Cursor& c : batch.cursors) sub.MarkDirty(*c.lane);
+  for (auto& d : batch.dead) sub.dead.push_back(std::move(d));
+  for (int64_t p : batch.undead) sub.undead.push_back(p);
+}
+
+void DeliveryEngine::SendBatches() {
+  for (StreamId id : batched_) {
+    auto it = streams_.find(id);
+    if (it == streams_.end() || it->second->batch.received_events_size() == 0) continue;
+    it->second->sink->Send(std::move(it->second->batch));
+    it->second->batch.Clear();
+  }
+  batched_.clear();
+}
+
+void DeliveryEngine::Shutdown() {
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  absl::MutexLock lock(&pump_mu_);
+  // Settle what the clients already said, then end every stream.
+  std::vector<Work> work;
+  {
+    absl::MutexLock inbox_lock(&inbox_mu_);
+    work.swap(inbox_);
+  }
+  const absl::Time now = clock_.Now();
+  for (Work& w : work) {
+    if (w.kind == Work::kOpen) {
+      w.sink->End(Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
+                        "the server is shutting down; reconnect"));
+      continue;
+    }
+    Apply(w, now);
+  }
+  SendBatches();
+  std::vector<StreamId> ids;
+  for (const auto& [id, stream] : streams_) ids.push_back(id);
+  for (StreamId id : ids) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) continue;
+    std::unique_ptr<Stream> stream = std::move(it->second);
+    streams_.erase(it);
+    stream->sink->End(Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
+                            "the server is shutting down; reconnect"));
+    --open_streams_;
+  }
+  if (absl::Status flushed = FlushAll(now); !flushed.ok()) {
+    log::Error("delivery: acknowledgements not written at shutdown; they will be delivered again",
+               {{"error", flushed.ToString()}});
+  }
+  shut_down_ = true;
+}
+
+absl::Status DeliveryEngine::FlushAll(absl::Time now) {
+  std::vector<Work> flushed;
+  {
+    absl::MutexLock inbox_lock(&inbox_mu_);
+    inbox_mu_.Await(absl::Condition(
+        +[](int* n) { return *n == 0; }, &flushes_in_flight_));
+    // Keep other input for the next Pump; take the write outcomes.
+    std::vector<Work> rest;
+    for (Work& w : inbox_) {
+      (w.kind == Work::kFlushed ? flushed : rest).push_back(std::move(w));
+    }
+    inbox_.swap(rest);
+  }
+  for (Work& w : flushed) Flushed(*w.flushed);
+  absl::Status status;
+  for (auto& [name, sub] : subs_) {
+    Flush(*sub, now, true);
+    if (sub->HasPendingWrites()) {
+      status = Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
+                     "acknowledgements could not be written");
+    }
+  }
+  return status;
+}
+
+absl::Status DeliveryEngine::Checkpoint() {
+  absl::MutexLock lock(&pump_mu_);
+  return FlushAll(clock_.Now());
+}
+
+}  // namespace switchyard::delivery

@@ -1,0 +1,196 @@
+#ifndef SWITCHYARD_SERVER_DELIVERY_ENGINE_H_
+#define SWITCHYARD_SERVER_DELIVERY_ENGINE_H_
+
+// Streaming delivery of stored events to subscribers, at least once.
+//
+// Per subscription and connection ("lane") the engine reads the connection's
+// events in sequence, sends them to the subscription's streams, and keeps
+// what is outstanding with its delivery deadline. A lane sticks to one stream
+// while it has events outstanding there; an ordered subscription sends the
+// next event of a lane only once the previous one is acknowledged. Acks
+// advance a per-lane cursor (every sequence up to it is acknowledged,
+// dead-lettered or filtered out) that is written to the store in the
+// background, batched: after a crash, events acknowledged in the last few
+// milliseconds are delivered again, never lost. Events that run out of
+// attempts become dead letters, written in the same batch as the cursor that
+// passes them.
+//
+// Delivery attempt counts live in memory: after a restart an event starts
+// again at attempt 1.
+//
+// Threading: every public method is thread-safe and never blocks on I/O; it
+// queues its input and wakes the engine thread (Start), which does all reads
+// and writes. Tests may instead call Pump() themselves with a manual clock.
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/common/clock.h"
+#include "server/common/scope.h"
+#include "server/storage/store.h"
+#include "switchyard/v1/gateway.pb.h"
+
+namespace switchyard::delivery {
+
+// The sending half of one stream, implemented by the transport. The engine
+// calls it from its own thread only; neither method may block.
+class StreamSink {
+ public:
+  virtual ~StreamSink() = default;
+  // Queues one message for the client.
+  virtual void Send(v1::StreamEventsResponse response) = 0;
+  // Ends the stream with `status`, after the queued messages. Called once;
+  // Send is not called afterwards.
+  virtual void End(absl::Status status) = 0;
+};
+
+struct EngineOptions {
+  // How long acknowledgements may wait to be written together. Default 5ms.
+  absl::Duration flush_interval = absl::Milliseconds(5);
+  // Events read ahead per connection. Default 64.
+  int lane_buffer = 64;
+  // Most events in one stream message. Default 100.
+  int max_events_per_message = 100;
+};
+
+// Counters since start, for logs, metrics and benchmarks.
+struct DeliveryStats {
+  int64_t delivered = 0;    // deliveries sent, first and repeated
+  int64_t redelivered = 0;  // of which repeated
+  int64_t acked = 0;
+  int64_t dead_lettered = 0;
+  int64_t streams = 0;  // open now
+};
+
+class DeliveryEngine final : public storage::CommitListener {
+ public:
+  using StreamId = uint64_t;
+
+  // Borrows `store` and `clock`, which must outlive the engine.
+  DeliveryEngine(storage::Store& store, Clock& clock, EngineOptions options = {});
+  // Calls Shutdown.
+  ~DeliveryEngine() override;
+
+  // Starts the engine thread. Without it, nothing happens until Pump().
+  void Start() ABSL_LOCKS_EXCLUDED(inbox_mu_);
+
+  // Ends every stream with UNAVAILABLE (clients reconnect, possibly to
+  // another replica), writes pending acknowledgements, and stops the engine
+  // thread. Later streams are refused with UNAVAILABLE. Idempotent.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(inbox_mu_, pump_mu_);
+
+  // A new stream; `sink` is kept until the stream ends (sink->End). Its
+  // requests come through Handle; the first one must name the subscription.
+  StreamId Open(std::shared_ptr<StreamSink> sink, Scope scope) ABSL_LOCKS_EXCLUDED(inbox_mu_);
+  // One request of the stream. A malformed request ends the stream with
+  // INVALID_ARGUMENT; a subscription that does not exist or is outside the
+  // stream's scope, with NOT_FOUND.
+  void Handle(StreamId stream, v1::StreamEventsRequest request) ABSL_LOCKS_EXCLUDED(inbox_mu_);
+  // The client is gone (half-close or cancellation): its outstanding events
+  // are delivered again on other streams, and the stream is ended with OK.
+  void Close(StreamId stream) ABSL_LOCKS_EXCLUDED(inbox_mu_);
+
+  // The subscription changed in the store (seek, replay, delete): drop what
+  // is known of it and read it again. Outstanding events are delivered again.
+  void Invalidate(const std::string& subscription_name) ABSL_LOCKS_EXCLUDED(inbox_mu_);
+
+  // storage::CommitListener.
+  void EventsCommitted(const std::vector<storage::EventNotice>& notices) override
+      ABSL_LOCKS_EXCLUDED(inbox_mu_);
+
+  // Processes queued input and everything due at clock.Now(). Runs on the
+  // engine thread; tests without Start() call it directly.
+  void Pump() ABSL_LOCKS_EXCLUDED(inbox_mu_, pump_mu_);
+
+  // Writes what was acknowledged and dead-lettered so far, and waits until it
+  // is durable. Returns the store's error if a write failed (it is retried).
+  absl::Status Checkpoint() ABSL_LOCKS_EXCLUDED(inbox_mu_, pump_mu_);
+
+  DeliveryStats Stats() const;
+
+ private:
+  struct Lane;
+  struct Sub;
+  struct Stream;
+  struct Work;
+
+  struct FlushBatch;
+
+  void Post(Work work) ABSL_LOCKS_EXCLUDED(inbox_mu_);
+  void Loop() ABSL_LOCKS_EXCLUDED(inbox_mu_);
+
+  // All below run inside Pump, under pump_mu_.
+  void Apply(Work& work, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void Attach(Stream& stream, v1::StreamEventsRequest& request, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void EndStream(StreamId id, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void Detach(Stream& stream, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void Notice(const storage::EventNotice& notice) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  absl::Status Load(Sub& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  absl::Status AddLane(Sub& sub, storage::Transaction& tx, const std::string& tenant_id,
+                       const std::string& connection_id, const std::string& system_id,
+                       std::optional<int64_t> cursor) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  absl::Status Fill(Sub& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  bool Dispatch(Sub& sub, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void Expire(Sub& sub, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Applies acks, nacks and deadline changes; false when the stream was ended
+  // for a malformed request.
+  bool Settle(Sub& sub, Stream& stream, const v1::StreamEventsRequest& request, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void Flush(Sub& sub, absl::Time now, bool wait) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void Flushed(FlushBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Waits for background writes, applies their outcome, then writes the rest
+  // synchronously.
+  absl::Status FlushAll(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void SendBatches() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Ends the subscription's streams with `status` and forgets it.
+  void Drop(const std::string& name, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+
+  storage::Store& store_;
+  Clock& clock_;
+  const EngineOptions options_;
+
+  mutable absl::Mutex inbox_mu_;
+  std::vector<Work> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+  StreamId next_stream_id_ ABSL_GUARDED_BY(inbox_mu_) = 1;
+  bool stopping_ ABSL_GUARDED_BY(inbox_mu_) = false;
+  bool started_ ABSL_GUARDED_BY(inbox_mu_) = false;
+  // When the engine thread must pump again at the latest.
+  absl::Time wake_at_ ABSL_GUARDED_BY(inbox_mu_) = absl::InfiniteFuture();
+  int flushes_in_flight_ ABSL_GUARDED_BY(inbox_mu_) = 0;
+
+  std::atomic<int64_t> delivered_{0};
+  std::atomic<int64_t> redelivered_{0};
+  std::atomic<int64_t> acked_{0};
+  std::atomic<int64_t> dead_lettered_{0};
+  std::atomic<int64_t> open_streams_{0};
+
+  // Held by Pump; taken before inbox_mu_ when both are needed.
+  absl::Mutex pump_mu_;
+  absl::flat_hash_map<StreamId, std::unique_ptr<Stream>> streams_ ABSL_GUARDED_BY(pump_mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<Sub>> subs_ ABSL_GUARDED_BY(pump_mu_);
+  // Streams with a message being assembled.
+  std::vector<StreamId> batched_ ABSL_GUARDED_BY(pump_mu_);
+  uint64_t next_incarnation_ ABSL_GUARDED_BY(pump_mu_) = 1;
+  bool shut_down_ ABSL_GUARDED_BY(pump_mu_) = false;
+
+  std::thread thread_;
+};
+
+}  // namespace switchyard::delivery
+
+#endif  // SWITCHYARD_SERVER_DELIVERY_ENGINE_H_

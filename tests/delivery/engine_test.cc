@@ -1,0 +1,446 @@
+#include "server/delivery/engine.h"
+
+#include <deque>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/common/proto_time.h"
+#include "server/common/status.h"
+#include "server/delivery/subscriptions.h"
+#include "server/events/event_log.h"
+#include "tests/support/domain_fixture.h"
+
+namespace switchyard::delivery {
+namespace {
+
+using ::testing::ElementsAre;
+
+// Records what the engine sends to one stream.
+class RecordingSink final : public StreamSink {
+ public:
+  void Send(v1::StreamEventsResponse response) override {
+    for (const auto& r : response.received_events()) received.push_back(r);
+  }
+  void End(absl::Status status) override {
+    EXPECT_FALSE(ended.has_value()) << "ended twice";
+    ended = std::move(status);
+  }
+  // Takes what was received so far.
+  std::vector<v1::ReceivedEvent> Take() {
+    std::vector<v1::ReceivedEvent> out(received.begin(), received.end());
+    received.clear();
+    return out;
+  }
+
+  std::deque<v1::ReceivedEvent> received;
+  std::optional<absl::Status> ended;
+};
+
+std::vector<std::string> EventIds(const std::vector<v1::ReceivedEvent>& received) {
+  std::vector<std::string> ids;
+  for (const auto& r : received) ids.push_back(r.event().event_id());
+  return ids;
+}
+
+class EngineTest : public testing::DomainTest {
+ protected:
+  void SetUp() override {
+    DomainTest::SetUp();
+    CreatePool("main", 100);
+    CreateTenant("acme", "main");
+    CreateTenant("globex", "main");
+    ASSERT_TRUE(Connect("acme", "erp", "netsuite", v1::CLOUD).ok());
+    ASSERT_TRUE(Connect("acme", "cmms", "maintainx", v1::CLOUD).ok());
+    ASSERT_TRUE(Connect("globex", "sap", "sap-s4hana", v1::CLOUD).ok());
+    log_ = std::make_unique<events::EventLog>(*store_);
+    StartEngine();
+  }
+
+  void TearDown() override {
+    if (engine_ != nullptr) engine_->Shutdown();
+    store_->SetCommitListener(nullptr);
+  }
+
+  void StartEngine() {
+    engine_ = std::make_unique<DeliveryEngine>(*store_, clock_);
+    store_->SetCommitListener(engine_.get());
+    subscriptions_ = std::make_unique<SubscriptionManager>(
+        *store_, clock_, [this](const std::string& name) { engine_->Invalidate(name); });
+  }
+
+  // Simulates a restart: the old engine writes what it has and goes away.
+  void RestartEngine() {
+    engine_->Shutdown();
+    StartEngine();
+  }
+
+  void CreateSubscription(const std::string& parent, const std::string& id,
+                          v1::Subscription config = {}) {
+    v1::CreateSubscriptionRequest req;
+    req.set_parent(parent);
+    req.set_subscription_id(id);
+    *req.mutable_subscription() = config;
+    auto created = subscriptions_->Create(req, Scope::All());
+    ASSERT_TRUE(created.ok()) << created.status();
+  }
+
+  void Publish(const std::string& connection, std::vector<std::string> ids,
+               const std::string& type = "order.updated") {
+    v1::PublishEventsRequest req;
+    req.set_parent(connection);
+    for (const std::string& id : ids) {
+      auto* e = req.add_events();
+      e->set_event_id(id);
+      e->set_type(type);
+      e->set_body("{\"id\":\"" + id + "\"}");
+    }
+    auto published = log_->Publish(req, Scope::All(), clock_.Now());
+    ASSERT_TRUE(published.ok()) << published.status();
+  }
+
+  struct OpenStream {
+    std::shared_ptr<RecordingSink> sink;
+    DeliveryEngine::StreamId id;
+  };
+  OpenStream Open(const std::string& subscription, int max_events = 0,
+                  const Scope& scope = Scope::All()) {
+    auto sink = std::make_shared<RecordingSink>();
+    const DeliveryEngine::StreamId id = engine_->Open(sink, scope);
+    v1::StreamEventsRequest first;
+    first.set_subscription(subscription);
+    first.set_max_outstanding_events(max_events);
+    engine_->Handle(id, first);
+    engine_->Pump();
+    return {sink, id};
+  }
+
+  void Ack(const OpenStream& stream, const std::vector<v1::ReceivedEvent>& received) {
+    v1::StreamEventsRequest req;
+    for (const auto& r : received) req.add_ack_ids(r.ack_id());
+    engine_->Handle(stream.id, req);
+    engine_->Pump();
+  }
+
+  void Nack(const OpenStream& stream, const std::vector<v1::ReceivedEvent>& received) {
+    v1::StreamEventsRequest req;
+    for (const auto& r : received) req.add_nack_ids(r.ack_id());
+    engine_->Handle(stream.id, req);
+    engine_->Pump();
+  }
+
+  std::vector<v1::DeadLetter> DeadLetters(const std::string& subscription) {
+    v1::ListDeadLettersRequest req;
+    req.set_subscription(subscription);
+    auto list = subscriptions_->ListDeadLetters(req, Scope::All());
+    EXPECT_TRUE(list.ok()) << list.status();
+    return {list->dead_letters().begin(), list->dead_letters().end()};
+  }
+
+  std::unique_ptr<events::EventLog> log_;
+  std::unique_ptr<DeliveryEngine> engine_;
+  std::unique_ptr<SubscriptionManager> subscriptions_;
+};
+
+constexpr char kErp[] = "tenants/acme/connections/erp";
+constexpr char kCmms[] = "tenants/acme/connections/cmms";
+constexpr char kSap[] = "tenants/globex/connections/sap";
+constexpr char kSub[] = "tenants/acme/subscriptions/orders";
+
+TEST_F(EngineTest, DeliversEventsStoredAfterCreationInOrderAndAcksSurviveARestart) {
+  Publish(kErp, {"before"});
+  CreateSubscription("tenants/acme", "orders");
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"e1", "e2", "e3"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1", "e2", "e3"));
+  EXPECT_EQ(got[0].delivery_attempt(), 1);
+  EXPECT_EQ(got[0].event().name(), "tenants/acme/connections/erp/events/3");
+  Ack(stream, {got[0], got[1]});  // e3 stays unacknowledged
+
+  RestartEngine();
+  EXPECT_EQ(stream.sink->ended->code(), absl::StatusCode::kUnavailable);
+  OpenStream again = Open(kSub);
+  got = again.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e3"));  // only what was not acknowledged
+  Ack(again, got);
+  Publish(kErp, {"e4"});
+  engine_->Pump();
+  EXPECT_THAT(EventIds(again.sink->Take()), ElementsAre("e4"));
+}
+
+TEST_F(EngineTest, UnacknowledgedEventsComeBackAfterTheDeadlineWithTheNextAttempt) {
+  v1::Subscription config;
+  config.mutable_ack_deadline()->set_seconds(10);
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"e1"});
+  engine_->Pump();
+  ASSERT_EQ(stream.sink->Take().size(), 1u);
+  clock_.Advance(absl::Seconds(9));
+  engine_->Pump();
+  EXPECT_TRUE(stream.sink->Take().empty());
+  clock_.Advance(absl::Seconds(2));
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1"));
+  EXPECT_EQ(got[0].delivery_attempt(), 2);
+
+  // Extending the deadline keeps it away; acks are idempotent.
+  v1::StreamEventsRequest extend;
+  extend.add_modify_deadline_ack_ids(got[0].ack_id());
+  extend.add_modify_deadline_seconds(60);
+  engine_->Handle(stream.id, extend);
+  clock_.Advance(absl::Seconds(30));
+  engine_->Pump();
+  EXPECT_TRUE(stream.sink->Take().empty());
+  Ack(stream, got);
+  Ack(stream, got);
+  clock_.Advance(absl::Minutes(5));
+  engine_->Pump();
+  EXPECT_TRUE(stream.sink->Take().empty());
+  EXPECT_EQ(engine_->Stats().acked, 1);
+}
+
+TEST_F(EngineTest, EventsOutOfAttemptsBecomeDeadLettersThatCanBeReplayed) {
+  v1::Subscription config;
+  config.set_max_delivery_attempts(2);
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"poison", "fine"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("poison", "fine"));
+  Ack(stream, {got[1]});
+  Nack(stream, {got[0]});
+  got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("poison"));
+  EXPECT_EQ(got[0].delivery_attempt(), 2);
+  Nack(stream, got);
+  EXPECT_TRUE(stream.sink->Take().empty());
+  ASSERT_TRUE(engine_->Checkpoint().ok());
+  std::vector<v1::DeadLetter> dead = DeadLetters(kSub);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].event().event_id(), "poison");
+  EXPECT_EQ(dead[0].delivery_attempts(), 2);
+  EXPECT_FALSE(dead[0].replaying());
+  EXPECT_EQ(engine_->Stats().dead_lettered, 1);
+
+  v1::ReplayDeadLettersRequest replay;
+  replay.set_subscription(kSub);
+  auto replayed = subscriptions_->ReplayDeadLetters(replay, Scope::All());
+  ASSERT_TRUE(replayed.ok()) << replayed.status();
+  EXPECT_EQ(replayed->replayed(), 1);
+  engine_->Pump();
+  got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("poison"));
+  EXPECT_EQ(got[0].delivery_attempt(), 1);
+  Ack(stream, got);
+  ASSERT_TRUE(engine_->Checkpoint().ok());
+  EXPECT_TRUE(DeadLetters(kSub).empty());
+}
+
+TEST_F(EngineTest, OrderedSubscriptionsKeepOneEventPerConnectionOutstanding) {
+  v1::Subscription config;
+  config.set_ordered(true);
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"a1", "a2", "a3"});
+  Publish(kCmms, {"b1", "b2"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  ASSERT_EQ(got.size(), 2u);  // one per connection, in parallel
+  EXPECT_THAT(EventIds(got), ::testing::UnorderedElementsAre("a1", "b1"));
+  const v1::ReceivedEvent a1 = got[0].event().event_id() == "a1" ? got[0] : got[1];
+  const v1::ReceivedEvent b1 = got[0].event().event_id() == "a1" ? got[1] : got[0];
+  Nack(stream, {a1});  // a redelivery keeps its place before a2
+  got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("a1"));
+  Ack(stream, got);
+  EXPECT_THAT(EventIds(stream.sink->Take()), ElementsAre("a2"));
+  Ack(stream, {b1});
+  EXPECT_THAT(EventIds(stream.sink->Take()), ElementsAre("b2"));
+}
+
+TEST_F(EngineTest, StreamsShareConnectionsStickilyAndTakeOverWhenOneEnds) {
+  CreateSubscription("tenants/acme", "orders");
+  OpenStream one = Open(kSub);
+  OpenStream two = Open(kSub);
+  Publish(kErp, {"a1"});
+  engine_->Pump();
+  Publish(kCmms, {"b1"});
+  engine_->Pump();
+  Publish(kErp, {"a2"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got_one = one.sink->Take();
+  std::vector<v1::ReceivedEvent> got_two = two.sink->Take();
+  // erp went to one stream and stays there while it has events outstanding;
+  // cmms went to the other, less loaded one.
+  const bool erp_on_one = !got_one.empty() && got_one[0].event().event_id() == "a1";
+  auto& erp = erp_on_one ? got_one : got_two;
+  auto& cmms = erp_on_one ? got_two : got_one;
+  EXPECT_THAT(EventIds(erp), ElementsAre("a1", "a2"));
+  EXPECT_THAT(EventIds(cmms), ElementsAre("b1"));
+
+  // The erp stream goes away: its events move to the other, as attempt 2.
+  OpenStream& erp_stream = erp_on_one ? one : two;
+  OpenStream& other = erp_on_one ? two : one;
+  engine_->Close(erp_stream.id);
+  engine_->Pump();
+  EXPECT_TRUE(erp_stream.sink->ended->ok());
+  std::vector<v1::ReceivedEvent> moved = other.sink->Take();
+  ASSERT_THAT(EventIds(moved), ElementsAre("a1", "a2"));
+  EXPECT_EQ(moved[0].delivery_attempt(), 2);
+
+  // Acks are accepted on any stream of the subscription: the cmms event's
+  // ack id is acknowledged again here (idempotent) together with the rest.
+  Ack(other, moved);
+  Ack(other, cmms);
+  clock_.Advance(absl::Minutes(5));
+  engine_->Pump();
+  EXPECT_TRUE(other.sink->Take().empty());
+}
+
+TEST_F(EngineTest, FlowControlLimitsOutstandingEventsPerStream) {
+  CreateSubscription("tenants/acme", "orders");
+  OpenStream stream = Open(kSub, /*max_events=*/2);
+  Publish(kErp, {"e1", "e2", "e3", "e4", "e5"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1", "e2"));
+  Ack(stream, {got[0]});
+  EXPECT_THAT(EventIds(stream.sink->Take()), ElementsAre("e3"));
+}
+
+TEST_F(EngineTest, FiltersSelectConnectionsSystemsAndEventTypes) {
+  v1::Subscription by_type;
+  by_type.mutable_filter()->add_event_types("order.*");
+  CreateSubscription("tenants/acme", "orders", by_type);
+  v1::Subscription by_system;
+  by_system.mutable_filter()->add_systems("maintainx");
+  CreateSubscription("tenants/acme", "cmms", by_system);
+  v1::Subscription operator_wide;
+  operator_wide.mutable_filter()->add_connections(kSap);
+  CreateSubscription("", "sap", operator_wide);
+  CreateSubscription("", "everything");
+
+  OpenStream orders = Open(kSub);
+  OpenStream cmms = Open("tenants/acme/subscriptions/cmms");
+  OpenStream sap = Open("subscriptions/sap");
+  OpenStream all = Open("subscriptions/everything");
+  Publish(kErp, {"o1"}, "order.created");
+  Publish(kErp, {"i1"}, "invoice.created");
+  Publish(kCmms, {"w1"}, "work_order.closed");
+  Publish(kSap, {"s1"}, "order.created");
+  engine_->Pump();
+  EXPECT_THAT(EventIds(orders.sink->Take()), ElementsAre("o1"));  // no w1: not order.*
+  EXPECT_THAT(EventIds(cmms.sink->Take()), ElementsAre("w1"));
+  EXPECT_THAT(EventIds(sap.sink->Take()), ElementsAre("s1"));
+  EXPECT_THAT(EventIds(all.sink->Take()), ::testing::UnorderedElementsAre("o1", "i1", "w1", "s1"));
+}
+
+TEST_F(EngineTest, SeekReplaysFromATimeOrASequence) {
+  CreateSubscription("tenants/acme", "orders");
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"e1"});
+  clock_.Advance(absl::Minutes(1));
+  const absl::Time middle = clock_.Now();
+  Publish(kErp, {"e2"});
+  Publish(kCmms, {"c1"});
+  engine_->Pump();
+  Ack(stream, stream.sink->Take());
+
+  v1::SeekSubscriptionRequest seek;
+  seek.set_subscription(kSub);
+  ToProto(middle, seek.mutable_time());
+  ASSERT_TRUE(subscriptions_->Seek(seek, Scope::All()).ok());
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  EXPECT_THAT(EventIds(got), ::testing::UnorderedElementsAre("e2", "c1"));
+  Ack(stream, got);
+
+  seek.mutable_position()->set_connection(kErp);
+  seek.mutable_position()->set_after_sequence(0);
+  ASSERT_TRUE(subscriptions_->Seek(seek, Scope::All()).ok());
+  engine_->Pump();
+  // Sequence 1 of erp is the gateway's own connection.created event.
+  EXPECT_THAT(EventIds(stream.sink->Take()), ElementsAre(::testing::_, "e1", "e2"));
+}
+
+TEST_F(EngineTest, StreamsOutsideTheCallersScopeOrMalformedEndWithClearErrors) {
+  CreateSubscription("tenants/acme", "orders");
+  OpenStream foreign = Open(kSub, 0, Scope::Tenant("globex"));
+  ASSERT_TRUE(foreign.sink->ended.has_value());
+  EXPECT_EQ(foreign.sink->ended->code(), absl::StatusCode::kNotFound);
+  OpenStream missing = Open("tenants/acme/subscriptions/nope");
+  ASSERT_TRUE(missing.sink->ended.has_value());
+  EXPECT_EQ(missing.sink->ended->code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReasonOf(*missing.sink->ended), "SUBSCRIPTION_NOT_FOUND");
+  // The missing one and the foreign one read the same.
+  EXPECT_EQ(foreign.sink->ended->message(), "tenants/acme/subscriptions/orders does not exist");
+
+  OpenStream stream = Open(kSub);
+  v1::StreamEventsRequest bad;
+  bad.add_ack_ids("not-an-ack-id");
+  engine_->Handle(stream.id, bad);
+  engine_->Pump();
+  ASSERT_TRUE(stream.sink->ended.has_value());
+  EXPECT_EQ(stream.sink->ended->code(), absl::StatusCode::kInvalidArgument);
+
+  auto nameless = std::make_shared<RecordingSink>();
+  auto id = engine_->Open(nameless, Scope::All());
+  engine_->Handle(id, v1::StreamEventsRequest());
+  engine_->Pump();
+  ASSERT_TRUE(nameless->ended.has_value());
+  EXPECT_EQ(nameless->ended->code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(EngineTest, DeletingASubscriptionEndsItsStreams) {
+  CreateSubscription("tenants/acme", "orders");
+  OpenStream stream = Open(kSub);
+  ASSERT_TRUE(subscriptions_->Delete(kSub, Scope::All()).ok());
+  engine_->Pump();
+  ASSERT_TRUE(stream.sink->ended.has_value());
+  EXPECT_EQ(stream.sink->ended->code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(EngineTest, SubscriptionsValidateTheirSettingsAndOwners) {
+  v1::CreateSubscriptionRequest req;
+  req.set_parent("tenants/acme");
+  req.set_subscription_id("s");
+  req.mutable_subscription()->mutable_ack_deadline()->set_seconds(0);
+  req.mutable_subscription()->mutable_ack_deadline()->set_nanos(1000);
+  EXPECT_EQ(ReasonOf(subscriptions_->Create(req, Scope::All()).status()), "INVALID_ACK_DEADLINE");
+  req.mutable_subscription()->clear_ack_deadline();
+  req.mutable_subscription()->set_max_delivery_attempts(101);
+  EXPECT_EQ(ReasonOf(subscriptions_->Create(req, Scope::All()).status()),
+            "INVALID_MAX_DELIVERY_ATTEMPTS");
+  req.mutable_subscription()->set_max_delivery_attempts(0);
+  req.mutable_subscription()->mutable_filter()->add_connections(kSap);
+  EXPECT_EQ(ReasonOf(subscriptions_->Create(req, Scope::All()).status()), "INVALID_FILTER");
+  req.mutable_subscription()->mutable_filter()->clear_connections();
+  req.mutable_subscription()->mutable_filter()->add_event_types("a*b");
+  EXPECT_EQ(ReasonOf(subscriptions_->Create(req, Scope::All()).status()), "INVALID_FILTER");
+  req.mutable_subscription()->mutable_filter()->clear_event_types();
+
+  // A tenant key cannot subscribe to every tenant, nor to another tenant.
+  v1::CreateSubscriptionRequest wide = req;
+  wide.set_parent("");
+  EXPECT_EQ(subscriptions_->Create(wide, Scope::Tenant("acme")).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(subscriptions_->Create(req, Scope::Tenant("globex")).status().code(),
+            absl::StatusCode::kNotFound);
+
+  auto created = subscriptions_->Create(req, Scope::Tenant("acme"));
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->name(), "tenants/acme/subscriptions/s");
+  EXPECT_EQ(created->ack_deadline().seconds(), 30);
+  EXPECT_EQ(created->max_delivery_attempts(), 5);
+  EXPECT_EQ(ReasonOf(subscriptions_->Create(req, Scope::All()).status()), "SUBSCRIPTION_EXISTS");
+  EXPECT_EQ(
+      subscriptions_->Get("tenants/acme/subscriptions/s", Scope::Tenant("globex")).status().code(),
+      absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace switchyard::delivery
