@@ -699,13 +699,12 @@ absl::Status DeliveryEngine::Fill(Sub& sub) {
           sub.Resolve(*lane, lane->loaded_through + 1, row.sequence - 1);  // past retention
         }
         lane->loaded_through = row.sequence;
-        if (!sub.TypeMatches(row.type)) {
+        auto event = std::make_shared<const v1::Event>(events::EventLog::ToProto(row));
+        if (!sub.TypeMatches(event->type())) {
           sub.Resolve(*lane, row.sequence, row.sequence);
           continue;
         }
-        const int64_t position = row.position;
-        lane->ready[row.sequence] = Waiting{
-            std::make_shared<const v1::Event>(events::EventLog::ToProto(row)), position, 0, false};
+        lane->ready[row.sequence] = Waiting{std::move(event), row.position, 0, false};
       }
       if (static_cast<int>(rows.size()) < want && lane->loaded_through < lane->known_last) {
         sub.Resolve(*lane, lane->loaded_through + 1, lane->known_last);

@@ -1,5 +1,9 @@
 #include "server/events/event_log.h"
 
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/names.h"
 #include "server/common/proto_time.h"
@@ -7,13 +11,22 @@
 
 namespace switchyard::events {
 
+std::string EventLog::TypeFromBody(absl::string_view content_type, absl::string_view body) {
+  if (!absl::StrContains(content_type, "json") || body.empty() || body.front() != '{') return "";
+  google::protobuf::Struct object;
+  if (!google::protobuf::util::JsonStringToMessage(std::string(body), &object).ok()) return "";
+  auto it = object.fields().find("type");
+  if (it == object.fields().end() || !it->second.has_string_value()) return "";
+  return it->second.string_value().substr(0, 128);
+}
+
 v1::Event EventLog::ToProto(const storage::EventRow& row) {
   v1::Event e;
   e.set_name(absl::StrCat("tenants/", row.tenant_id, "/connections/", row.connection_id, "/events/",
                           row.sequence));
   e.set_sequence(row.sequence);
   e.set_event_id(row.event_id);
-  e.set_type(row.type);
+  e.set_type(row.type.empty() ? TypeFromBody(row.content_type, row.body) : row.type);
   e.set_source(static_cast<v1::Event::Source>(row.source));
   if (row.source_time != absl::InfinitePast()) {
     switchyard::ToProto(row.source_time, e.mutable_source_time());

@@ -36,7 +36,13 @@ class EventLog {
   // event with its event_id exists, whose sequence is then returned.
   static absl::StatusOr<Appended> AppendInTx(storage::Transaction& tx, storage::EventRow row);
 
+  // The event as clients see it. Events stored without a type (webhooks)
+  // take the top-level "type" string of their JSON body, if any, as the
+  // Standard Webhooks payload convention has it.
   static v1::Event ToProto(const storage::EventRow& row);
+  // That "type" member of a JSON object body, at most 128 characters; "" if
+  // absent or not JSON.
+  static std::string TypeFromBody(absl::string_view content_type, absl::string_view body);
 
   // Deletes up to 10,000 events received before `cutoff`, continuing where
   // the previous call stopped (from the oldest event when `restart`), and
