@@ -28,6 +28,13 @@
 //   webhooks      rotate-secret TENANT CONNECTION [--grace=24h] | secret TENANT CONNECTION
 //                 revoke-secret TENANT CONNECTION
 //   events        list TENANT CONNECTION [--after=SEQUENCE]
+//   subscriptions create SUB [--ordered] [--ack_deadline=30s] [--max_attempts=5]
+//                   [--connections=TENANT/CONN,..] [--systems=ID,..] [--types=TYPE,..]
+//                 get SUB | list [TENANT] | delete SUB
+//                 seek SUB --time=RFC3339 | seek SUB --connection=TENANT/CONN [--after=N]
+//                 tail SUB [--count=N] [--no_ack] [--max_events=N]
+//                 dead-letters SUB | replay SUB [--connection=TENANT/CONN]
+//                 (SUB is TENANT/ID for a tenant's subscription, ID for an operator's)
 //   health        check
 //
 // The credential comes from --api_key or the SWITCHYARD_API_KEY environment
@@ -48,6 +55,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -95,6 +103,21 @@ ABSL_FLAG(std::string, oauth_client_id, "", "credentials set: OAuth client id");
 ABSL_FLAG(std::string, oauth_client_secret, "", "credentials set: OAuth client secret");
 ABSL_FLAG(std::string, oauth_refresh_token, "", "credentials set: OAuth refresh token");
 ABSL_FLAG(std::string, secret_api_key, "", "credentials set: the system's API key");
+ABSL_FLAG(bool, ordered, false, "subscriptions create: one event per connection at a time");
+ABSL_FLAG(absl::Duration, ack_deadline, absl::ZeroDuration(),
+          "subscriptions create: time to acknowledge (0: server default, 30s)");
+ABSL_FLAG(int32_t, max_attempts, 0, "subscriptions create: deliveries before dead-lettering");
+ABSL_FLAG(std::vector<std::string>, connections, {},
+          "subscriptions create: only these connections, TENANT/CONNECTION,..");
+ABSL_FLAG(std::vector<std::string>, systems, {}, "subscriptions create: only these system ids");
+ABSL_FLAG(std::vector<std::string>, types, {},
+          "subscriptions create: only these event types (a trailing * matches a prefix)");
+ABSL_FLAG(std::string, time, "", "subscriptions seek: RFC 3339 time to restart from");
+ABSL_FLAG(std::string, connection, "",
+          "subscriptions seek/replay: the connection, TENANT/CONNECTION");
+ABSL_FLAG(int64_t, count, 0, "subscriptions tail: stop after this many events (0: never)");
+ABSL_FLAG(bool, no_ack, false, "subscriptions tail: do not acknowledge (events come back)");
+ABSL_FLAG(int32_t, max_events, 0, "subscriptions tail: events outstanding at most");
 
 namespace switchyard::ctl {
 namespace {
@@ -278,6 +301,181 @@ int ShowList(const absl::StatusOr<std::vector<T>>& result,
 }
 
 std::string TenantName(const std::string& id) { return "tenants/" + id; }
+
+// TENANT/ID -> tenants/TENANT/subscriptions/ID; ID -> subscriptions/ID.
+std::string SubscriptionName(const std::string& short_name) {
+  const size_t slash = short_name.find('/');
+  if (slash == std::string::npos) return "subscriptions/" + short_name;
+  return absl::StrCat(TenantName(short_name.substr(0, slash)), "/subscriptions/",
+                      short_name.substr(slash + 1));
+}
+
+// TENANT/CONNECTION -> tenants/TENANT/connections/CONNECTION.
+std::string ConnectionName(const std::string& short_name) {
+  const size_t slash = short_name.find('/');
+  if (slash == std::string::npos) Usage("a connection is TENANT/CONNECTION");
+  return absl::StrCat(TenantName(short_name.substr(0, slash)), "/connections/",
+                      short_name.substr(slash + 1));
+}
+
+// One human-readable line per delivered event.
+void PrintDelivery(const v1::ReceivedEvent& r) {
+  if (absl::GetFlag(FLAGS_json)) {
+    std::string json;
+    pb::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    (void)pb::util::MessageToJsonString(r, &json, options);
+    std::cout << json << std::endl;
+    return;
+  }
+  const v1::Event& e = r.event();
+  std::string body = e.body().substr(0, 120);
+  for (char& ch : body) {
+    if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
+  }
+  const std::string& name = e.name();
+  std::cout << absl::FormatTime("%Y-%m-%d %H:%M:%S",
+                                absl::FromUnixSeconds(e.receive_time().seconds()),
+                                absl::UTCTimeZone())
+            << "  " << name.substr(0, name.rfind("/events/")) << "  #" << e.sequence() << "  "
+            << (e.type().empty() ? "-" : e.type()) << "  " << e.event_id() << "  attempt "
+            << r.delivery_attempt() << "  " << body << (e.body().size() > 120 ? "..." : "")
+            << std::endl;
+}
+
+int Subscriptions(client::GatewayClient& c, const std::vector<std::string>& args,
+                  const std::string& verb) {
+  const std::vector<std::string> columns = {"name", "ordered", "max_delivery_attempts",
+                                            "ack_deadline", "create_time"};
+  if (verb == "list") {
+    v1::ListSubscriptionsRequest r;
+    if (args.size() > 2) r.set_parent(TenantName(args[2]));
+    return ShowList(
+        ListAll<v1::ListSubscriptionsRequest, v1::ListSubscriptionsResponse, v1::Subscription>(
+            r, [&](const auto& req) { return c.ListSubscriptions(req); },
+            [](const auto& p) { return p.subscriptions(); }),
+        columns);
+  }
+  const std::string name = SubscriptionName(Arg(args, 2, "SUB"));
+  if (verb == "create") {
+    v1::CreateSubscriptionRequest r;
+    const size_t slash = name.find("/subscriptions/");
+    if (absl::StartsWith(name, "tenants/")) r.set_parent(name.substr(0, slash));
+    r.set_subscription_id(name.substr(name.rfind('/') + 1));
+    r.set_request_id(absl::GetFlag(FLAGS_request_id));
+    v1::Subscription& s = *r.mutable_subscription();
+    s.set_display_name(absl::GetFlag(FLAGS_display_name));
+    s.set_ordered(absl::GetFlag(FLAGS_ordered));
+    s.set_max_delivery_attempts(absl::GetFlag(FLAGS_max_attempts));
+    if (absl::GetFlag(FLAGS_ack_deadline) > absl::ZeroDuration()) {
+      s.mutable_ack_deadline()->set_seconds(
+          absl::ToInt64Seconds(absl::GetFlag(FLAGS_ack_deadline)));
+    }
+    for (const std::string& conn : absl::GetFlag(FLAGS_connections)) {
+      s.mutable_filter()->add_connections(ConnectionName(conn));
+    }
+    for (const std::string& system : absl::GetFlag(FLAGS_systems)) {
+      s.mutable_filter()->add_systems(system);
+    }
+    for (const std::string& type : absl::GetFlag(FLAGS_types)) {
+      s.mutable_filter()->add_event_types(type);
+    }
+    return Show(c.CreateSubscription(r));
+  }
+  if (verb == "get") {
+    v1::GetSubscriptionRequest r;
+    r.set_name(name);
+    return Show(c.GetSubscription(r));
+  }
+  if (verb == "delete") {
+    v1::DeleteSubscriptionRequest r;
+    r.set_name(name);
+    absl::Status s = c.DeleteSubscription(r);
+    if (!s.ok()) return Fail(s);
+    std::cout << "deleted " << name << "\n";
+    return 0;
+  }
+  if (verb == "seek") {
+    v1::SeekSubscriptionRequest r;
+    r.set_subscription(name);
+    if (!absl::GetFlag(FLAGS_time).empty()) {
+      absl::Time t;
+      std::string error;
+      if (!absl::ParseTime(absl::RFC3339_full, absl::GetFlag(FLAGS_time), &t, &error)) {
+        Usage("--time: an RFC 3339 time such as 2026-11-28T06:00:00Z");
+      }
+      r.mutable_time()->set_seconds(absl::ToUnixSeconds(t));
+    } else if (!absl::GetFlag(FLAGS_connection).empty()) {
+      r.mutable_position()->set_connection(ConnectionName(absl::GetFlag(FLAGS_connection)));
+      r.mutable_position()->set_after_sequence(absl::GetFlag(FLAGS_after));
+    } else {
+      Usage("seek needs --time or --connection");
+    }
+    auto result = c.SeekSubscription(r);
+    if (!result.ok()) return Fail(result.status());
+    std::cout << "moved " << name << "\n";
+    return 0;
+  }
+  if (verb == "dead-letters") {
+    v1::ListDeadLettersRequest r;
+    r.set_subscription(name);
+    auto letters = ListAll<v1::ListDeadLettersRequest, v1::ListDeadLettersResponse, v1::DeadLetter>(
+        r, [&](const auto& req) { return c.ListDeadLetters(req); },
+        [](const auto& p) { return p.dead_letters(); });
+    if (!letters.ok()) return Fail(letters.status());
+    if (absl::GetFlag(FLAGS_json)) {
+      PrintList(*letters, {});
+      return 0;
+    }
+    if (letters->empty()) std::cout << "(none)\n";
+    for (const v1::DeadLetter& d : *letters) {
+      std::cout << d.event().name() << "  " << d.event().event_id() << "  "
+                << (d.event().type().empty() ? "-" : d.event().type()) << "  attempts "
+                << d.delivery_attempts() << "  dead since "
+                << absl::FormatTime("%Y-%m-%d %H:%M:%S",
+                                    absl::FromUnixSeconds(d.dead_time().seconds()),
+                                    absl::UTCTimeZone())
+                << (d.replaying() ? "  (replaying)" : "") << "\n";
+    }
+    return 0;
+  }
+  if (verb == "replay") {
+    v1::ReplayDeadLettersRequest r;
+    r.set_subscription(name);
+    if (!absl::GetFlag(FLAGS_connection).empty()) {
+      r.set_connection(ConnectionName(absl::GetFlag(FLAGS_connection)));
+    }
+    auto result = c.ReplayDeadLetters(r);
+    if (!result.ok()) return Fail(result.status());
+    std::cout << "replaying " << result->replayed() << " dead letters of " << name << "\n";
+    return 0;
+  }
+  if (verb == "tail") {
+    const int64_t count = absl::GetFlag(FLAGS_count);
+    const bool ack = !absl::GetFlag(FLAGS_no_ack);
+    auto stream = c.StreamEvents(name, absl::GetFlag(FLAGS_max_events));
+    int64_t seen = 0;
+    v1::StreamEventsResponse response;
+    while (stream->Next(&response)) {
+      std::vector<std::string> ack_ids;
+      for (const v1::ReceivedEvent& r : response.received_events()) {
+        PrintDelivery(r);
+        ack_ids.push_back(r.ack_id());
+        if (count > 0 && ++seen >= count) break;
+      }
+      if (ack) stream->Ack(ack_ids);
+      if (count > 0 && seen >= count) {
+        stream->Close();  // the server ends the stream; what was not acked goes elsewhere
+        while (stream->Next(&response)) {
+        }
+        break;
+      }
+    }
+    absl::Status status = stream->Finish();
+    return status.ok() ? 0 : Fail(status);
+  }
+  Usage(absl::StrCat("unknown command: subscriptions ", verb));
+}
 
 int Run(client::GatewayClient& c, const std::vector<std::string>& args) {
   const std::string& resource = Arg(args, 0, "RESOURCE");
@@ -652,6 +850,8 @@ int Run(client::GatewayClient& c, const std::vector<std::string>& args) {
     return 0;
   }
 
+  if (resource == "subscriptions") return Subscriptions(c, args, verb);
+
   if (resource == "ledger" && verb == "list") {
     v1::ListLedgerEntriesRequest r;
     r.set_parent("creditPools/" + Arg(args, 2, "POOL"));
@@ -673,7 +873,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "switchyardctl [--target=HOST:PORT] [--json] RESOURCE VERB [ARGS] [--flags]\n"
       "Resources: tenants, systems, pools, reservations, connections, ledger, keys, "
-      "credentials, webhooks, events, health.\n"
+      "credentials, webhooks, events, subscriptions, health.\n"
       "See the header of client/switchyardctl.cc or README.md for every verb.");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> args(positional.begin() + 1, positional.end());
