@@ -8,6 +8,7 @@ Usage: python_client_test.py SERVER_BINARY GENERATED_PY_DIR
 """
 
 import os
+import queue
 import subprocess
 import sys
 import tempfile
@@ -132,6 +133,67 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(info.reason, "CREDITS_EXHAUSTED")
         self.assertEqual(info.domain, "switchyard.v1")
         self.assertEqual(info.metadata["available"], "2")
+
+    def test_stream_events_delivers_acks_and_redelivers_on_nack(self):
+        self.call("CreateCreditPool", gateway_pb2.CreateCreditPoolRequest(
+            credit_pool_id="main", credit_pool=gateway_pb2.CreditPool(capacity=10)),
+            gateway_pb2.CreditPool)
+        self.call("CreateTenant", gateway_pb2.CreateTenantRequest(
+            tenant_id="acme", tenant=gateway_pb2.Tenant(credit_pool="creditPools/main")),
+            gateway_pb2.Tenant)
+        self.call("CreateConnection", gateway_pb2.CreateConnectionRequest(
+            parent="tenants/acme", connection_id="mx",
+            connection=gateway_pb2.Connection(system="systems/maintainx",
+                                              deployment=gateway_pb2.CLOUD)),
+            gateway_pb2.Connection)
+        sub = self.call("CreateSubscription", gateway_pb2.CreateSubscriptionRequest(
+            parent="tenants/acme", subscription_id="all",
+            subscription=gateway_pb2.Subscription(ordered=True)), gateway_pb2.Subscription)
+        self.assertEqual(sub.name, "tenants/acme/subscriptions/all")
+        self.assertEqual(sub.ack_deadline.seconds, 30)
+
+        requests = queue.Queue()
+        requests.put(gateway_pb2.StreamEventsRequest(subscription=sub.name,
+                                                     max_outstanding_events=10))
+
+        def request_iterator():
+            while True:
+                item = requests.get()
+                if item is None:
+                    return
+                yield item
+
+        stream = self.channel.stream_stream(
+            SERVICE + "StreamEvents",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=gateway_pb2.StreamEventsResponse.FromString)
+        responses = stream(request_iterator(), timeout=60,
+                           metadata=[("authorization", "Bearer " + self.server.operator_key)])
+        self.call("PublishEvents", gateway_pb2.PublishEventsRequest(
+            parent="tenants/acme/connections/mx",
+            events=[gateway_pb2.PublishedEvent(event_id="e1", type="t", body=b"{}"),
+                    gateway_pb2.PublishedEvent(event_id="e2", type="t", body=b"{}")]),
+            gateway_pb2.PublishEventsResponse)
+
+        def next_event():
+            message = next(responses)
+            self.assertEqual(len(message.received_events), 1)  # ordered: one at a time
+            return message.received_events[0]
+
+        first = next_event()
+        self.assertEqual(first.event.event_id, "e1")
+        self.assertEqual(first.delivery_attempt, 1)
+        requests.put(gateway_pb2.StreamEventsRequest(nack_ids=[first.ack_id]))
+        again = next_event()
+        self.assertEqual(again.event.event_id, "e1")
+        self.assertEqual(again.delivery_attempt, 2)
+        requests.put(gateway_pb2.StreamEventsRequest(ack_ids=[again.ack_id]))
+        second = next_event()
+        self.assertEqual(second.event.event_id, "e2")
+        requests.put(gateway_pb2.StreamEventsRequest(ack_ids=[second.ack_id]))
+        requests.put(None)  # half-close: the server ends the stream cleanly
+        self.assertEqual(list(responses), [])
+        self.assertEqual(responses.code(), grpc.StatusCode.OK)
 
 
 if __name__ == "__main__":

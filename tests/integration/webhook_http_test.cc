@@ -2,10 +2,6 @@
 // path, every bad-input case, rate limiting, keep-alive, and no loss of an
 // acknowledged webhook across kill -9, through to a streaming subscriber.
 
-// clang-format off
-#include "server/api/http/beast.h"
-// clang-format on
-
 #include <algorithm>
 #include <atomic>
 #include <functional>
@@ -19,70 +15,15 @@
 #include "client/gateway_client.h"
 #include "gtest/gtest.h"
 #include "server/webhooks/signature.h"
+#include "tests/support/http_client.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
 
 namespace switchyard {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-
-struct Reply {
-  int status = 0;
-  std::string body;
-  std::map<std::string, std::string> headers;
-};
-
-// A keep-alive HTTP/1.1 client connection on loopback.
-class HttpConnection {
- public:
-  explicit HttpConnection(int port) : socket_(ioc_) {
-    socket_.connect(
-        tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)));
-  }
-
-  // Sends a request and waits for its answer; status 0 when the connection
-  // failed.
-  Reply Send(http::verb method, const std::string& target,
-             const std::vector<std::pair<std::string, std::string>>& headers,
-             const std::string& body) {
-    http::request<http::string_body> req(method, target, 11);
-    req.set(http::field::host, "127.0.0.1");
-    for (const auto& [k, v] : headers) req.set(k, v);
-    req.body() = body;
-    req.prepare_payload();
-    beast::error_code ec;
-    http::write(socket_, req, ec);
-    if (ec) return {};
-    return Read();
-  }
-
-  // Writes raw bytes (for malformed or incomplete requests).
-  void SendRaw(const std::string& bytes) {
-    beast::error_code ec;
-    asio::write(socket_, asio::buffer(bytes), ec);
-  }
-
-  Reply Read() {
-    http::response<http::string_body> res;
-    beast::error_code ec;
-    http::read(socket_, buffer_, res, ec);
-    if (ec) return {};
-    Reply reply{static_cast<int>(res.result_int()), res.body(), {}};
-    for (const auto& field : res) {
-      reply.headers[std::string(field.name_string())] = std::string(field.value());
-    }
-    return reply;
-  }
-
- private:
-  asio::io_context ioc_;
-  tcp::socket socket_;
-  beast::flat_buffer buffer_;
-};
+using testing::HttpConnection;
+using Reply = testing::HttpReply;
 
 class WebhookHttpTest : public ::testing::Test {
  protected:
@@ -166,17 +107,17 @@ TEST_F(WebhookHttpTest, AcceptedWebhooksAreStoredOnceAndListed) {
   Connect(1);
   HttpConnection http(server_->http_port());
   const std::string body = R"({"type":"work_order.created","id":"wo-17"})";
-  Reply first = http.Send(http::verb::post, Path(0), Headers(0, "evt-1", body), body);
+  Reply first = http.Send("POST", Path(0), Headers(0, "evt-1", body), body);
   EXPECT_EQ(first.status, 200) << first.body;
   auto events = Events(0);
   ASSERT_EQ(events.size(), 1u);
   const int64_t seq = events[0].sequence();
   EXPECT_EQ(first.body, absl::StrCat(R"({"sequence":)", seq, R"(,"duplicate":false})"));
   // The same webhook again (a retry by the sender): 200, stored once.
-  Reply again = http.Send(http::verb::post, Path(0), Headers(0, "evt-1", body), body);
+  Reply again = http.Send("POST", Path(0), Headers(0, "evt-1", body), body);
   EXPECT_EQ(again.status, 200);
   EXPECT_EQ(again.body, absl::StrCat(R"({"sequence":)", seq, R"(,"duplicate":true})"));
-  Reply second = http.Send(http::verb::post, Path(0), Headers(0, "evt-2", "{}"), "{}");
+  Reply second = http.Send("POST", Path(0), Headers(0, "evt-2", "{}"), "{}");
   EXPECT_EQ(second.body, absl::StrCat(R"({"sequence":)", seq + 1, R"(,"duplicate":false})"));
   events = Events(0);
   ASSERT_EQ(events.size(), 2u);
@@ -194,33 +135,31 @@ TEST_F(WebhookHttpTest, BadInputIsAnsweredPreciselyAndStoresNothing) {
     EXPECT_EQ(reply.status, status) << reason << ": " << reply.body;
     EXPECT_NE(reply.body.find(reason), std::string::npos) << reply.body;
   };
-  expect(http.Send(http::verb::post, "/webhooks/tenants/acme/connections/nothing",
-                   Headers(0, "e1", body), body),
-         404, "UNKNOWN_CONNECTION");
-  expect(http.Send(http::verb::post, "/elsewhere", Headers(0, "e1", body), body), 404, "NOT_FOUND");
-  Reply get = http.Send(http::verb::get, Path(0), {}, "");
+  expect(
+      http.Send("POST", "/webhooks/tenants/acme/connections/nothing", Headers(0, "e1", body), body),
+      404, "UNKNOWN_CONNECTION");
+  expect(http.Send("POST", "/elsewhere", Headers(0, "e1", body), body), 404, "NOT_FOUND");
+  Reply get = http.Send("GET", Path(0), {}, "");
   expect(get, 405, "METHOD_NOT_ALLOWED");
   EXPECT_EQ(get.headers["Allow"], "POST");
   auto text = Headers(0, "e2", body);
   text[0].second = "text/plain";
-  expect(http.Send(http::verb::post, Path(0), text, body), 415, "UNSUPPORTED_CONTENT_TYPE");
+  expect(http.Send("POST", Path(0), text, body), 415, "UNSUPPORTED_CONTENT_TYPE");
   auto forged = Headers(0, "e3", body);
-  expect(http.Send(http::verb::post, Path(0), forged, R"({"changed":true})"), 401,
-         "SIGNATURE_MISMATCH");
-  expect(http.Send(http::verb::post, Path(0), Headers(0, "e4", body, -600), body), 401,
+  expect(http.Send("POST", Path(0), forged, R"({"changed":true})"), 401, "SIGNATURE_MISMATCH");
+  expect(http.Send("POST", Path(0), Headers(0, "e4", body, -600), body), 401,
          "TIMESTAMP_OUT_OF_TOLERANCE");
   auto missing = Headers(0, "e5", body);
   missing.pop_back();
-  expect(http.Send(http::verb::post, Path(0), missing, body), 400, "MISSING_HEADER");
+  expect(http.Send("POST", Path(0), missing, body), 400, "MISSING_HEADER");
   const std::string large(2000, ' ');
   HttpConnection fresh(server_->http_port());
-  expect(fresh.Send(http::verb::post, Path(0), Headers(0, "e6", large), large), 413,
-         "BODY_TOO_LARGE");
+  expect(fresh.Send("POST", Path(0), Headers(0, "e6", large), large), 413, "BODY_TOO_LARGE");
   HttpConnection garbage(server_->http_port());
   garbage.SendRaw("THIS IS NOT HTTP\r\n\r\n");
   expect(garbage.Read(), 400, "MALFORMED_REQUEST");
   // The connection that was refused everything still works.
-  EXPECT_EQ(http.Send(http::verb::post, Path(0), Headers(0, "ok", body), body).status, 200);
+  EXPECT_EQ(http.Send("POST", Path(0), Headers(0, "ok", body), body).status, 200);
   auto events = Events(0);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].event_id(), "ok");
@@ -245,7 +184,7 @@ TEST_F(WebhookHttpTest, ANoisyConnectionIsRateLimitedWithRetryAfter) {
   std::string retry_after;
   for (int i = 0; i < 4; ++i) {
     const std::string id = absl::StrCat("e", i);
-    Reply r = http.Send(http::verb::post, Path(0), Headers(0, id, "{}"), "{}");
+    Reply r = http.Send("POST", Path(0), Headers(0, id, "{}"), "{}");
     if (r.status == 429) {
       ++limited;
       retry_after = r.headers["Retry-After"];
@@ -254,7 +193,7 @@ TEST_F(WebhookHttpTest, ANoisyConnectionIsRateLimitedWithRetryAfter) {
   EXPECT_GE(limited, 1);
   EXPECT_FALSE(retry_after.empty());
   // Another connection is not affected.
-  EXPECT_EQ(http.Send(http::verb::post, Path(1), Headers(1, "x", "{}"), "{}").status, 200);
+  EXPECT_EQ(http.Send("POST", Path(1), Headers(1, "x", "{}"), "{}").status, 200);
 }
 
 // Reads a subscription on its own thread, acknowledging everything, and
@@ -340,9 +279,8 @@ TEST_F(WebhookHttpTest, WebhooksReachStreamsAndStreamsEndCleanlyOnShutdown) {
   HttpConnection http(server_->http_port());
   const std::string body = R"({"type":"ticket.opened","id":7})";
   for (int c = 0; c < 2; ++c) {
-    EXPECT_EQ(
-        http.Send(http::verb::post, Path(c), Headers(c, absl::StrCat("wh-", c), body), body).status,
-        200);
+    EXPECT_EQ(http.Send("POST", Path(c), Headers(c, absl::StrCat("wh-", c), body), body).status,
+              200);
   }
   ASSERT_TRUE(consumer.WaitFor([](const auto& d) { return d.size() >= 2; }, absl::Seconds(30)));
   auto got = consumer.Deliveries();
@@ -383,8 +321,7 @@ TEST_F(WebhookHttpTest, EveryWebhookAnswered200SurvivesKillNineAndIsDelivered) {
       for (int i = 0; !stop.load(); ++i) {
         const std::string id = absl::StrCat("p", p, "-", i);
         const std::string body = absl::StrCat(R"({"poster":)", p, R"(,"n":)", i, "}");
-        Reply r =
-            http.Send(http::verb::post, Path(connection), Headers(connection, id, body), body);
+        Reply r = http.Send("POST", Path(connection), Headers(connection, id, body), body);
         if (r.status != 200) return;  // the server is gone
         std::lock_guard<std::mutex> lock(mu);
         acked[static_cast<size_t>(p)].push_back(id);
