@@ -970,15 +970,18 @@ void DeliveryEngine::Flush(Sub& sub, absl::Time now, bool wait) {
     absl::MutexLock lock(&inbox_mu_);
     ++flushes_in_flight_;
   }
-  store_.WriteAsync(write, [this, batch](absl::Status status) {
-    batch->status = std::move(status);
-    Work work;
-    work.kind = Work::kFlushed;
-    work.flushed = batch;
-    absl::MutexLock lock(&inbox_mu_);
-    inbox_.push_back(std::move(work));
-    --flushes_in_flight_;
-  });
+  store_.WriteAsync(
+      write,
+      [this, batch](absl::Status status) {
+        batch->status = std::move(status);
+        Work work;
+        work.kind = Work::kFlushed;
+        work.flushed = batch;
+        absl::MutexLock lock(&inbox_mu_);
+        inbox_.push_back(std::move(work));
+        --flushes_in_flight_;
+      },
+      "$delivery");
 }
 
 void DeliveryEngine::Flushed(FlushBatch& batch) {

@@ -420,8 +420,14 @@ class Store {
   // exactly once with the outcome, after the commit made its writes durable.
   // `done` runs on a store thread: it must be quick and must not wait for the
   // store; handing its result to another executor is the intended use.
+  //
+  // Writes with the same `fairness_key` run in the order submitted. When more
+  // writes wait than one commit takes, keys take turns (one write each per
+  // round), so that one busy key (a noisy connection) cannot hold back the
+  // others. Write() uses the key "".
   virtual void WriteAsync(std::function<absl::Status(Transaction&)> fn,
-                          std::function<void(absl::Status)> done) = 0;
+                          std::function<void(absl::Status)> done,
+                          absl::string_view fairness_key) = 0;
 
   // Runs `fn` in a read-only transaction that sees one consistent snapshot.
   // Writes inside it fail.

@@ -67,7 +67,9 @@ void Ingestor::IngestAsync(Webhook webhook, Done done) {
                                                   : absl::StatusOr<IngestResult>(appended->result);
         Count(result);
         done(std::move(result));
-      });
+      },
+      // Connections take turns in the commit path.
+      absl::StrCat(shared->tenant_id, "/", shared->connection_id));
 }
 
 std::map<std::string, int64_t> Ingestor::Counters() const {

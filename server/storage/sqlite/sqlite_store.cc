@@ -1409,13 +1409,21 @@ absl::Status SqliteStore::Write(absl::FunctionRef<absl::Status(Transaction&)> fn
   if (stopping_) {
     return Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down");
   }
-  queue_.push_back(&task);
+  Enqueue("", &task);
   mu_.Await(absl::Condition(&task.done));
   return task.result;
 }
 
+void SqliteStore::Enqueue(absl::string_view key, Task* task) {
+  auto [it, added] = waiting_.try_emplace(key);
+  if (it->second.empty()) turns_.emplace_back(key);
+  it->second.push_back(task);
+  ++queued_;
+}
+
 void SqliteStore::WriteAsync(std::function<absl::Status(Transaction&)> fn,
-                             std::function<void(absl::Status)> done) {
+                             std::function<void(absl::Status)> done,
+                             absl::string_view fairness_key) {
   auto owned = std::make_unique<std::function<absl::Status(Transaction&)>>(std::move(fn));
   auto* task = new Task(*owned);
   task->owned = std::move(owned);
@@ -1423,7 +1431,7 @@ void SqliteStore::WriteAsync(std::function<absl::Status(Transaction&)> fn,
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
-      queue_.push_back(task);
+      Enqueue(fairness_key, task);
       return;
     }
   }
@@ -1439,12 +1447,22 @@ void SqliteStore::WriterLoop() {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
           +[](SqliteStore* s)
-               ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return !s->queue_.empty() || s->stopping_; },
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return s->queued_ > 0 || s->stopping_; },
           this));
-      if (queue_.empty()) return;  // stopping, and nothing left to do
-      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
-        batch.push_back(queue_.front());
-        queue_.pop_front();
+      if (queued_ == 0) return;  // stopping, and nothing left to do
+      // One write per key per round, keys in turn.
+      while (!turns_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+        std::string key = std::move(turns_.front());
+        turns_.pop_front();
+        auto it = waiting_.find(key);
+        batch.push_back(it->second.front());
+        it->second.pop_front();
+        --queued_;
+        if (it->second.empty()) {
+          waiting_.erase(it);
+        } else {
+          turns_.push_back(std::move(key));
+        }
       }
     }
     RunBatch(batch);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -54,7 +55,8 @@ class SqliteStore final : public Store {
   absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) override
       ABSL_LOCKS_EXCLUDED(mu_);
   void WriteAsync(std::function<absl::Status(Transaction&)> fn,
-                  std::function<void(absl::Status)> done) override ABSL_LOCKS_EXCLUDED(mu_);
+                  std::function<void(absl::Status)> done, absl::string_view fairness_key) override
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Read(absl::FunctionRef<absl::Status(Transaction&)> fn) override
       ABSL_LOCKS_EXCLUDED(readers_mu_);
   void SetCommitListener(CommitListener* listener) override;
@@ -75,8 +77,15 @@ class SqliteStore final : public Store {
   // Used by the writer thread only.
   std::unique_ptr<SqliteDb> writer_;
 
+  // Queues `task` behind the others of its key.
+  void Enqueue(absl::string_view key, Task* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
-  std::deque<Task*> queue_ ABSL_GUARDED_BY(mu_);
+  // Waiting writes by fairness key, and the keys with waiting writes in turn
+  // order.
+  absl::flat_hash_map<std::string, std::deque<Task*>> waiting_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> turns_ ABSL_GUARDED_BY(mu_);
+  size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t commits_ ABSL_GUARDED_BY(mu_) = 0;
 

@@ -1,10 +1,14 @@
 #include "server/storage/sqlite/sqlite_store.h"
 
+#include <algorithm>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/barrier.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "server/common/status.h"
 #include "tests/support/temp_dir.h"
@@ -144,6 +148,134 @@ TEST_F(SqliteStoreTest, ConnectionMetadataRoundTrips) {
                     auto got = tx.GetConnection("t", "c");
                     EXPECT_TRUE(got.ok() && got->has_value());
                     EXPECT_EQ((*got)->metadata, row.metadata);
+                    return absl::OkStatus();
+                  })
+                  .ok());
+}
+
+TEST_F(SqliteStoreTest, BusyKeysTakeTurnsWithQuietOnesInTheCommitPath) {
+  SqliteStoreOptions options;
+  options.path = dir_.path() + "/store.db";
+  options.max_batch = 8;
+  auto store = *SqliteStore::Open(options);
+  absl::Notification started, release;
+  std::vector<std::string> order;  // written by the writer thread only
+  absl::BlockingCounter finished(202);
+  auto task = [&](std::string key) {
+    return [&, key](Transaction&) {
+      order.push_back(key);
+      return absl::OkStatus();
+    };
+  };
+  // Hold the writer so that everything below queues up behind it.
+  store->WriteAsync(
+      [&](Transaction&) {
+        started.Notify();
+        release.WaitForNotification();
+        return absl::OkStatus();
+      },
+      [&](absl::Status) { finished.DecrementCount(); }, "hold");
+  started.WaitForNotification();
+  for (int i = 0; i < 200; ++i) {
+    store->WriteAsync(
+        task("noisy"), [&](absl::Status) { finished.DecrementCount(); }, "noisy");
+  }
+  store->WriteAsync(
+      task("quiet"), [&](absl::Status) { finished.DecrementCount(); }, "quiet");
+  release.Notify();
+  finished.Wait();
+  // The quiet key's one write went into the first commit after the hold,
+  // not behind the 200 noisy ones.
+  auto quiet = std::find(order.begin(), order.end(), "quiet");
+  ASSERT_NE(quiet, order.end());
+  EXPECT_LT(quiet - order.begin(), options.max_batch);
+  EXPECT_EQ(order.size(), 201u);
+}
+
+class RecordingListener final : public CommitListener {
+ public:
+  void EventsCommitted(const std::vector<EventNotice>& notices) override {
+    absl::MutexLock lock(&mu);
+    for (const auto& n : notices) seen.push_back(n);
+  }
+  absl::Mutex mu;
+  std::vector<EventNotice> seen ABSL_GUARDED_BY(mu);
+};
+
+EventRow Event(const std::string& connection, int64_t sequence, absl::Time received) {
+  EventRow row;
+  row.tenant_id = "t";
+  row.connection_id = connection;
+  row.sequence = sequence;
+  row.event_id = absl::StrCat(connection, "-", sequence);
+  row.receive_time = received;
+  row.body = "{}";
+  return row;
+}
+
+TEST_F(SqliteStoreTest, CommittedEventsAreAnnouncedOncePerConnectionAndRolledBackOnesNot) {
+  auto store = Open();
+  RecordingListener listener;
+  store->SetCommitListener(&listener);
+  const absl::Time t = absl::FromUnixSeconds(1800000000);
+  ASSERT_TRUE(store
+                  ->Write([&](Transaction& tx) -> absl::Status {
+                    for (int64_t s = 1; s <= 3; ++s)
+                      SY_RETURN_IF_ERROR(tx.InsertEvent(Event("a", s, t)));
+                    return tx.InsertEvent(Event("b", 1, t));
+                  })
+                  .ok());
+  EXPECT_FALSE(store
+                   ->Write([&](Transaction& tx) -> absl::Status {
+                     SY_RETURN_IF_ERROR(tx.InsertEvent(Event("c", 1, t)));
+                     return absl::AbortedError("changed my mind");
+                   })
+                   .ok());
+  store->SetCommitListener(nullptr);
+  absl::MutexLock lock(&listener.mu);
+  ASSERT_EQ(listener.seen.size(), 2u);
+  EXPECT_EQ(listener.seen[0].connection_id, "a");
+  EXPECT_EQ(listener.seen[0].sequence, 3);
+  EXPECT_EQ(listener.seen[1].connection_id, "b");
+}
+
+TEST_F(SqliteStoreTest, RetentionSweepKeepsEachConnectionsNewestEventAndPositionsGrow) {
+  auto store = Open();
+  const absl::Time t0 = absl::FromUnixSeconds(1800000000);
+  ASSERT_TRUE(store
+                  ->Write([&](Transaction& tx) -> absl::Status {
+                    for (int64_t s = 1; s <= 3; ++s) {
+                      SY_RETURN_IF_ERROR(tx.InsertEvent(Event("a", s, t0 + absl::Seconds(s))));
+                    }
+                    SY_RETURN_IF_ERROR(tx.InsertEvent(Event("b", 1, t0)));
+                    return tx.InsertEvent(Event("a", 4, t0 + absl::Hours(2)));
+                  })
+                  .ok());
+  EventSweep sweep;
+  int64_t last_position = 0;
+  ASSERT_TRUE(store
+                  ->Write([&](Transaction& tx) -> absl::Status {
+                    SY_ASSIGN_OR_RETURN(sweep, tx.SweepEvents(t0 + absl::Hours(1), 0, 100));
+                    SY_ASSIGN_OR_RETURN(last_position, tx.LastEventPosition());
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_EQ(sweep.deleted, 3);  // a1..a3; b1 is b's newest and stays
+  EXPECT_TRUE(sweep.done);      // stopped at a4, received after the cutoff
+  ASSERT_TRUE(store
+                  ->Write([&](Transaction& tx) -> absl::Status {
+                    // Sequences continue; positions never go back.
+                    SY_ASSIGN_OR_RETURN(int64_t a, tx.LastEventSequence("t", "a"));
+                    SY_ASSIGN_OR_RETURN(int64_t b, tx.LastEventSequence("t", "b"));
+                    EXPECT_EQ(a, 4);
+                    EXPECT_EQ(b, 1);
+                    SY_RETURN_IF_ERROR(tx.InsertEvent(Event("a", 5, t0 + absl::Hours(3))));
+                    SY_ASSIGN_OR_RETURN(std::optional<EventRow> a5, tx.GetEvent("t", "a", 5));
+                    EXPECT_GT(a5->position, last_position);
+                    SY_ASSIGN_OR_RETURN(int64_t first, tx.FirstEventSequenceAfter("t", "a", 0));
+                    EXPECT_EQ(first, 4);
+                    SY_ASSIGN_OR_RETURN(int64_t at, tx.FirstEventPositionAt(t0 + absl::Hours(3)));
+                    EXPECT_EQ(at, a5->position);
                     return absl::OkStatus();
                   })
                   .ok());
