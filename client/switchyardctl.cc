@@ -32,7 +32,7 @@
 //                   [--connections=TENANT/CONN,..] [--systems=ID,..] [--types=TYPE,..]
 //                 get SUB | list [TENANT] | delete SUB
 //                 seek SUB --time=RFC3339 | seek SUB --connection=TENANT/CONN [--after=N]
-//                 tail SUB [--count=N] [--no_ack] [--max_events=N]
+//                 tail SUB [--count=N] [--no_ack | --nack] [--max_events=N]
 //                 dead-letters SUB | replay SUB [--connection=TENANT/CONN]
 //                 (SUB is TENANT/ID for a tenant's subscription, ID for an operator's)
 //   health        check
@@ -116,7 +116,11 @@ ABSL_FLAG(std::string, time, "", "subscriptions seek: RFC 3339 time to restart f
 ABSL_FLAG(std::string, connection, "",
           "subscriptions seek/replay: the connection, TENANT/CONNECTION");
 ABSL_FLAG(int64_t, count, 0, "subscriptions tail: stop after this many events (0: never)");
-ABSL_FLAG(bool, no_ack, false, "subscriptions tail: do not acknowledge (events come back)");
+ABSL_FLAG(bool, no_ack, false,
+          "subscriptions tail: do not acknowledge (events come back after their deadline)");
+ABSL_FLAG(bool, nack, false,
+          "subscriptions tail: negatively acknowledge (events come back at once, using up an "
+          "attempt; after the last one they become dead letters)");
 ABSL_FLAG(int32_t, max_events, 0, "subscriptions tail: events outstanding at most");
 
 namespace switchyard::ctl {
@@ -452,7 +456,8 @@ int Subscriptions(client::GatewayClient& c, const std::vector<std::string>& args
   }
   if (verb == "tail") {
     const int64_t count = absl::GetFlag(FLAGS_count);
-    const bool ack = !absl::GetFlag(FLAGS_no_ack);
+    const bool ack = !absl::GetFlag(FLAGS_no_ack) && !absl::GetFlag(FLAGS_nack);
+    const bool nack = absl::GetFlag(FLAGS_nack);
     auto stream = c.StreamEvents(name, absl::GetFlag(FLAGS_max_events));
     int64_t seen = 0;
     v1::StreamEventsResponse response;
@@ -464,6 +469,7 @@ int Subscriptions(client::GatewayClient& c, const std::vector<std::string>& args
         if (count > 0 && ++seen >= count) break;
       }
       if (ack) stream->Ack(ack_ids);
+      if (nack) stream->Nack(ack_ids);
       if (count > 0 && seen >= count) {
         stream->Close();  // the server ends the stream; what was not acked goes elsewhere
         while (stream->Next(&response)) {

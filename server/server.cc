@@ -163,7 +163,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->delivery_->Start();
   server->subscriptions_ = std::make_unique<delivery::SubscriptionManager>(
       *server->store_, clock,
-      [engine = server->delivery_.get()](const std::string& name) { engine->Invalidate(name); });
+      [engine = server->delivery_.get()](const std::string& name) { engine->Invalidate(name); },
+      [engine = server->delivery_.get()](const std::string& name) {
+        engine->ReplayDeadLetters(name);
+      });
   server->service_ = std::make_unique<api::GatewayService>(
       *server->keys_, *server->tenants_, *server->catalog_, *server->ledger_, *server->connections_,
       *server->vault_, *server->events_, *server->subscriptions_, *server->delivery_);

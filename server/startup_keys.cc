@@ -18,8 +18,10 @@ namespace switchyard {
 namespace {
 absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
   struct stat info;
-  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
-    log::Warning("key file is readable by other users; make it mode 0600",
+  // Group access is allowed: Kubernetes gives mounted secrets to the pod's
+  // group (fsGroup).
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & 007) != 0) {
+    log::Warning("key file is readable by every user; make it mode 0600 or 0640",
                  {{"file", path}, {"what", what}});
   }
   std::ifstream in(path);

@@ -34,21 +34,26 @@ std::string LaneKey(absl::string_view tenant_id, absl::string_view connection_id
   return absl::StrCat(tenant_id, "/", connection_id);
 }
 
+// An ack id names a delivery: tenant/connection/sequence/attempt/generation.
+// The generation is the subscription's, which every seek changes, so acks of
+// deliveries made before a seek do not settle the deliveries after it.
 struct AckId {
   std::string lane;
   int64_t sequence = 0;
   int attempt = 0;
+  int64_t generation = 0;
 };
 
-std::string FormatAckId(absl::string_view lane, int64_t sequence, int attempt) {
-  return absl::StrCat(lane, "/", sequence, "/", attempt);
+std::string FormatAckId(absl::string_view lane, int64_t sequence, int attempt, int64_t generation) {
+  return absl::StrCat(lane, "/", sequence, "/", attempt, "/", generation);
 }
 
 std::optional<AckId> ParseAckId(absl::string_view text) {
   std::vector<absl::string_view> parts = absl::StrSplit(text, '/');
   AckId id;
-  if (parts.size() != 4 || parts[0].empty() || parts[1].empty() ||
-      !absl::SimpleAtoi(parts[2], &id.sequence) || !absl::SimpleAtoi(parts[3], &id.attempt)) {
+  if (parts.size() != 5 || parts[0].empty() || parts[1].empty() ||
+      !absl::SimpleAtoi(parts[2], &id.sequence) || !absl::SimpleAtoi(parts[3], &id.attempt) ||
+      !absl::SimpleAtoi(parts[4], &id.generation)) {
     return std::nullopt;
   }
   id.lane = LaneKey(parts[0], parts[1]);
@@ -62,7 +67,7 @@ absl::Status Malformed(absl::string_view message) {
 }  // namespace
 
 struct DeliveryEngine::Work {
-  enum Kind { kOpen, kRequest, kClose, kInvalidate, kNotices, kFlushed };
+  enum Kind { kOpen, kRequest, kClose, kInvalidate, kReplay, kNotices, kFlushed };
   Kind kind = kOpen;
   StreamId stream = 0;
   std::shared_ptr<StreamSink> sink;
@@ -71,6 +76,7 @@ struct DeliveryEngine::Work {
   std::string name;
   std::vector<storage::EventNotice> notices;
   std::shared_ptr<FlushBatch> flushed;
+  bool cancelled = false;  // kClose
 };
 
 struct DeliveryEngine::Stream {
@@ -120,10 +126,15 @@ struct DeliveryEngine::Lane {
   int64_t known_last = 0;
   std::map<int64_t, Waiting> ready;  // to send, lowest sequence first
   std::map<int64_t, Delivered> outstanding;
-  std::set<int64_t> resolved_above;  // resolved sequences above resolved_through
-  StreamId stream = 0;               // while anything is outstanding
-  bool queued = false;               // in Sub::runnable
-  bool dirty = false;                // in Sub::dirty
+  // Resolved ranges [first, last] above resolved_through, by first.
+  std::map<int64_t, int64_t> resolved_above;
+  // Sequences above resolved_through whose dead letter is being replayed:
+  // they arrive through the normal path, and their dead letter goes when
+  // they are acknowledged. Position of the dead letter by sequence.
+  std::map<int64_t, int64_t> replayed_above;
+  StreamId stream = 0;  // while anything is outstanding
+  bool queued = false;  // in Sub::runnable
+  bool dirty = false;   // in Sub::dirty
 };
 
 namespace {
@@ -163,6 +174,7 @@ struct DeliveryEngine::Sub {
   std::vector<int64_t> undead;  // dead letters replayed and acknowledged
   bool flushing = false;
   absl::Time last_flush = absl::InfinitePast();
+  bool replay_pending = false;  // dead letters were marked for replay
 
   bool TypeMatches(absl::string_view type) const {
     if (types.empty()) return true;
@@ -190,15 +202,24 @@ struct DeliveryEngine::Sub {
   // Marks sequences [from, to] resolved.
   void Resolve(Lane& lane, int64_t from, int64_t to) {
     if (to <= lane.resolved_through) return;
-    if (from <= lane.resolved_through + 1) {
-      lane.resolved_through = to;
-    } else {
-      for (int64_t s = from; s <= to; ++s) lane.resolved_above.insert(s);
+    from = std::max(from, lane.resolved_through + 1);
+    // Merge [from, to] with the ranges it touches.
+    auto it = lane.resolved_above.upper_bound(from);
+    if (it != lane.resolved_above.begin() && std::prev(it)->second >= from - 1) {
+      --it;
+      from = it->first;
+      to = std::max(to, it->second);
+      it = lane.resolved_above.erase(it);
     }
-    while (!lane.resolved_above.empty() &&
-           *lane.resolved_above.begin() <= lane.resolved_through + 1) {
-      lane.resolved_through = std::max(lane.resolved_through, *lane.resolved_above.begin());
-      lane.resolved_above.erase(lane.resolved_above.begin());
+    while (it != lane.resolved_above.end() && it->first <= to + 1) {
+      to = std::max(to, it->second);
+      it = lane.resolved_above.erase(it);
+    }
+    lane.resolved_above[from] = to;
+    auto first = lane.resolved_above.begin();
+    if (first->first <= lane.resolved_through + 1) {
+      lane.resolved_through = std::max(lane.resolved_through, first->second);
+      lane.resolved_above.erase(first);
     }
     MarkDirty(lane);
   }
@@ -263,16 +284,24 @@ void DeliveryEngine::Handle(StreamId stream, v1::StreamEventsRequest request) {
   Post(std::move(work));
 }
 
-void DeliveryEngine::Close(StreamId stream) {
+void DeliveryEngine::Close(StreamId stream, bool cancelled) {
   Work work;
   work.kind = Work::kClose;
   work.stream = stream;
+  work.cancelled = cancelled;
   Post(std::move(work));
 }
 
 void DeliveryEngine::Invalidate(const std::string& subscription_name) {
   Work work;
   work.kind = Work::kInvalidate;
+  work.name = subscription_name;
+  Post(std::move(work));
+}
+
+void DeliveryEngine::ReplayDeadLetters(const std::string& subscription_name) {
+  Work work;
+  work.kind = Work::kReplay;
   work.name = subscription_name;
   Post(std::move(work));
 }
@@ -291,6 +320,7 @@ DeliveryStats DeliveryEngine::Stats() const {
   stats.acked = acked_.load();
   stats.dead_lettered = dead_lettered_.load();
   stats.streams = open_streams_.load();
+  stats.skipped = skipped_.load();
   return stats;
 }
 
@@ -347,6 +377,16 @@ void DeliveryEngine::Pump() {
       if (!sub.flushing) wake = std::min(wake, sub.last_flush + options_.flush_interval);
       continue;
     }
+    if (sub.replay_pending) {
+      absl::Status replays =
+          store_.Read([&](storage::Transaction& tx) { return LoadReplays(sub, tx); });
+      if (replays.ok()) {
+        sub.replay_pending = false;
+      } else {
+        log::Warning("delivery: reading replayed dead letters failed; will retry",
+                     {{"subscription", name}, {"error", replays.ToString()}});
+      }
+    }
     Expire(sub, now);
     bool more = false;
     for (int round = 0; round < kRoundsPerPump; ++round) {
@@ -400,12 +440,12 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
         sub->second->early.emplace_back(stream.id, std::move(w.request));
         return;
       }
-      Settle(*sub->second, stream, w.request, now);
+      Settle(*sub->second, stream.id, w.request, now);
       return;
     }
     case Work::kClose: {
       auto it = streams_.find(w.stream);
-      if (it != streams_.end()) EndStream(w.stream, absl::OkStatus());
+      if (it != streams_.end()) EndStream(w.stream, absl::OkStatus(), w.cancelled);
       return;
     }
     case Work::kInvalidate: {
@@ -423,6 +463,11 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
         s->second->outstanding_bytes = 0;
       }
       it->second = std::move(fresh);
+      return;
+    }
+    case Work::kReplay: {
+      auto it = subs_.find(w.name);
+      if (it != subs_.end()) it->second->replay_pending = true;
       return;
     }
     case Work::kNotices:
@@ -473,24 +518,24 @@ void DeliveryEngine::Attach(Stream& stream, v1::StreamEventsRequest& request, ab
   if (request.ack_ids_size() + request.nack_ids_size() + request.modify_deadline_ack_ids_size() >
       0) {
     if (sub->loaded) {
-      Settle(*sub, stream, request, now);
+      Settle(*sub, stream.id, request, now);
     } else {
       sub->early.emplace_back(stream.id, std::move(request));
     }
   }
 }
 
-void DeliveryEngine::EndStream(StreamId id, absl::Status status) {
+void DeliveryEngine::EndStream(StreamId id, absl::Status status, bool used_attempts) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   std::unique_ptr<Stream> stream = std::move(it->second);
   streams_.erase(it);
-  Detach(*stream, clock_.Now());
+  Detach(*stream, clock_.Now(), used_attempts);
   stream->sink->End(std::move(status));
   --open_streams_;
 }
 
-void DeliveryEngine::Detach(Stream& stream, absl::Time now) {
+void DeliveryEngine::Detach(Stream& stream, absl::Time now, bool used_attempts) {
   if (stream.sub.empty()) return;
   auto it = subs_.find(stream.sub);
   stream.sub.clear();
@@ -503,7 +548,7 @@ void DeliveryEngine::Detach(Stream& stream, absl::Time now) {
     if (lane->stream != stream.id) continue;
     std::vector<int64_t> sequences;
     for (const auto& [sequence, delivered] : lane->outstanding) sequences.push_back(sequence);
-    for (int64_t sequence : sequences) Retry(sub, *lane, sequence, now);
+    for (int64_t sequence : sequences) Retry(sub, *lane, sequence, now, used_attempts);
     lane->stream = 0;
   }
 }
@@ -628,26 +673,7 @@ absl::Status DeliveryEngine::Load(Sub& sub) {
       }
     }
 
-    // Dead letters being replayed.
-    int64_t after = 0;
-    while (true) {
-      SY_ASSIGN_OR_RETURN(std::vector<storage::DeadLetterRow> replays,
-                          tx.ListDeadLetters(sub.key.tenant_id, sub.key.id, after, 1000, true));
-      for (const auto& d : replays) {
-        auto lane = sub.lanes.find(LaneKey(d.tenant_id, d.connection_id));
-        if (lane == sub.lanes.end()) continue;
-        SY_ASSIGN_OR_RETURN(std::optional<storage::EventRow> event,
-                            tx.GetEvent(d.tenant_id, d.connection_id, d.sequence));
-        if (!event.has_value()) continue;  // past retention
-        lane->second->ready[d.sequence] =
-            Waiting{std::make_shared<const v1::Event>(events::EventLog::ToProto(*event)),
-                    d.position, 0, true};
-        sub.Wake(*lane->second);
-      }
-      if (replays.size() < 1000) break;
-      after = replays.back().position;
-    }
-    return absl::OkStatus();
+    return LoadReplays(sub, tx);
   });
   if (!status.ok()) return status;
   sub.loaded = true;
@@ -655,10 +681,49 @@ absl::Status DeliveryEngine::Load(Sub& sub) {
   sub.early.clear();
   const absl::Time now = clock_.Now();
   for (auto& [id, request] : early) {
-    auto it = streams_.find(id);
-    if (it != streams_.end()) Settle(sub, *it->second, request, now);
+    // Applied even when the stream is gone: acks are accepted from any
+    // stream, and after a reconnect they may be all that arrived.
+    Settle(sub, id, request, now);
   }
   return absl::OkStatus();
+}
+
+void DeliveryEngine::Skipped(Sub& sub, Lane& lane, int64_t from, int64_t to) {
+  sub.Resolve(lane, from, to);
+  skipped_ += to - from + 1;
+  log::Warning("delivery: events deleted by retention before this subscription received them",
+               {{"subscription", sub.name},
+                {"connection", lane.key},
+                {"first_sequence", from},
+                {"last_sequence", to}});
+}
+
+absl::Status DeliveryEngine::LoadReplays(Sub& sub, storage::Transaction& tx) {
+  int64_t after = 0;
+  while (true) {
+    SY_ASSIGN_OR_RETURN(std::vector<storage::DeadLetterRow> replays,
+                        tx.ListDeadLetters(sub.key.tenant_id, sub.key.id, after, 1000, true));
+    for (const storage::DeadLetterRow& d : replays) {
+      auto it = sub.lanes.find(LaneKey(d.tenant_id, d.connection_id));
+      if (it == sub.lanes.end()) continue;
+      Lane& lane = *it->second;
+      const bool present = lane.ready.contains(d.sequence) || lane.outstanding.contains(d.sequence);
+      if (present || d.sequence > lane.loaded_through) {
+        // On its way through the normal path: its ack ends the dead letter.
+        lane.replayed_above[d.sequence] = d.position;
+        continue;
+      }
+      SY_ASSIGN_OR_RETURN(std::optional<storage::EventRow> event,
+                          tx.GetEvent(d.tenant_id, d.connection_id, d.sequence));
+      if (!event.has_value()) continue;  // past retention
+      lane.ready[d.sequence] =
+          Waiting{std::make_shared<const v1::Event>(events::EventLog::ToProto(*event)), d.position,
+                  0, true};
+      sub.Wake(lane);
+    }
+    if (replays.size() < 1000) return absl::OkStatus();
+    after = replays.back().position;
+  }
 }
 
 absl::Status DeliveryEngine::Fill(Sub& sub) {
@@ -672,8 +737,8 @@ absl::Status DeliveryEngine::Fill(Sub& sub) {
   if (wanting.empty() && sub.unknown.empty()) return absl::OkStatus();
   return store_.Read([&](storage::Transaction& tx) -> absl::Status {
     if (!sub.unknown.empty()) {
-      auto unknown = std::move(sub.unknown);
-      sub.unknown.clear();
+      // Cleared once read; a failed read leaves them for the next round.
+      auto unknown = sub.unknown;
       for (const auto& [key, last] : unknown) {
         std::pair<std::string, std::string> ids = absl::StrSplit(key, absl::MaxSplits('/', 1));
         SY_ASSIGN_OR_RETURN(std::optional<storage::ConnectionRow> c,
@@ -688,6 +753,7 @@ absl::Status DeliveryEngine::Fill(Sub& sub) {
           }
         }
       }
+      sub.unknown.clear();
     }
     for (Lane* lane : wanting) {
       const int want = options_.lane_buffer - static_cast<int>(lane->ready.size());
@@ -696,7 +762,7 @@ absl::Status DeliveryEngine::Fill(Sub& sub) {
           tx.ListEvents(lane->tenant_id, lane->connection_id, lane->loaded_through, want));
       for (storage::EventRow& row : rows) {
         if (row.sequence > lane->loaded_through + 1) {
-          sub.Resolve(*lane, lane->loaded_through + 1, row.sequence - 1);  // past retention
+          Skipped(sub, *lane, lane->loaded_through + 1, row.sequence - 1);
         }
         lane->loaded_through = row.sequence;
         auto event = std::make_shared<const v1::Event>(events::EventLog::ToProto(row));
@@ -707,7 +773,7 @@ absl::Status DeliveryEngine::Fill(Sub& sub) {
         lane->ready[row.sequence] = Waiting{std::move(event), row.position, 0, false};
       }
       if (static_cast<int>(rows.size()) < want && lane->loaded_through < lane->known_last) {
-        sub.Resolve(*lane, lane->loaded_through + 1, lane->known_last);
+        Skipped(sub, *lane, lane->loaded_through + 1, lane->known_last);
         lane->loaded_through = lane->known_last;
       }
     }
@@ -770,7 +836,7 @@ bool DeliveryEngine::Dispatch(Sub& sub, absl::Time now) {
       stream->outstanding_bytes += static_cast<int64_t>(d.event->body().size());
       if (stream->batch.received_events_size() == 0) batched_.push_back(stream->id);
       v1::ReceivedEvent* received = stream->batch.add_received_events();
-      received->set_ack_id(FormatAckId(lane->key, sequence, d.attempt));
+      received->set_ack_id(FormatAckId(lane->key, sequence, d.attempt, sub.generation));
       *received->mutable_event() = *d.event;
       received->set_delivery_attempt(d.attempt);
       if (stream->batch.received_events_size() >= options_.max_events_per_message) {
@@ -800,11 +866,12 @@ void DeliveryEngine::Expire(Sub& sub, absl::Time now) {
         it->second.deadline != e.deadline) {
       continue;  // settled, or its deadline moved
     }
-    Retry(sub, lane, e.sequence, now);
+    Retry(sub, lane, e.sequence, now, /*used_attempt=*/true);
   }
 }
 
-void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time now) {
+void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time now,
+                           bool used_attempt) {
   auto it = lane.outstanding.find(sequence);
   if (it == lane.outstanding.end()) return;
   Delivered d = std::move(it->second);
@@ -816,6 +883,11 @@ void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time no
   }
   if (lane.outstanding.empty()) lane.stream = 0;
   sub.Wake(lane);
+  if (!used_attempt) {
+    // Sent but never seen: delivered again with the same attempt number.
+    lane.ready[sequence] = Waiting{std::move(d.event), d.position, d.attempt - 1, d.replay};
+    return;
+  }
   if (d.attempt < sub.max_attempts) {
     lane.ready[sequence] = Waiting{std::move(d.event), d.position, d.attempt, d.replay};
     return;
@@ -830,7 +902,10 @@ void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time no
   row.attempts = d.attempt;
   row.dead_time = now;
   sub.dead.push_back(std::move(row));
-  if (!d.replay) sub.Resolve(lane, sequence, sequence);
+  if (!d.replay) {
+    lane.replayed_above.erase(sequence);  // the new dead letter replaces the replayed one
+    sub.Resolve(lane, sequence, sequence);
+  }
   ++dead_lettered_;
   log::Warning("event dead-lettered", {{"subscription", sub.name},
                                        {"connection", lane.key},
@@ -838,32 +913,44 @@ void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time no
                                        {"attempts", d.attempt}});
 }
 
-bool DeliveryEngine::Settle(Sub& sub, Stream& stream, const v1::StreamEventsRequest& request,
+bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsRequest& request,
                             absl::Time now) {
-  if (request.modify_deadline_ack_ids_size() != request.modify_deadline_seconds_size()) {
-    EndStream(stream.id, Malformed("modify_deadline_ack_ids and modify_deadline_seconds must "
-                                   "have the same length"));
+  // A malformed request ends its stream (if it still exists); what came
+  // before in it is applied.
+  auto reject = [&](absl::Status status) {
+    EndStream(stream, std::move(status));
     return false;
+  };
+  if (request.modify_deadline_ack_ids_size() != request.modify_deadline_seconds_size()) {
+    return reject(
+        Malformed("modify_deadline_ack_ids and modify_deadline_seconds must have the same length"));
   }
-  auto find = [&](const std::string& text) -> std::optional<std::pair<Lane*, AckId>> {
-    std::optional<AckId> id = ParseAckId(text);
-    if (!id.has_value()) return std::nullopt;
-    auto lane = sub.lanes.find(id->lane);
-    return std::make_pair(lane == sub.lanes.end() ? nullptr : lane->second.get(), *id);
+  // The lane of a well-formed ack id of the current generation, or nullptr.
+  auto find = [&](const std::string& text, AckId& id) -> std::optional<Lane*> {
+    std::optional<AckId> parsed = ParseAckId(text);
+    if (!parsed.has_value()) return std::nullopt;
+    id = *std::move(parsed);
+    if (id.generation != sub.generation) return nullptr;  // made before a seek
+    auto lane = sub.lanes.find(id.lane);
+    return lane == sub.lanes.end() ? nullptr : lane->second.get();
   };
   auto malformed = [&](const std::string& text) {
-    EndStream(stream.id, Malformed(absl::StrCat("malformed ack id '", text.substr(0, 64), "'")));
-    return false;
+    return reject(Malformed(absl::StrCat("malformed ack id '", text.substr(0, 64), "'")));
   };
   for (const std::string& text : request.ack_ids()) {
-    auto found = find(text);
+    AckId id;
+    std::optional<Lane*> found = find(text, id);
     if (!found.has_value()) return malformed(text);
-    Lane* lane = found->first;
+    Lane* lane = *found;
     if (lane == nullptr) continue;
-    const int64_t sequence = found->second.sequence;
+    const int64_t sequence = id.sequence;
     bool replay = false;
     int64_t position = 0;
     if (auto it = lane->outstanding.find(sequence); it != lane->outstanding.end()) {
+      // In an ordered subscription, only the delivery in flight settles it:
+      // a late ack of an earlier attempt must not let the next event overtake
+      // the redelivery being processed.
+      if (sub.ordered && it->second.attempt != id.attempt) continue;
       auto owner = streams_.find(it->second.stream);
       if (owner != streams_.end()) {
         --owner->second->outstanding;
@@ -873,9 +960,10 @@ bool DeliveryEngine::Settle(Sub& sub, Stream& stream, const v1::StreamEventsRequ
       position = it->second.position;
       lane->outstanding.erase(it);
       if (lane->outstanding.empty()) lane->stream = 0;
-    } else if (auto w = lane->ready.find(sequence);
-               w != lane->ready.end() && w->second.attempts > 0) {
-      replay = w->second.replay;  // acknowledged late, while waiting to be delivered again
+    } else if (auto w = lane->ready.find(sequence); w != lane->ready.end()) {
+      // Acknowledged while waiting to be delivered again (after a deadline,
+      // a nack, or a reconnect).
+      replay = w->second.replay;
       position = w->second.position;
       lane->ready.erase(w);
     } else {
@@ -884,6 +972,10 @@ bool DeliveryEngine::Settle(Sub& sub, Stream& stream, const v1::StreamEventsRequ
     if (replay) {
       sub.undead.push_back(position);
     } else {
+      if (auto r = lane->replayed_above.find(sequence); r != lane->replayed_above.end()) {
+        sub.undead.push_back(r->second);
+        lane->replayed_above.erase(r);
+      }
       sub.Resolve(*lane, sequence, sequence);
     }
     ++acked_;
@@ -892,36 +984,36 @@ bool DeliveryEngine::Settle(Sub& sub, Stream& stream, const v1::StreamEventsRequ
   auto nack = [&](Lane& lane, const AckId& id) {
     auto it = lane.outstanding.find(id.sequence);
     if (it != lane.outstanding.end() && it->second.attempt == id.attempt) {
-      Retry(sub, lane, id.sequence, now);
+      Retry(sub, lane, id.sequence, now, /*used_attempt=*/true);
     }
   };
   for (const std::string& text : request.nack_ids()) {
-    auto found = find(text);
+    AckId id;
+    std::optional<Lane*> found = find(text, id);
     if (!found.has_value()) return malformed(text);
-    if (found->first != nullptr) nack(*found->first, found->second);
+    if (*found != nullptr) nack(**found, id);
   }
   for (int i = 0; i < request.modify_deadline_ack_ids_size(); ++i) {
     const std::string& text = request.modify_deadline_ack_ids(i);
     const int seconds = request.modify_deadline_seconds(i);
     if (seconds < 0 || seconds > kMaxDeadlineSeconds) {
-      EndStream(stream.id, InvalidArgument("INVALID_DEADLINE",
-                                           absl::StrCat("modify_deadline_seconds must be 0 to ",
-                                                        kMaxDeadlineSeconds)));
-      return false;
+      return reject(InvalidArgument(
+          "INVALID_DEADLINE",
+          absl::StrCat("modify_deadline_seconds must be 0 to ", kMaxDeadlineSeconds)));
     }
-    auto found = find(text);
+    AckId id;
+    std::optional<Lane*> found = find(text, id);
     if (!found.has_value()) return malformed(text);
-    Lane* lane = found->first;
+    Lane* lane = *found;
     if (lane == nullptr) continue;
     if (seconds == 0) {
-      nack(*lane, found->second);
+      nack(*lane, id);
       continue;
     }
-    auto it = lane->outstanding.find(found->second.sequence);
-    if (it == lane->outstanding.end() || it->second.attempt != found->second.attempt) continue;
+    auto it = lane->outstanding.find(id.sequence);
+    if (it == lane->outstanding.end() || it->second.attempt != id.attempt) continue;
     it->second.deadline = now + absl::Seconds(seconds);
-    sub.expiries.push(
-        Expiry{it->second.deadline, lane, found->second.sequence, it->second.attempt});
+    sub.expiries.push(Expiry{it->second.deadline, lane, id.sequence, it->second.attempt});
   }
   return true;
 }

@@ -71,6 +71,8 @@ struct DeliveryStats {
   int64_t redelivered = 0;  // of which repeated
   int64_t acked = 0;
   int64_t dead_lettered = 0;
+  // Events deleted by retention before a subscription received them.
+  int64_t skipped = 0;
   int64_t streams = 0;  // open now
 };
 
@@ -98,13 +100,21 @@ class DeliveryEngine final : public storage::CommitListener {
   // INVALID_ARGUMENT; a subscription that does not exist or is outside the
   // stream's scope, with NOT_FOUND.
   void Handle(StreamId stream, v1::StreamEventsRequest request) ABSL_LOCKS_EXCLUDED(inbox_mu_);
-  // The client is gone (half-close or cancellation): its outstanding events
-  // are delivered again on other streams, and the stream is ended with OK.
-  void Close(StreamId stream) ABSL_LOCKS_EXCLUDED(inbox_mu_);
+  // The client is done: its outstanding events are delivered again on other
+  // streams, and the stream is ended with OK. After a half-close they keep
+  // their attempt count (they were sent, not failed); when the client broke
+  // off (`cancelled`, for example it crashed on an event), each one used up
+  // an attempt, so that an event that kills its consumers ends as a dead
+  // letter.
+  void Close(StreamId stream, bool cancelled) ABSL_LOCKS_EXCLUDED(inbox_mu_);
 
-  // The subscription changed in the store (seek, replay, delete): drop what
-  // is known of it and read it again. Outstanding events are delivered again.
+  // The subscription moved in the store (seek, delete): drop what is known of
+  // it and read it again. Outstanding events are delivered again.
   void Invalidate(const std::string& subscription_name) ABSL_LOCKS_EXCLUDED(inbox_mu_);
+
+  // Dead letters of the subscription were marked for replay: deliver them
+  // (without disturbing what is outstanding).
+  void ReplayDeadLetters(const std::string& subscription_name) ABSL_LOCKS_EXCLUDED(inbox_mu_);
 
   // storage::CommitListener.
   void EventsCommitted(const std::vector<storage::EventNotice>& notices) override
@@ -135,21 +145,34 @@ class DeliveryEngine final : public storage::CommitListener {
   void Apply(Work& work, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   void Attach(Stream& stream, v1::StreamEventsRequest& request, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
-  void EndStream(StreamId id, absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
-  void Detach(Stream& stream, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Ends a stream; its outstanding events return to the subscription,
+  // counting as failed attempts when `used_attempts`.
+  void EndStream(StreamId id, absl::Status status, bool used_attempts = true)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void Detach(Stream& stream, absl::Time now, bool used_attempts)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   void Notice(const storage::EventNotice& notice) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   absl::Status Load(Sub& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   absl::Status AddLane(Sub& sub, storage::Transaction& tx, const std::string& tenant_id,
                        const std::string& connection_id, const std::string& system_id,
                        std::optional<int64_t> cursor) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   absl::Status Fill(Sub& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Queues the subscription's dead letters marked for replay.
+  absl::Status LoadReplays(Sub& sub, storage::Transaction& tx)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Sequences [from, to] of `lane` are gone from the store: resolved, logged,
+  // counted.
+  void Skipped(Sub& sub, Lane& lane, int64_t from, int64_t to)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   bool Dispatch(Sub& sub, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   void Expire(Sub& sub, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   // Applies acks, nacks and deadline changes; false when the stream was ended
   // for a malformed request.
-  bool Settle(Sub& sub, Stream& stream, const v1::StreamEventsRequest& request, absl::Time now)
+  bool Settle(Sub& sub, StreamId stream, const v1::StreamEventsRequest& request, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
-  void Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time now)
+  // Takes an outstanding event back: to be delivered again, or, when
+  // `used_attempt` and it had its last attempt, to the dead letters.
+  void Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time now, bool used_attempt)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   void Flush(Sub& sub, absl::Time now, bool wait) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   void Flushed(FlushBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
@@ -178,6 +201,7 @@ class DeliveryEngine final : public storage::CommitListener {
   std::atomic<int64_t> acked_{0};
   std::atomic<int64_t> dead_lettered_{0};
   std::atomic<int64_t> open_streams_{0};
+  std::atomic<int64_t> skipped_{0};
 
   // Held by Pump; taken before inbox_mu_ when both are needed.
   absl::Mutex pump_mu_;

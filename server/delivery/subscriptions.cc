@@ -128,7 +128,9 @@ absl::StatusOr<v1::Subscription> SubscriptionManager::Create(
     row.id = req.subscription_id();
     row.config = serialized;
     SY_ASSIGN_OR_RETURN(row.start_position, tx.LastEventPosition());
-    row.generation = 1;
+    // Unique across a delete and a re-creation under the same name, so that
+    // writes meant for the old subscription are never applied to the new.
+    row.generation = absl::ToUnixMicros(now);
     row.create_time = now;
     absl::Status inserted = tx.InsertSubscription(row);
     if (absl::IsAlreadyExists(inserted)) {
@@ -191,7 +193,7 @@ absl::Status SubscriptionManager::Delete(absl::string_view name, const Scope& sc
     if (!row.has_value()) return Missing(name);
     return tx.DeleteSubscription(key.tenant_id, key.id);
   }));
-  changed_(key.Name());
+  moved_(key.Name());
   return absl::OkStatus();
 }
 
@@ -242,7 +244,7 @@ absl::StatusOr<v1::SeekSubscriptionResponse> SubscriptionManager::Seek(
     ++row->generation;
     return tx.UpdateSubscription(*row);
   }));
-  changed_(key.Name());
+  moved_(key.Name());
   return v1::SeekSubscriptionResponse();
 }
 
@@ -326,7 +328,7 @@ absl::StatusOr<v1::ReplayDeadLettersResponse> SubscriptionManager::ReplayDeadLet
     }
     return absl::OkStatus();
   }));
-  if (response.replayed() > 0) changed_(key.Name());
+  if (response.replayed() > 0) replayed_(key.Name());
   return response;
 }
 

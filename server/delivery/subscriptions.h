@@ -19,11 +19,13 @@ namespace switchyard::delivery {
 // Thread-safe. Borrows `store` and `clock`, which must outlive it.
 class SubscriptionManager {
  public:
-  // `changed` is called with a subscription's name after a seek, a replay or
-  // a delete was committed; it must not block.
+  // `moved` is called with a subscription's name after a seek or a delete
+  // was committed, `replayed` after dead letters were marked for replay;
+  // neither may block.
   SubscriptionManager(storage::Store& store, Clock& clock,
-                      std::function<void(const std::string&)> changed)
-      : store_(store), clock_(clock), changed_(std::move(changed)) {}
+                      std::function<void(const std::string&)> moved,
+                      std::function<void(const std::string&)> replayed)
+      : store_(store), clock_(clock), moved_(std::move(moved)), replayed_(std::move(replayed)) {}
 
   // INVALID_ARGUMENT for bad ids, filters, deadlines or attempts;
   // PERMISSION_DENIED for an operator subscription asked by a tenant key;
@@ -49,7 +51,8 @@ class SubscriptionManager {
  private:
   storage::Store& store_;
   Clock& clock_;
-  const std::function<void(const std::string&)> changed_;
+  const std::function<void(const std::string&)> moved_;
+  const std::function<void(const std::string&)> replayed_;
 };
 
 }  // namespace switchyard::delivery

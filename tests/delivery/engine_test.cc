@@ -65,7 +65,8 @@ class EngineTest : public testing::DomainTest {
     engine_ = std::make_unique<DeliveryEngine>(*store_, clock_);
     store_->SetCommitListener(engine_.get());
     subscriptions_ = std::make_unique<SubscriptionManager>(
-        *store_, clock_, [this](const std::string& name) { engine_->Invalidate(name); });
+        *store_, clock_, [this](const std::string& name) { engine_->Invalidate(name); },
+        [this](const std::string& name) { engine_->ReplayDeadLetters(name); });
   }
 
   // Simulates a restart: the old engine writes what it has and goes away.
@@ -285,7 +286,7 @@ TEST_F(EngineTest, StreamsShareConnectionsStickilyAndTakeOverWhenOneEnds) {
   // The erp stream goes away: its events move to the other, as attempt 2.
   OpenStream& erp_stream = erp_on_one ? one : two;
   OpenStream& other = erp_on_one ? two : one;
-  engine_->Close(erp_stream.id);
+  engine_->Close(erp_stream.id, /*cancelled=*/true);
   engine_->Pump();
   EXPECT_TRUE(erp_stream.sink->ended->ok());
   std::vector<v1::ReceivedEvent> moved = other.sink->Take();
@@ -299,6 +300,99 @@ TEST_F(EngineTest, StreamsShareConnectionsStickilyAndTakeOverWhenOneEnds) {
   clock_.Advance(absl::Minutes(5));
   engine_->Pump();
   EXPECT_TRUE(other.sink->Take().empty());
+}
+
+TEST_F(EngineTest, AHalfClosedStreamReturnsItsEventsWithoutUsingAnAttempt) {
+  v1::Subscription config;
+  config.set_max_delivery_attempts(1);
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream first = Open(kSub);
+  Publish(kErp, {"e1"});
+  engine_->Pump();
+  ASSERT_EQ(first.sink->Take().size(), 1u);
+  engine_->Close(first.id, /*cancelled=*/false);
+  engine_->Pump();
+  OpenStream second = Open(kSub);
+  std::vector<v1::ReceivedEvent> got = second.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1"));
+  EXPECT_EQ(got[0].delivery_attempt(), 1);
+  // A consumer that breaks off instead uses the attempt up: a dead letter.
+  engine_->Close(second.id, /*cancelled=*/true);
+  engine_->Pump();
+  ASSERT_TRUE(engine_->Checkpoint().ok());
+  EXPECT_EQ(DeadLetters(kSub).size(), 1u);
+}
+
+TEST_F(EngineTest, AcksMadeBeforeASeekDoNotSettleTheDeliveriesAfterIt) {
+  v1::Subscription config;
+  config.mutable_ack_deadline()->set_seconds(10);
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"e1"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> before = stream.sink->Take();
+  ASSERT_EQ(before.size(), 1u);
+  v1::SeekSubscriptionRequest seek;
+  seek.set_subscription(kSub);
+  seek.mutable_position()->set_connection(kErp);
+  seek.mutable_position()->set_after_sequence(1);  // just before e1
+  ASSERT_TRUE(subscriptions_->Seek(seek, Scope::All()).ok());
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> after = stream.sink->Take();
+  ASSERT_THAT(EventIds(after), ElementsAre("e1"));
+  EXPECT_NE(after[0].ack_id(), before[0].ack_id());
+  Ack(stream, before);  // the old delivery's ack: ignored
+  clock_.Advance(absl::Seconds(11));
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> again = stream.sink->Take();
+  ASSERT_THAT(EventIds(again), ElementsAre("e1"));
+  EXPECT_EQ(again[0].delivery_attempt(), 2);
+}
+
+TEST_F(EngineTest, InAnOrderedSubscriptionALateAckOfAnEarlierAttemptDoesNotReleaseTheNext) {
+  v1::Subscription config;
+  config.set_ordered(true);
+  config.mutable_ack_deadline()->set_seconds(10);
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"a1", "a2"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> first = stream.sink->Take();
+  ASSERT_THAT(EventIds(first), ElementsAre("a1"));
+  clock_.Advance(absl::Seconds(11));
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> second = stream.sink->Take();
+  ASSERT_THAT(EventIds(second), ElementsAre("a1"));
+  Ack(stream, first);  // attempt 1, late: attempt 2 is being processed
+  EXPECT_TRUE(stream.sink->Take().empty());
+  Ack(stream, second);
+  EXPECT_THAT(EventIds(stream.sink->Take()), ElementsAre("a2"));
+}
+
+TEST_F(EngineTest, ReplayingADeadLetterLeavesOutstandingEventsAlone) {
+  v1::Subscription config;
+  config.set_max_delivery_attempts(1);
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"e1", "e2"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1", "e2"));
+  Nack(stream, {got[1]});  // e2 dies while e1 is still outstanding
+  ASSERT_TRUE(engine_->Checkpoint().ok());
+  ASSERT_EQ(DeadLetters(kSub).size(), 1u);
+  v1::ReplayDeadLettersRequest replay;
+  replay.set_subscription(kSub);
+  ASSERT_TRUE(subscriptions_->ReplayDeadLetters(replay, Scope::All()).ok());
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> replayed = stream.sink->Take();
+  ASSERT_THAT(EventIds(replayed), ElementsAre("e2"));  // e1 is not sent again
+  Ack(stream, {got[0], replayed[0]});
+  ASSERT_TRUE(engine_->Checkpoint().ok());
+  EXPECT_TRUE(DeadLetters(kSub).empty());
+  RestartEngine();
+  OpenStream later = Open(kSub);
+  EXPECT_TRUE(later.sink->Take().empty());
 }
 
 TEST_F(EngineTest, FlowControlLimitsOutstandingEventsPerStream) {

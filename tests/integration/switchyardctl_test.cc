@@ -96,8 +96,8 @@ TEST_F(SwitchyardctlTest, TailsASubscriptionAndHandlesDeadLetters) {
   EXPECT_THAT(tail.text, HasSubstr("tenants/acme/connections/mx"));
   EXPECT_THAT(tail.text, HasSubstr("work_order.closed  wo-1  attempt 1"));
 
-  // Without acknowledging, the one attempt allowed runs out: a dead letter.
-  Output unacked = Ctl("subscriptions tail acme/wo --count=1 --no_ack --json");
+  // Refused once, the one attempt allowed runs out: a dead letter.
+  Output unacked = Ctl("subscriptions tail acme/wo --count=1 --nack --json");
   ASSERT_EQ(unacked.exit_code, 0) << unacked.text;
   EXPECT_THAT(unacked.text, HasSubstr("\"event_id\":\"wo-2\""));
   EXPECT_THAT(unacked.text, HasSubstr("\"delivery_attempt\":1"));

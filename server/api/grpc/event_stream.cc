@@ -1,5 +1,7 @@
 #include "server/api/grpc/event_stream.h"
 
+#include <grpcpp/server_context.h>
+
 #include <deque>
 #include <memory>
 #include <optional>
@@ -78,7 +80,9 @@ class Outbox final : public delivery::StreamSink {
 
 class EventStream final : public EventStreamReactor {
  public:
-  EventStream(delivery::DeliveryEngine& engine, absl::StatusOr<Scope> scope) : engine_(engine) {
+  EventStream(grpc::CallbackServerContext* context, delivery::DeliveryEngine& engine,
+              absl::StatusOr<Scope> scope)
+      : context_(context), engine_(engine) {
     if (!scope.ok()) {
       Finish(ToGrpcStatus(scope.status()));
       return;
@@ -89,8 +93,8 @@ class EventStream final : public EventStreamReactor {
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // half-close or cancellation
-      engine_.Close(id_);
+    if (!ok) {  // half-close, or a broken or cancelled call
+      engine_.Close(id_, context_->IsCancelled());
       return;
     }
     engine_.Handle(id_, std::move(request_));
@@ -99,11 +103,12 @@ class EventStream final : public EventStreamReactor {
   }
   void OnWriteDone(bool ok) override { outbox_->WriteDone(ok); }
   void OnCancel() override {
-    if (id_ != 0) engine_.Close(id_);
+    if (id_ != 0) engine_.Close(id_, /*cancelled=*/true);
   }
   void OnDone() override { delete this; }
 
  private:
+  grpc::CallbackServerContext* const context_;  // owned by gRPC; outlives the reactor
   delivery::DeliveryEngine& engine_;
   std::shared_ptr<Outbox> outbox_;
   delivery::DeliveryEngine::StreamId id_ = 0;
@@ -112,8 +117,9 @@ class EventStream final : public EventStreamReactor {
 
 }  // namespace
 
-EventStreamReactor* NewEventStream(delivery::DeliveryEngine& engine, absl::StatusOr<Scope> scope) {
-  return new EventStream(engine, std::move(scope));
+EventStreamReactor* NewEventStream(grpc::CallbackServerContext* context,
+                                   delivery::DeliveryEngine& engine, absl::StatusOr<Scope> scope) {
+  return new EventStream(context, engine, std::move(scope));
 }
 
 }  // namespace switchyard::api

@@ -18,10 +18,11 @@ namespace switchyard::api {
 using EventStreamReactor =
     grpc::ServerBidiReactor<v1::StreamEventsRequest, v1::StreamEventsResponse>;
 
-// A reactor for one call, owned by gRPC (it deletes itself when done). When
-// `scope` is an error the call ends with it at once. `engine` must outlive
-// the call.
-EventStreamReactor* NewEventStream(delivery::DeliveryEngine& engine, absl::StatusOr<Scope> scope);
+// A reactor for the call of `context`, owned by gRPC (it deletes itself when
+// done). When `scope` is an error the call ends with it at once. `engine`
+// must outlive the call.
+EventStreamReactor* NewEventStream(grpc::CallbackServerContext* context,
+                                   delivery::DeliveryEngine& engine, absl::StatusOr<Scope> scope);
 
 }  // namespace switchyard::api
 

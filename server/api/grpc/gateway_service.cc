@@ -411,7 +411,7 @@ grpc::ServerBidiReactor<v1::StreamEventsRequest, v1::StreamEventsResponse>*
 GatewayService::StreamEvents(grpc::CallbackServerContext* context) {
   absl::StatusOr<auth::Principal> p = Authorize(context, kOperator | kTenant);
   absl::StatusOr<Scope> scope = p.ok() ? absl::StatusOr<Scope>(p->scope()) : p.status();
-  return NewEventStream(delivery_, std::move(scope));
+  return NewEventStream(context, delivery_, std::move(scope));
 }
 
 }  // namespace switchyard::api

@@ -1514,6 +1514,12 @@ void SqliteStore::RunBatch(const std::vector<Task*>& batch) {
       inserted.resize(inserted_before);
     }
     absl::Status release = db.ExecCached("RELEASE task");
+    if (!release.ok() && status.ok()) {
+      // Answered with an error, so nothing of it may commit.
+      db.ExecCached("ROLLBACK TO task").IgnoreError();
+      db.ExecCached("RELEASE task").IgnoreError();
+      inserted.resize(inserted_before);
+    }
     task->result = release.ok() ? status : release;
   }
   if (absl::Status commit = db.ExecCached("COMMIT"); !commit.ok()) {
