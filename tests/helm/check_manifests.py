@@ -15,8 +15,10 @@ import base64
 import copy
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import yaml
 
@@ -40,7 +42,8 @@ class Checker:
             print(f"  ok    {what}")
         else:
             self.failed += 1
-            print(f"  FAIL  {what}" + (f": {detail}" if detail else ""))
+            where = f"[{self.case}] " if self.case else ""
+            print(f"  FAIL  {where}{what}" + (f": {detail}" if detail else ""))
         return ok
 
 
@@ -112,10 +115,49 @@ class Rendering:
         return None
 
 
-def check_case(c, name, docs, values, chart_dir):
+# Flags of the PostgreSQL backend, which the server does not define yet (external mode only).
+PENDING_FLAGS = {"database_url", "database_password_file"}
+
+
+def read_server_flags(repo_root):
+    """{flag name: C++ type} from the ABSL_FLAG definitions of server/main.cc."""
+    path = os.path.join(repo_root, "server", "main.cc")
+    if not os.path.exists(path):
+        return None
+    text = open(path).read()
+    return {name: kind.strip() for kind, name in re.findall(r"ABSL_FLAG\(\s*([\w:]+)\s*,\s*(\w+)\s*,", text)}
+
+
+def check_flags_known(c, flags, server_flags):
+    if server_flags is None:
+        print("  skip  flag names against server/main.cc (not found)")
+        return
+    duration = re.compile(r"^-?([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$|^0$|^inf$")
+    for name, value in flags.items():
+        if name in PENDING_FLAGS:
+            print(f"  note  --{name} awaits the PostgreSQL-capable server")
+            continue
+        kind = server_flags.get(name)
+        if not c.check(kind is not None, f"--{name} is a flag of switchyard-server"):
+            continue
+        if kind == "absl::Duration":
+            ok = duration.match(value) is not None
+        elif kind in ("int64_t", "int32_t", "int", "uint64_t"):
+            ok = re.fullmatch(r"-?[0-9]+", value) is not None
+        elif kind == "double":
+            ok = re.fullmatch(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", value) is not None
+        elif kind == "bool":
+            ok = value in ("true", "false", "1", "0")
+        else:
+            ok = True
+        c.check(ok, f"--{name}={value} parses as {kind}")
+
+
+def check_case(c, name, docs, values, chart_dir, server_flags):
     r = Rendering(docs)
     mode = values["mode"]
     fullname = f"{RELEASE}-switchyard"
+    c.case = name
     print(f"[{name}] mode={mode}, {len(docs)} manifests")
 
     # --- every manifest -----------------------------------------------------------------------
@@ -239,7 +281,6 @@ def check_case(c, name, docs, values, chart_dir):
         return None, None
 
     flags = {}
-    configmap_key = None
     if flagfile_args:
         path = flagfile_args[0].split("=", 1)[1]
         mount, key = resolve(path)
@@ -249,7 +290,6 @@ def check_case(c, name, docs, values, chart_dir):
             cm = r.one("ConfigMap", vol["configMap"]["name"])
             c.check(cm is not None and key in cm.get("data", {}), f"ConfigMap holds the flag file key {key}")
             if cm and key in cm.get("data", {}):
-                configmap_key = key
                 for line in cm["data"][key].splitlines():
                     line = line.strip()
                     if not line or line.startswith("#"):
@@ -261,6 +301,11 @@ def check_case(c, name, docs, values, chart_dir):
                     flags[name_] = value
     if not flags:
         c.check(False, "flag file parsed")
+        return
+    check_flags_known(c, flags, server_flags)
+    missing = [f for f in ("listen", "http_listen", "data_dir", "drain_deadline", "master_key_file") if f not in flags]
+    if not c.check(not missing, "flag file sets listen, http_listen, data_dir, drain_deadline, master_key_file",
+                   str(missing)):
         return
     c.check(port_of(flags["listen"]) == container_ports.get("grpc"), "--listen port == container port grpc",
             f'{flags.get("listen")} vs {container_ports.get("grpc")}')
@@ -282,8 +327,6 @@ def check_case(c, name, docs, values, chart_dir):
     if tls_on:
         c.check("health_listen" in flags, "TLS mode runs the plaintext health listener for probes")
         c.check("tls_key_file" in flags, "TLS mode passes --tls_key_file")
-    c.check(flags.get("drain_deadline") is not None, "--drain_deadline is set")
-    c.check("master_key_file" in flags, "--master_key_file is set")
     if mode == "external":
         url = flags.get("database_url", "")
         c.check(bool(url), "external mode passes --database_url")
@@ -400,7 +443,11 @@ def check_case(c, name, docs, values, chart_dir):
     c.check(tmp_mount is not None, "/tmp is a writable volume (read-only root filesystem)")
 
     # --- termination ------------------------------------------------------------------------
-    drain = parse_duration_seconds(flags["drain_deadline"])
+    try:
+        drain = parse_duration_seconds(flags.get("drain_deadline", ""))
+    except ValueError as e:
+        c.check(False, "--drain_deadline is a duration", str(e))
+        drain = float("inf")
     pre_stop = 0
     cmd = gateway.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
     if cmd and cmd[0] == "sleep":
@@ -500,10 +547,10 @@ def check_case(c, name, docs, values, chart_dir):
             c.check(any(subset(p.get("podSelector", {}).get("matchLabels"), t["metadata"]["labels"])
                         and p.get("podSelector", {}).get("matchLabels") for p in peers),
                     "NetworkPolicy lets the test Pod reach the gRPC port")
-    return configmap_key
 
 
 def check_alert_file(c, chart_dir):
+    c.case = "files/alerts.yaml"
     print("[files/alerts.yaml]")
     with open(os.path.join(chart_dir, "files", "alerts.yaml")) as f:
         rules = yaml.safe_load(f)
@@ -533,6 +580,42 @@ def check_alert_file(c, chart_dir):
         c.check(res.returncode == 0, "promtool check rules", res.stdout + res.stderr)
     else:
         print("  skip  promtool check rules (promtool not installed)")
+
+
+NOTES_PREVIEW = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: notes-preview
+data:
+  notes: |
+{{ tpl (.Files.Get "files/notes-preview.txt") . | indent 4 }}
+"""
+
+
+def notes_chart(chart):
+    """A copy of the chart that renders NOTES.txt as a manifest (helm template skips NOTES)."""
+    copy_dir = os.path.join(tempfile.mkdtemp(prefix="switchyard-notes-"), "switchyard")
+    shutil.copytree(chart, copy_dir)
+    shutil.copy(os.path.join(chart, "templates", "NOTES.txt"), os.path.join(copy_dir, "files", "notes-preview.txt"))
+    with open(os.path.join(copy_dir, "templates", "notes-preview.yaml"), "w") as f:
+        f.write(NOTES_PREVIEW)
+    return copy_dir
+
+
+def check_notes(c, helm_bin, chart_copy, args, values):
+    result = helm(helm_bin, "template", RELEASE, chart_copy, "--namespace", NAMESPACE,
+                  "--show-only", "templates/notes-preview.yaml", *args)
+    if not c.check(result.returncode == 0, "NOTES.txt renders", result.stderr.strip()[:200]):
+        return
+    notes = yaml.safe_load(result.stdout)["data"]["notes"]
+    c.check(f"{RELEASE}-switchyard.{NAMESPACE}.svc:" in notes, "NOTES names the Service address")
+    leaked = [label for label, value in secret_values(values) if value in notes]
+    c.check(not leaked, "NOTES shows no secret value", str(leaked))
+    if values["mode"] == "external":
+        c.check("PostgreSQL" in notes, "NOTES says external mode needs the PostgreSQL-capable server")
+    if values["tls"]["enabled"]:
+        c.check(f"--target=localhost:{values['health']['port']}" in notes,
+                "NOTES checks health through the plaintext health listener under TLS")
 
 
 BAD_VALUES = [
@@ -573,12 +656,15 @@ BAD_VALUES = [
     ("a probe on an unknown health service", ["--set", "readinessProbe.service=foo"], "service"),
     ("a persistence size that is no quantity", ["--set", "persistence.size=ten"], "size"),
     ("a bad service type", ["--set", "service.type=Magic"], "type"),
+    ("a webhook rate of 0", ["--set", "server.webhooks.ratePerConnection=0"], "ratePerConnection"),
+    ("a webhook rate that is no number", ["--set", "server.webhooks.ratePerConnection=fast"], "ratePerConnection"),
 ]
 
 GOOD_KEYRING = "k1:IPgZzofJC2CDzgwVMLaeh+ixB5S4oIJWQFEd1p8LZGo="
 
 
 def check_bad_values(c, helm_bin, chart):
+    c.case = "bad values"
     print("[schema and chart checks reject bad values]")
     for what, args, expect in BAD_VALUES:
         full = ["--set", f"secrets.masterKeyring={GOOD_KEYRING}"] + args
@@ -595,6 +681,7 @@ def check_bad_values(c, helm_bin, chart):
     for what, args in [("replicaCount=1", ["--set", "replicaCount=1"]),
                        ("a quoted numeric image.tag", ["--set-string", "image.tag=2"]),
                        ("port 65535", ["--set", "service.httpPort=65535"]),
+                       ("a fractional webhook rate given with --set", ["--set", "server.webhooks.ratePerConnection=2.5"]),
                        ("a grace period one second over the drain",
                         ["--set", "server.terminationGracePeriodSeconds=26"])]:
         full = ["--set", f"secrets.masterKeyring={GOOD_KEYRING}"] + args
@@ -619,14 +706,19 @@ def main():
             with open(os.path.join(ci_dir, name)) as f:
                 cases.append((f"ci/{name}", os.path.join(ci_dir, name), yaml.safe_load(f) or {}))
     modes = set()
+    server_flags = read_server_flags(os.path.normpath(os.path.join(chart, "..", "..")))
+    chart_copy = notes_chart(chart)
     for name, path, override in cases:
+        c.case = name
         values = deep_merge(defaults, override)
         args = ["-f", path] if path else ["--set", f"secrets.masterKeyring={GOOD_KEYRING}"]
         docs, out = render(opts.helm, chart, args)
         if not c.check(docs is not None, f"[{name}] helm template renders", (out or "")[:300]):
             continue
         modes.add(values["mode"])
-        check_case(c, name, docs, values, chart)
+        check_case(c, name, docs, values, chart, server_flags)
+        check_notes(c, opts.helm, chart_copy, args, values)
+    shutil.rmtree(os.path.dirname(chart_copy), ignore_errors=True)
     c.check(modes == {"embedded", "external"}, "the ci values cover both modes", str(modes))
     check_alert_file(c, chart)
     check_bad_values(c, opts.helm, chart)
