@@ -123,6 +123,51 @@ absl::Status EmitInTx(Transaction& tx, const ConnectionRow& connection, absl::st
   return events::EventLog::AppendInTx(tx, std::move(row)).status();
 }
 
+// Records switchyard.credits.low on `connection` when taking `cost` credits
+// for it brought its pool's available credits, or its tenant's room under
+// its credit limit, from above to at or below kLowCreditFraction.
+absl::Status EmitCreditsLowInTx(Transaction& tx, const ConnectionRow& connection,
+                                const storage::TenantRow& tenant, int64_t cost, absl::Time now) {
+  constexpr double kLowCreditFraction = 0.1;
+  auto crossed = [&](int64_t total, int64_t left) {
+    const double mark = kLowCreditFraction * static_cast<double>(total);
+    return static_cast<double>(left) <= mark && static_cast<double>(left + cost) > mark;
+  };
+  std::vector<std::string> bodies;
+  const std::string name = ConnectionName(connection.tenant_id, connection.id);
+  SY_ASSIGN_OR_RETURN(std::optional<storage::PoolRow> pool, tx.GetPool(tenant.pool_id));
+  if (pool.has_value()) {
+    const int64_t available = pool->capacity - pool->reserved - pool->consumed;
+    if (crossed(pool->capacity, available)) {
+      bodies.push_back(absl::StrCat(
+          "{\"connection\":\"", name, "\",\"scope\":\"pool\",\"credit_pool\":\"creditPools/",
+          pool->id, "\",\"capacity\":", pool->capacity, ",\"available\":", available, "}"));
+    }
+  }
+  if (tenant.credit_limit > 0) {
+    const int64_t room = tenant.credit_limit - tenant.reserved - tenant.consumed;
+    if (crossed(tenant.credit_limit, room)) {
+      bodies.push_back(absl::StrCat(
+          "{\"connection\":\"", name, "\",\"scope\":\"tenant\",\"tenant\":\"tenants/", tenant.id,
+          "\",\"credit_limit\":", tenant.credit_limit, ",\"remaining\":", room, "}"));
+    }
+  }
+  for (std::string& body : bodies) {
+    storage::EventRow row;
+    row.tenant_id = connection.tenant_id;
+    row.connection_id = connection.id;
+    row.event_id = GenerateId("gw");
+    row.type = "switchyard.credits.low";
+    row.source = v1::Event::GATEWAY;
+    row.source_time = now;
+    row.receive_time = now;
+    row.content_type = "application/json";
+    row.body = std::move(body);
+    SY_RETURN_IF_ERROR(events::EventLog::AppendInTx(tx, std::move(row)).status());
+  }
+  return absl::OkStatus();
+}
+
 // Sorted, length-prefixed view of metadata for fingerprints.
 std::string MetadataFingerprint(const Connection& c) {
   std::vector<std::pair<std::string, std::string>> entries(c.metadata().begin(),
@@ -269,6 +314,10 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
     row.update_time = now;
     SY_RETURN_IF_ERROR(tx.InsertConnection(row));
     SY_RETURN_IF_ERROR(EmitInTx(tx, row, "switchyard.connection.created", now));
+    if (reservation_id.empty()) {
+      // The credits were taken just now: tell if that crossed a low mark.
+      SY_RETURN_IF_ERROR(EmitCreditsLowInTx(tx, row, tenant, cost, now));
+    }
     tenant.connection_count += 1;
     SY_RETURN_IF_ERROR(tx.UpdateTenant(tenant));
     SY_ASSIGN_OR_RETURN(token, keys_.IssueConnectionTokenInTx(tx, tenant_id, row.id, now));

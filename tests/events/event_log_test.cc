@@ -56,6 +56,52 @@ TEST_F(EventLogTest, TheGatewayRecordsConnectionLifecycleEvents) {
   for (const auto& e : events) EXPECT_EQ(e.source(), v1::Event::GATEWAY);
 }
 
+// The events of `connection` of `tenant` with `type`.
+std::vector<v1::Event> EventsOfType(EventLog& log, const std::string& tenant,
+                                    const std::string& connection, const std::string& type) {
+  v1::ListEventsRequest req;
+  req.set_parent("tenants/" + tenant + "/connections/" + connection);
+  auto list = log.List(req, Scope::All());
+  EXPECT_TRUE(list.ok()) << list.status();
+  std::vector<v1::Event> out;
+  for (const auto& e : list->events()) {
+    if (e.type() == type) out.push_back(e);
+  }
+  return out;
+}
+
+TEST_F(EventLogTest, CrossingTheLowCreditMarkIsRecordedOnceOnTheConnectionThatCrossedIt) {
+  // Pool "main": 20 credits, 2 taken by erp. 10% of 20 is 2.
+  for (const char* id : {"s1", "s2", "s3"}) {
+    ASSERT_TRUE(Connect("acme", id, "sap-s4hana", v1::CLOUD).ok());  // 4 each: 14, 10, 6 left
+    EXPECT_TRUE(EventsOfType(*log_, "acme", id, "switchyard.credits.low").empty()) << id;
+  }
+  ASSERT_TRUE(Connect("acme", "s4", "sap-s4hana", v1::CLOUD).ok());  // 2 left: crossed
+  auto low = EventsOfType(*log_, "acme", "s4", "switchyard.credits.low");
+  ASSERT_EQ(low.size(), 1u);
+  EXPECT_EQ(low[0].source(), v1::Event::GATEWAY);
+  EXPECT_EQ(low[0].body(), R"({"connection":"tenants/acme/connections/s4","scope":"pool",)"
+                           R"("credit_pool":"creditPools/main","capacity":20,"available":2})");
+  ASSERT_TRUE(Connect("acme", "s5", "maintainx", v1::CLOUD).ok());  // 1 left: already low
+  EXPECT_TRUE(EventsOfType(*log_, "acme", "s5", "switchyard.credits.low").empty());
+}
+
+TEST_F(EventLogTest, ATenantNearItsCreditLimitIsTold) {
+  v1::CreateTenantRequest req;
+  req.set_tenant_id("lim");
+  req.mutable_tenant()->set_credit_pool("creditPools/main");
+  req.mutable_tenant()->set_credit_limit(10);
+  ASSERT_TRUE(tenants_->Create(req).ok());
+  for (const char* id : {"n1", "n2", "n3", "n4"}) {
+    ASSERT_TRUE(Connect("lim", id, "netsuite", v1::CLOUD).ok());  // 2 each: room 8, 6, 4, 2
+  }
+  ASSERT_TRUE(Connect("lim", "n5", "netsuite", v1::CLOUD).ok());  // room 0 <= 1: crossed
+  auto low = EventsOfType(*log_, "lim", "n5", "switchyard.credits.low");
+  ASSERT_EQ(low.size(), 1u);
+  EXPECT_EQ(low[0].body(), R"({"connection":"tenants/lim/connections/n5","scope":"tenant",)"
+                           R"("tenant":"tenants/lim","credit_limit":10,"remaining":0})");
+}
+
 TEST_F(EventLogTest, PublishedBatchesAreStoredInOrderAndDeduplicated) {
   auto first = Publish({"po-1", "po-2"});
   ASSERT_TRUE(first.ok()) << first.status();
