@@ -26,14 +26,16 @@ RUN --mount=type=cache,target=/root/.cache/switchyard-ccache \
 # --- runtime: the shared libraries of the build packages, nothing else ---------------------------
 FROM debian:12-slim AS runtime
 ARG VERSION=0.1.0
-# Runtime counterparts of libgrpc++-dev, libprotobuf-dev, libabsl-dev, libssl-dev and
-# libsqlite3-dev; sqlite3 is the CLI used for online backups of the embedded store.
+# Runtime counterparts of libgrpc++-dev, libprotobuf-dev, libabsl-dev, libssl-dev,
+# libsqlite3-dev, prometheus-cpp-dev (core) and libcurl4-openssl-dev; sqlite3 is the CLI used for online backups of the embedded store.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       ca-certificates \
       libabsl20220623 \
+      libcurl4 \
       libgrpc++1.51 \
       libgrpc29 \
+      libprometheus-cpp-core1.0 \
       libprotobuf32 \
       libsqlite3-0 \
       libssl3 \

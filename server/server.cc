@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/api/grpc/gateway_service.h"
+#include "server/api/grpc/metrics_interceptor.h"
 #include "server/api/http/webhook_handler.h"
 #include "server/catalog/catalog.h"
 #include "server/common/log.h"
@@ -167,6 +168,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       [engine = server->delivery_.get()](const std::string& name) {
         engine->ReplayDeadLetters(name);
       });
+  server->metrics_ = std::make_unique<metrics::Registry>();
+  server->AddMetricSources();
   server->service_ = std::make_unique<api::GatewayService>(
       *server->keys_, *server->tenants_, *server->catalog_, *server->ledger_, *server->connections_,
       *server->vault_, *server->events_, *server->subscriptions_, *server->delivery_);
@@ -199,6 +202,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                              &server->plaintext_port_);
   }
   builder.RegisterService(server->service_.get());
+  {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(std::make_unique<api::MetricsInterceptorFactory>(*server->metrics_, clock));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->port_ == 0) {
     return Error(absl::StatusCode::kUnavailable, "LISTEN_FAILED",
@@ -217,7 +225,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     }
   }
   if (!options.http.listen_address.empty()) {
-    server->http_handler_ = std::make_unique<api::GatewayHttpHandler>(*server->ingestor_);
+    server->http_handler_ =
+        std::make_unique<api::GatewayHttpHandler>(*server->ingestor_, server->metrics_.get());
     api::HttpServerOptions http = options.http;
     http.max_body_bytes = options.ingest.max_body_bytes;
     SY_ASSIGN_OR_RETURN(server->http_server_, api::HttpServer::Start(http, *server->http_handler_));
@@ -249,7 +258,115 @@ Server::~Server() { Shutdown(); }
 
 int Server::http_port() const { return http_server_ != nullptr ? http_server_->port() : 0; }
 
+void Server::AddMetricSources() {
+  metrics_->AddSource([this](metrics::Writer& w) {
+    w.Gauge("switchyard_ready", "1 while the gateway serves, 0 while it starts or drains");
+    w.Sample(serving_.load() ? 1 : 0);
+  });
+  metrics_->AddSource([this](metrics::Writer& w) {
+    int64_t accepted = 0, duplicates = 0, rejected = 0;
+    std::vector<std::pair<std::string, int64_t>> reasons;
+    for (const auto& [reason, count] : ingestor_->Counters()) {
+      if (reason == "ACCEPTED") {
+        accepted = count;
+      } else if (reason == "DUPLICATE") {
+        duplicates = count;
+      } else {
+        rejected += count;
+        reasons.emplace_back(reason, count);
+      }
+    }
+    w.Counter("switchyard_webhooks_received_total", "webhooks answered, whatever the outcome");
+    w.Sample(static_cast<double>(accepted + duplicates + rejected));
+    w.Counter("switchyard_webhooks_accepted_total", "webhooks stored (answered 200)");
+    w.Sample(static_cast<double>(accepted));
+    w.Counter("switchyard_webhooks_duplicate_total",
+              "webhooks answered 200 as repeats of a stored webhook-id");
+    w.Sample(static_cast<double>(duplicates));
+    w.Counter("switchyard_webhooks_rejected_total", "webhooks refused, by reason");
+    for (auto& [reason, count] : reasons)
+      w.Sample(static_cast<double>(count), {{"reason", reason}});
+  });
+  metrics_->AddSource([this](metrics::Writer& w) {
+    const delivery::DeliveryStats stats = delivery_->Stats();
+    w.Counter("switchyard_events_delivered_total", "deliveries sent to subscribers");
+    w.Sample(static_cast<double>(stats.delivered));
+    w.Counter("switchyard_events_redelivered_total",
+              "deliveries that repeat an earlier one (deadline, nack, lost stream)");
+    w.Sample(static_cast<double>(stats.redelivered));
+    w.Counter("switchyard_events_acked_total", "events acknowledged by subscribers");
+    w.Sample(static_cast<double>(stats.acked));
+    w.Counter("switchyard_events_skipped_total",
+              "events deleted by retention before a subscription received them");
+    w.Sample(static_cast<double>(stats.skipped));
+    w.Gauge("switchyard_delivery_streams", "open StreamEvents streams");
+    w.Sample(static_cast<double>(stats.streams));
+    w.Counter("switchyard_dead_letters_total", "events that ran out of attempts, by subscription");
+    for (const auto& [name, count] : delivery_->DeadLettersBySubscription()) {
+      w.Sample(static_cast<double>(count), {{"subscription", name}});
+    }
+    const std::vector<delivery::SubscriptionDelivery> subs = delivery_->Subscriptions();
+    w.Gauge("switchyard_delivery_lag_seconds",
+            "age of the oldest event not yet acknowledged, by active subscription");
+    for (const auto& d : subs) {
+      w.Sample(absl::ToDoubleSeconds(d.lag), {{"subscription", d.name}});
+    }
+    w.Gauge("switchyard_delivery_backlog_events",
+            "events stored and not yet acknowledged, by active subscription");
+    for (const auto& d : subs) {
+      w.Sample(static_cast<double>(d.backlog), {{"subscription", d.name}});
+    }
+    w.Gauge("switchyard_delivery_outstanding_events",
+            "events sent and not yet acknowledged, by active subscription");
+    for (const auto& d : subs) {
+      w.Sample(static_cast<double>(d.outstanding), {{"subscription", d.name}});
+    }
+  });
+  metrics_->AddSource([this](metrics::Writer& w) {
+    std::vector<storage::PoolRow> pools;
+    std::map<int, int64_t> connections;
+    absl::Status read = store_->Read([&](storage::Transaction& tx) -> absl::Status {
+      std::string after;
+      while (true) {
+        SY_ASSIGN_OR_RETURN(std::vector<storage::PoolRow> page, tx.ListPools(after, 1000));
+        pools.insert(pools.end(), page.begin(), page.end());
+        if (page.size() < 1000) break;
+        after = page.back().id;
+      }
+      SY_ASSIGN_OR_RETURN(connections, tx.CountConnectionsByState());
+      return absl::OkStatus();
+    });
+    w.Gauge("switchyard_store_up", "1 when the store answered this scrape");
+    w.Sample(read.ok() ? 1 : 0);
+    if (!read.ok()) return;
+    const std::pair<const char*, const char*> kinds[] = {
+        {"capacity", "credits in the pool"},
+        {"available", "credits neither reserved nor consumed"},
+        {"reserved", "credits held by pending reservations"},
+        {"consumed", "credits consumed by connections"}};
+    for (const auto& [kind, help] : kinds) {
+      w.Gauge(absl::StrCat("switchyard_credit_pool_", kind), help);
+      for (const storage::PoolRow& p : pools) {
+        const int64_t value = std::string(kind) == "capacity"   ? p.capacity
+                              : std::string(kind) == "reserved" ? p.reserved
+                              : std::string(kind) == "consumed"
+                                  ? p.consumed
+                                  : p.capacity - p.reserved - p.consumed;
+        w.Sample(static_cast<double>(value), {{"pool", p.id}});
+      }
+    }
+    w.Gauge("switchyard_connections", "connections by state");
+    for (int state = v1::Connection::PENDING; state <= v1::Connection::DISCONNECTED; ++state) {
+      if (!v1::Connection::State_IsValid(state)) continue;
+      auto it = connections.find(state);
+      w.Sample(it == connections.end() ? 0 : static_cast<double>(it->second),
+               {{"state", v1::Connection::State_Name(static_cast<v1::Connection::State>(state))}});
+    }
+  });
+}
+
 void Server::SetServing(bool serving) {
+  serving_ = serving;
   for (grpc::Server* s : {grpc_server_.get(), health_server_.get()}) {
     if (s == nullptr) continue;
     s->GetHealthCheckService()->SetServingStatus(serving);

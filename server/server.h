@@ -5,6 +5,7 @@
 // server, in dependency order, and runs periodic maintenance (reservation
 // expiry, idempotency-record cleanup).
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "server/credits/ledger.h"
 #include "server/crypto/keyring.h"
 #include "server/delivery/engine.h"
+#include "server/metrics/metrics.h"
 #include "server/webhooks/ingestor.h"
 
 namespace grpc {
@@ -142,6 +144,8 @@ class Server {
   void MaintenanceLoop() ABSL_LOCKS_EXCLUDED(mu_);
   // Reports `serving` on the health service of every listener.
   void SetServing(bool serving);
+  // Registers what /metrics reads at every scrape.
+  void AddMetricSources();
 
   const ServerOptions options_;
   Clock& clock_;
@@ -157,6 +161,7 @@ class Server {
   std::unique_ptr<delivery::DeliveryEngine> delivery_;
   std::unique_ptr<delivery::SubscriptionManager> subscriptions_;
   std::unique_ptr<webhooks::Ingestor> ingestor_;
+  std::unique_ptr<metrics::Registry> metrics_;
   std::unique_ptr<api::GatewayService> service_;
   std::unique_ptr<api::GatewayHttpHandler> http_handler_;
   std::unique_ptr<api::HttpServer> http_server_;
@@ -169,6 +174,7 @@ class Server {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> serving_{false};
   std::thread maintenance_;
 };
 

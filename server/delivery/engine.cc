@@ -324,6 +324,38 @@ DeliveryStats DeliveryEngine::Stats() const {
   return stats;
 }
 
+std::map<std::string, int64_t> DeliveryEngine::DeadLettersBySubscription() const {
+  absl::MutexLock lock(&stats_mu_);
+  return dead_by_subscription_;
+}
+
+std::vector<SubscriptionDelivery> DeliveryEngine::Subscriptions() {
+  absl::MutexLock lock(&pump_mu_);
+  const absl::Time now = clock_.Now();
+  std::vector<SubscriptionDelivery> out;
+  for (const auto& [name, sub] : subs_) {
+    if (!sub->loaded) continue;
+    SubscriptionDelivery d;
+    d.name = name;
+    d.streams = static_cast<int64_t>(sub->streams.size());
+    absl::Time oldest = absl::InfiniteFuture();
+    auto consider = [&](const v1::Event& e) {
+      const absl::Time received = absl::FromUnixSeconds(e.receive_time().seconds()) +
+                                  absl::Nanoseconds(e.receive_time().nanos());
+      oldest = std::min(oldest, received);
+    };
+    for (const auto& [key, lane] : sub->lanes) {
+      d.outstanding += static_cast<int64_t>(lane->outstanding.size());
+      d.backlog += std::max<int64_t>(0, lane->known_last - lane->resolved_through);
+      if (!lane->outstanding.empty()) consider(*lane->outstanding.begin()->second.event);
+      if (!lane->ready.empty()) consider(*lane->ready.begin()->second.event);
+    }
+    if (oldest != absl::InfiniteFuture() && oldest < now) d.lag = now - oldest;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
 void DeliveryEngine::Loop() {
   while (true) {
     {
@@ -907,6 +939,10 @@ void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time no
     sub.Resolve(lane, sequence, sequence);
   }
   ++dead_lettered_;
+  {
+    absl::MutexLock lock(&stats_mu_);
+    ++dead_by_subscription_[sub.name];
+  }
   log::Warning("event dead-lettered", {{"subscription", sub.name},
                                        {"connection", lane.key},
                                        {"sequence", sequence},

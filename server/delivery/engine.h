@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,6 +75,17 @@ struct DeliveryStats {
   // Events deleted by retention before a subscription received them.
   int64_t skipped = 0;
   int64_t streams = 0;  // open now
+};
+
+// Delivery state of one subscription, for metrics.
+struct SubscriptionDelivery {
+  std::string name;
+  int64_t streams = 0;
+  int64_t outstanding = 0;  // sent, not yet acknowledged
+  // Events stored and not yet acknowledged, dead-lettered or skipped.
+  int64_t backlog = 0;
+  // Age of the oldest event read and not yet acknowledged (0 when none).
+  absl::Duration lag;
 };
 
 class DeliveryEngine final : public storage::CommitListener {
@@ -129,6 +141,11 @@ class DeliveryEngine final : public storage::CommitListener {
   absl::Status Checkpoint() ABSL_LOCKS_EXCLUDED(inbox_mu_, pump_mu_);
 
   DeliveryStats Stats() const;
+  // The subscriptions being delivered now (those with streams, or with
+  // acknowledgements still to write). Waits for a Pump in progress.
+  std::vector<SubscriptionDelivery> Subscriptions() ABSL_LOCKS_EXCLUDED(pump_mu_);
+  // Events dead-lettered since start, by subscription name.
+  std::map<std::string, int64_t> DeadLettersBySubscription() const ABSL_LOCKS_EXCLUDED(stats_mu_);
 
  private:
   struct Lane;
@@ -202,6 +219,8 @@ class DeliveryEngine final : public storage::CommitListener {
   std::atomic<int64_t> dead_lettered_{0};
   std::atomic<int64_t> open_streams_{0};
   std::atomic<int64_t> skipped_{0};
+  mutable absl::Mutex stats_mu_;
+  std::map<std::string, int64_t> dead_by_subscription_ ABSL_GUARDED_BY(stats_mu_);
 
   // Held by Pump; taken before inbox_mu_ when both are needed.
   absl::Mutex pump_mu_;

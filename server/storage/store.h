@@ -269,6 +269,8 @@ class Transaction {
                                                                      const ConnectionFilter& filter,
                                                                      absl::string_view after,
                                                                      int limit) = 0;
+  // How many connections of every tenant are in each state (v1 enum values).
+  virtual absl::StatusOr<std::map<int, int64_t>> CountConnectionsByState() = 0;
 
   // Appends `row` (its sequence is ignored) and returns the sequence given to
   // it; sequences increase with every append.

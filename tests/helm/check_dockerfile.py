@@ -29,7 +29,8 @@ import yaml
 
 # -dev packages of the libraries the programs link (CMakeLists.txt find_package) and a runtime
 # package each must bring along.
-LINKED_DEV_PACKAGES = ["libgrpc++-dev", "libprotobuf-dev", "libabsl-dev", "libssl-dev", "libsqlite3-dev"]
+LINKED_DEV_PACKAGES = ["libgrpc++-dev", "libprotobuf-dev", "libabsl-dev", "libssl-dev", "libsqlite3-dev",
+                       "prometheus-cpp-dev", "libcurl4-openssl-dev"]
 NOT_LIBRARIES = {"ca-certificates", "sqlite3", "tini", "tzdata"}
 
 
@@ -232,7 +233,9 @@ def main():
         print("  skip  runtime packages against apt-cache (no apt package lists; run apt-get update)")
         for dev in LINKED_DEV_PACKAGES:
             base = dev[:-len("-dev")].replace("++", "")
-            c.check(any(x.startswith(base) for x in runtime_pkgs), f"a runtime package for {dev}")
+            c.check(any(x.startswith(base) or x.startswith("lib" + base) or
+                        x.startswith(base.replace("-openssl", "")) for x in runtime_pkgs),
+                    f"a runtime package for {dev}")
     else:
         names = set(re.findall(r"^Package: (\S+)$", show, re.M))
         c.check(set(runtime_pkgs) <= names, "every runtime package exists in Debian 12",

@@ -49,6 +49,17 @@ int HttpStatusFor(const absl::Status& status) {
 
 void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
   const std::string path = request.target.substr(0, request.target.find('?'));
+  if (path == "/metrics" && metrics_ != nullptr) {
+    if (request.method != "GET" && request.method != "HEAD") {
+      HttpResponse response = ErrorResponse(405, "METHOD_NOT_ALLOWED", "use GET");
+      response.headers.emplace_back("Allow", "GET, HEAD");
+      return respond(std::move(response));
+    }
+    HttpResponse response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = metrics_->Scrape();
+    return respond(std::move(response));
+  }
   constexpr absl::string_view kPrefix = "/webhooks/";
   if (!absl::StartsWith(path, kPrefix)) {
     return respond(ErrorResponse(404, "NOT_FOUND", "no such path"));

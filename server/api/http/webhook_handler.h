@@ -1,24 +1,30 @@
 #ifndef SWITCHYARD_SERVER_API_HTTP_WEBHOOK_HANDLER_H_
 #define SWITCHYARD_SERVER_API_HTTP_WEBHOOK_HANDLER_H_
 
-// The HTTP routes of the gateway: webhook ingest at
-//   POST /webhooks/tenants/{tenant}/connections/{connection}
-// A thin adapter: translate the request, call Ingestor::IngestAsync, translate
-// the answer (see HttpStatusFor for the codes).
+// The HTTP routes of the gateway:
+//   POST /webhooks/tenants/{tenant}/connections/{connection}   webhook ingest
+//   GET  /metrics                                              Prometheus metrics
+// A thin adapter: translate the request, call Ingestor::IngestAsync (or
+// scrape the registry), translate the answer (see HttpStatusFor for the
+// codes).
 
 #include "server/api/http/http_server.h"
+#include "server/metrics/metrics.h"
 #include "server/webhooks/ingestor.h"
 
 namespace switchyard::api {
 
-// Thread-safe. Borrows `ingestor`, which must outlive it.
+// Thread-safe. Borrows `ingestor` and `metrics` (nullptr: no /metrics), which
+// must outlive it.
 class GatewayHttpHandler final : public HttpHandler {
  public:
-  explicit GatewayHttpHandler(webhooks::Ingestor& ingestor) : ingestor_(ingestor) {}
+  GatewayHttpHandler(webhooks::Ingestor& ingestor, metrics::Registry* metrics)
+      : ingestor_(ingestor), metrics_(metrics) {}
   void Handle(HttpRequest request, Respond respond) override;
 
  private:
   webhooks::Ingestor& ingestor_;
+  metrics::Registry* const metrics_;
 };
 
 // The HTTP status of an ingest error: 400 malformed, 401 signature or

@@ -1006,6 +1006,18 @@ class SqliteTransaction final : public Transaction {
     return Collect<EventRow>(q, ReadEvent);
   }
 
+  absl::StatusOr<std::map<int, int64_t>> CountConnectionsByState() override {
+    static constexpr const char* kSql = "SELECT state, COUNT(*) FROM connections GROUP BY state";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    std::map<int, int64_t> counts;
+    while (true) {
+      SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+      if (!has_row) return counts;
+      counts[static_cast<int>(q.Int(0))] = q.Int(1);
+    }
+  }
+
   absl::StatusOr<std::optional<EventRow>> GetEvent(absl::string_view tenant_id,
                                                    absl::string_view connection_id,
                                                    int64_t sequence) override {
