@@ -113,6 +113,7 @@ SY_CREATE_CALL(CreateCreditPool, v1::CreateCreditPoolRequest, v1::CreditPool)
 SY_CREATE_CALL(ReserveCredits, v1::ReserveCreditsRequest, v1::CreditReservation)
 SY_CREATE_CALL(CreateConnection, v1::CreateConnectionRequest, v1::Connection)
 SY_CREATE_CALL(CreateSubscription, v1::CreateSubscriptionRequest, v1::Subscription)
+SY_CREATE_CALL(CreateIncident, v1::CreateIncidentRequest, v1::Incident)
 #undef SY_CREATE_CALL
 
 // Reads, absolute updates and state transitions that answer a repeat with the
@@ -155,6 +156,11 @@ SY_SAFE_CALL(ListSubscriptions, v1::ListSubscriptionsRequest, v1::ListSubscripti
 SY_SAFE_CALL(SeekSubscription, v1::SeekSubscriptionRequest, v1::SeekSubscriptionResponse)
 SY_SAFE_CALL(ListDeadLetters, v1::ListDeadLettersRequest, v1::ListDeadLettersResponse)
 SY_SAFE_CALL(ReplayDeadLetters, v1::ReplayDeadLettersRequest, v1::ReplayDeadLettersResponse)
+SY_SAFE_CALL(SetConnectionHealthCheck, v1::SetConnectionHealthCheckRequest, v1::ConnectionHealth)
+SY_SAFE_CALL(GetConnectionHealth, v1::GetConnectionHealthRequest, v1::ConnectionHealth)
+SY_SAFE_CALL(ListIncidents, v1::ListIncidentsRequest, v1::ListIncidentsResponse)
+SY_SAFE_CALL(GetIncident, v1::GetIncidentRequest, v1::Incident)
+SY_SAFE_CALL(ResolveIncident, v1::ResolveIncidentRequest, v1::Incident)
 #undef SY_SAFE_CALL
 
 // Calls that mint a new secret or version each time are never retried: a
@@ -197,6 +203,13 @@ absl::Status GatewayClient::DeleteTenant(const v1::DeleteTenantRequest& request)
   return Call<v1::DeleteTenantRequest, google::protobuf::Empty>(&v1::Gateway::Stub::DeleteTenant,
                                                                 request, Retry::kNever)
       .status();
+}
+
+// Each call adds a note: not retried.
+absl::StatusOr<v1::Incident> GatewayClient::AnnotateIncident(
+    const v1::AnnotateIncidentRequest& request) {
+  return Call<v1::AnnotateIncidentRequest, v1::Incident>(&v1::Gateway::Stub::AnnotateIncident,
+                                                         request, Retry::kNever);
 }
 
 absl::Status GatewayClient::DeleteSubscription(const v1::DeleteSubscriptionRequest& request) {

@@ -124,6 +124,16 @@ class GatewayClient {
   absl::StatusOr<v1::ReplayDeadLettersResponse> ReplayDeadLetters(
       const v1::ReplayDeadLettersRequest& request);
 
+  absl::StatusOr<v1::ConnectionHealth> SetConnectionHealthCheck(
+      const v1::SetConnectionHealthCheckRequest& request);
+  absl::StatusOr<v1::ConnectionHealth> GetConnectionHealth(
+      const v1::GetConnectionHealthRequest& request);
+  absl::StatusOr<v1::ListIncidentsResponse> ListIncidents(const v1::ListIncidentsRequest& request);
+  absl::StatusOr<v1::Incident> GetIncident(const v1::GetIncidentRequest& request);
+  absl::StatusOr<v1::Incident> CreateIncident(v1::CreateIncidentRequest request);
+  absl::StatusOr<v1::Incident> AnnotateIncident(const v1::AnnotateIncidentRequest& request);
+  absl::StatusOr<v1::Incident> ResolveIncident(const v1::ResolveIncidentRequest& request);
+
   // Opens a StreamEvents call on `subscription` with the given flow control
   // (0: the server's defaults). Never retried: on an error the caller opens
   // a new stream (the subscription resumes where its acks left it).

@@ -79,6 +79,8 @@ ABSL_FLAG(absl::Duration, grpc_max_connection_age_grace, absl::Minutes(5),
           "time given to calls and streams on a connection closed for its age");
 ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Minutes(1),
           "interval of keepalive pings on idle gRPC connections");
+ABSL_FLAG(absl::Duration, health_check_min_interval, absl::Seconds(5),
+          "shortest connection health-check interval accepted");
 ABSL_FLAG(std::string, log_level, "info", "lowest log level written: debug, info, warning, error");
 
 int main(int argc, char** argv) {
@@ -124,6 +126,7 @@ int main(int argc, char** argv) {
   options.http.request_timeout = absl::GetFlag(FLAGS_http_request_timeout);
   options.ingest.tolerance = absl::GetFlag(FLAGS_webhook_tolerance);
   options.event_retention = absl::GetFlag(FLAGS_event_retention);
+  options.health_check_min_interval = absl::GetFlag(FLAGS_health_check_min_interval);
   options.max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age);
   options.max_connection_age_grace = absl::GetFlag(FLAGS_grpc_max_connection_age_grace);
   options.keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time);

@@ -24,6 +24,8 @@
 #include "server/connections/connections.h"
 #include "server/delivery/subscriptions.h"
 #include "server/events/event_log.h"
+#include "server/health/monitor.h"
+#include "server/incidents/incidents.h"
 #include "server/storage/sqlite/sqlite_store.h"
 #include "server/tenants/tenants.h"
 #include "server/vault/vault.h"
@@ -168,11 +170,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       [engine = server->delivery_.get()](const std::string& name) {
         engine->ReplayDeadLetters(name);
       });
+  server->incidents_ = std::make_unique<incidents::IncidentLog>(*server->store_, clock);
+  SY_ASSIGN_OR_RETURN(server->prober_, health::NewCurlProber());
+  server->health_ = std::make_unique<health::HealthMonitor>(
+      *server->store_, clock, *server->prober_, options.health_check_min_interval);
+  SY_RETURN_IF_ERROR(server->health_->Load());
+  server->health_->Start(options.health_tick);
   server->metrics_ = std::make_unique<metrics::Registry>();
   server->AddMetricSources();
   server->service_ = std::make_unique<api::GatewayService>(
       *server->keys_, *server->tenants_, *server->catalog_, *server->ledger_, *server->connections_,
-      *server->vault_, *server->events_, *server->subscriptions_, *server->delivery_);
+      *server->vault_, *server->events_, *server->subscriptions_, *server->delivery_,
+      *server->health_, *server->incidents_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -355,6 +364,19 @@ void Server::AddMetricSources() {
         w.Sample(static_cast<double>(value), {{"pool", p.id}});
       }
     }
+    w.Gauge("switchyard_connection_health", "connections with a health check, by health state");
+    const std::map<int, int64_t> health = health_->CountByState();
+    for (int state = v1::ConnectionHealth::UNKNOWN; state <= v1::ConnectionHealth::AUTH_REQUIRED;
+         ++state) {
+      auto it = health.find(state);
+      w.Sample(it == health.end() ? 0 : static_cast<double>(it->second),
+               {{"health", v1::ConnectionHealth::State_Name(
+                               static_cast<v1::ConnectionHealth::State>(state))}});
+    }
+    w.Gauge("switchyard_component_up", "1 while a gateway component is healthy");
+    for (const Component& c : Components()) {
+      w.Sample(c.healthy ? 1 : 0, {{"component", c.name}});
+    }
     w.Gauge("switchyard_connections", "connections by state");
     for (int state = v1::Connection::PENDING; state <= v1::Connection::DISCONNECTED; ++state) {
       if (!v1::Connection::State_IsValid(state)) continue;
@@ -363,6 +385,68 @@ void Server::AddMetricSources() {
                {{"state", v1::Connection::State_Name(static_cast<v1::Connection::State>(state))}});
     }
   });
+}
+
+std::vector<Server::Component> Server::Components() const {
+  absl::MutexLock lock(&components_mu_);
+  return components_;
+}
+
+void Server::CheckComponents() {
+  const absl::Time now = clock_.Now();
+  // The store: a read must succeed.
+  absl::Status store =
+      store_->Read([](storage::Transaction& tx) { return tx.GetPool("$probe").status(); });
+  // Webhook ingest: no webhook refused because the store failed since the
+  // last check.
+  int64_t ingest_failures = 0;
+  for (const auto& [reason, count] : ingestor_->Counters()) {
+    if (reason == "STORE_UNAVAILABLE" || reason == "SHUTTING_DOWN") ingest_failures += count;
+  }
+  // Delivery: no failed write of acknowledgements since the last check.
+  const int64_t delivery_failures = delivery_->Stats().write_failures;
+  const std::vector<std::pair<std::string, std::string>> problems = {
+      {"gateway/store", store.ok() ? "" : std::string(store.message())},
+      {"gateway/webhook-ingest",
+       ingest_failures > last_ingest_failures_
+           ? absl::StrCat(ingest_failures - last_ingest_failures_,
+                          " webhooks refused because the store could not commit")
+           : ""},
+      {"gateway/delivery",
+       delivery_failures > last_delivery_failures_ ? "acknowledgements could not be written" : ""},
+  };
+  last_ingest_failures_ = ingest_failures;
+  last_delivery_failures_ = delivery_failures;
+  std::vector<std::pair<std::string, std::string>> changed;
+  {
+    absl::MutexLock lock(&components_mu_);
+    if (components_.empty()) {
+      for (const auto& [name, problem] : problems) components_.push_back({name, true, now, ""});
+    }
+    for (size_t i = 0; i < problems.size(); ++i) {
+      Component& c = components_[i];
+      const bool healthy = problems[i].second.empty();
+      if (healthy != c.healthy) {
+        c.healthy = healthy;
+        c.since = now;
+        changed.push_back(problems[i]);
+      }
+      c.detail = problems[i].second;
+    }
+  }
+  for (const auto& [name, problem] : changed) {
+    log::Warning(problem.empty() ? "gateway component recovered" : "gateway component failing",
+                 {{"component", name}, {"detail", problem}});
+    // Written when the store takes it; a store outage is recorded once the
+    // store is back (its incident then opens and resolves at once).
+    absl::Status recorded = problem.empty()
+                                ? incidents_->Resolve(name, "recovered")
+                                : incidents_->Open(name, absl::StrCat(name, " is failing"),
+                                                   v1::Incident::CRITICAL, problem);
+    if (!recorded.ok() && name != "gateway/store") {
+      log::Warning("incident not recorded", {{"component", name}, {"error", recorded.ToString()}});
+    }
+  }
 }
 
 void Server::SetServing(bool serving) {
@@ -393,6 +477,7 @@ void Server::MaintenanceLoop() {
     } else if (*expired > 0) {
       log::Info("reservations expired", {{"count", static_cast<int64_t>(*expired)}});
     }
+    CheckComponents();
     const absl::Time now = clock_.Now();
     // Events past retention, a bounded amount per round.
     absl::StatusOr<int64_t> swept =
@@ -440,6 +525,10 @@ void Server::Shutdown() {
     health_server_->Wait();
   }
   if (maintenance_.joinable()) maintenance_.join();
+  if (health_ != nullptr) {
+    health_->Shutdown();
+    prober_.reset();  // completes probes in flight, into the monitor
+  }
   if (delivery_ != nullptr) {
     delivery_->Shutdown();
     store_->SetCommitListener(nullptr);

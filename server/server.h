@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -50,6 +51,13 @@ class EventLog;
 namespace delivery {
 class SubscriptionManager;
 }
+namespace health {
+class HttpProber;
+class HealthMonitor;
+}  // namespace health
+namespace incidents {
+class IncidentLog;
+}
 namespace api {
 class GatewayHttpHandler;
 }
@@ -87,6 +95,11 @@ struct ServerOptions {
   absl::Duration max_connection_age_grace = absl::Minutes(5);
   // Interval of server keepalive pings on idle connections. Default 1 min.
   absl::Duration keepalive_time = absl::Minutes(1);
+  // Shortest connection health-check interval accepted. Default 5s.
+  absl::Duration health_check_min_interval = absl::Seconds(5);
+  // How often due health probes are started and results applied. Default
+  // 100ms.
+  absl::Duration health_tick = absl::Milliseconds(100);
   // TLS for the gRPC port: certificate chain and private key (PEM files).
   // Both empty: plaintext.
   std::string tls_cert_file;
@@ -139,6 +152,15 @@ class Server {
   // store. Idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A gateway component's health, as the maintenance loop last saw it.
+  struct Component {
+    std::string name;  // "gateway/store", "gateway/webhook-ingest", "gateway/delivery"
+    bool healthy = true;
+    absl::Time since = absl::InfinitePast();
+    std::string detail;
+  };
+  std::vector<Component> Components() const ABSL_LOCKS_EXCLUDED(components_mu_);
+
  private:
   explicit Server(const ServerOptions& options, Clock& clock);
   void MaintenanceLoop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -146,6 +168,10 @@ class Server {
   void SetServing(bool serving);
   // Registers what /metrics reads at every scrape.
   void AddMetricSources();
+
+  // Checks the gateway's components once and opens or resolves their
+  // incidents (maintenance thread).
+  void CheckComponents() ABSL_LOCKS_EXCLUDED(components_mu_);
 
   const ServerOptions options_;
   Clock& clock_;
@@ -161,6 +187,9 @@ class Server {
   std::unique_ptr<delivery::DeliveryEngine> delivery_;
   std::unique_ptr<delivery::SubscriptionManager> subscriptions_;
   std::unique_ptr<webhooks::Ingestor> ingestor_;
+  std::unique_ptr<incidents::IncidentLog> incidents_;
+  std::unique_ptr<health::HttpProber> prober_;
+  std::unique_ptr<health::HealthMonitor> health_;
   std::unique_ptr<metrics::Registry> metrics_;
   std::unique_ptr<api::GatewayService> service_;
   std::unique_ptr<api::GatewayHttpHandler> http_handler_;
@@ -175,6 +204,11 @@ class Server {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> serving_{false};
+  mutable absl::Mutex components_mu_;
+  std::vector<Component> components_ ABSL_GUARDED_BY(components_mu_);
+  // Counters seen by the last CheckComponents (maintenance thread only).
+  int64_t last_ingest_failures_ = 0;
+  int64_t last_delivery_failures_ = 0;
   std::thread maintenance_;
 };
 

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/common/status.h"
@@ -122,6 +123,21 @@ absl::StatusOr<std::string> DecodePageToken(absl::string_view token, absl::strin
     return bad();
   }
   return parts[2];
+}
+
+absl::StatusOr<std::vector<std::string>> ParseConnectionChild(absl::string_view name,
+                                                              absl::string_view child) {
+  const std::string suffix = absl::StrCat("/", child);
+  auto bad = [&] {
+    return InvalidArgument(
+        "INVALID_NAME",
+        absl::StrCat("name must look like tenants/{tenant}/connections/{connection}", suffix));
+  };
+  if (!absl::EndsWith(name, suffix)) return bad();
+  auto ids =
+      ParseName("name", name.substr(0, name.size() - suffix.size()), {"tenants", "connections"});
+  if (!ids.ok()) return bad();
+  return *std::move(ids);
 }
 
 }  // namespace switchyard

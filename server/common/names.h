@@ -29,6 +29,12 @@ absl::StatusOr<std::vector<std::string>> ParseName(
     absl::string_view field, absl::string_view name,
     std::initializer_list<absl::string_view> collections);
 
+// Parses `tenants/{tenant}/connections/{connection}/{child}` (a singleton
+// sub-resource such as "health") and returns {tenant, connection}.
+// INVALID_ARGUMENT / INVALID_NAME otherwise.
+absl::StatusOr<std::vector<std::string>> ParseConnectionChild(absl::string_view name,
+                                                              absl::string_view child);
+
 // OK when `request_id` is empty or 1..128 printable ASCII characters;
 // otherwise INVALID_ARGUMENT / INVALID_REQUEST_ID.
 absl::Status ValidateRequestId(absl::string_view request_id);

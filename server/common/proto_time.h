@@ -12,6 +12,9 @@ namespace switchyard {
 // Sets `out` to `t`; clears it when `t` is absl::InfinitePast() (unset).
 void ToProto(absl::Time t, google::protobuf::Timestamp* out);
 
+// Sets `out` to `d` (finite durations).
+void ToProto(absl::Duration d, google::protobuf::Duration* out);
+
 absl::Duration FromProto(const google::protobuf::Duration& d);
 absl::Time FromProto(const google::protobuf::Timestamp& t);
 

@@ -321,6 +321,7 @@ DeliveryStats DeliveryEngine::Stats() const {
   stats.dead_lettered = dead_lettered_.load();
   stats.streams = open_streams_.load();
   stats.skipped = skipped_.load();
+  stats.write_failures = write_failures_.load();
   return stats;
 }
 
@@ -1118,6 +1119,7 @@ void DeliveryEngine::Flushed(FlushBatch& batch) {
   Sub& sub = *it->second;
   sub.flushing = false;
   if (batch.status.ok()) return;
+  ++write_failures_;
   log::Warning("delivery: writing acknowledgements failed; will retry",
                {{"subscription", sub.name}, {"error", batch.status.ToString()}});
   for (const FlushBatch::Cursor& c : batch.cursors) sub.MarkDirty(*c.lane);

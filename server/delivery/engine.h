@@ -74,6 +74,8 @@ struct DeliveryStats {
   int64_t dead_lettered = 0;
   // Events deleted by retention before a subscription received them.
   int64_t skipped = 0;
+  // Failed writes of acknowledgements (retried).
+  int64_t write_failures = 0;
   int64_t streams = 0;  // open now
 };
 
@@ -219,6 +221,7 @@ class DeliveryEngine final : public storage::CommitListener {
   std::atomic<int64_t> dead_lettered_{0};
   std::atomic<int64_t> open_streams_{0};
   std::atomic<int64_t> skipped_{0};
+  std::atomic<int64_t> write_failures_{0};
   mutable absl::Mutex stats_mu_;
   std::map<std::string, int64_t> dead_by_subscription_ ABSL_GUARDED_BY(stats_mu_);
 

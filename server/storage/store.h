@@ -205,6 +205,35 @@ struct DeadLetterRow {
   bool replaying = false;  // being delivered again
 };
 
+// The health check of a connection and what it found.
+struct ConnectionHealthRow {
+  std::string tenant_id;
+  std::string connection_id;
+  std::string url;
+  int64_t interval_ms = 0;
+  int64_t timeout_ms = 0;
+  int expected_status = 0;
+  int state = 0;  // v1::ConnectionHealth::State
+  absl::Time state_change_time = absl::InfinitePast();
+  absl::Time last_check_time = absl::InfinitePast();
+  std::string last_result;
+  int consecutive_failures = 0;
+  int consecutive_successes = 0;
+};
+
+// An incident. `notes` is a serialized v1::Incident holding only its notes.
+struct IncidentRow {
+  int64_t id = 0;  // assigned by InsertIncident
+  std::string title;
+  std::string component;
+  int severity = 0;  // v1::Incident::Severity
+  int state = 0;     // v1::Incident::State
+  absl::Time start_time = absl::InfinitePast();
+  absl::Time end_time = absl::InfinitePast();
+  bool automatic = false;
+  std::string notes;
+};
+
 // Outcome of one SweepEvents call.
 struct EventSweep {
   int64_t deleted = 0;
@@ -370,6 +399,27 @@ class Transaction {
   virtual absl::StatusOr<std::vector<DeadLetterRow>> ListDeadLetters(
       absl::string_view subscription_tenant_id, absl::string_view subscription_id, int64_t after,
       int limit, bool replaying_only) = 0;
+
+  virtual absl::StatusOr<std::optional<ConnectionHealthRow>> GetConnectionHealth(
+      absl::string_view tenant_id, absl::string_view connection_id) = 0;
+  // Inserts or replaces.
+  virtual absl::Status PutConnectionHealth(const ConnectionHealthRow& row) = 0;
+  virtual absl::Status DeleteConnectionHealth(absl::string_view tenant_id,
+                                              absl::string_view connection_id) = 0;
+  // Every connection's health row.
+  virtual absl::StatusOr<std::vector<ConnectionHealthRow>> ListConnectionHealth() = 0;
+
+  // Returns the id given to the incident.
+  virtual absl::StatusOr<int64_t> InsertIncident(const IncidentRow& row) = 0;
+  virtual absl::Status UpdateIncident(const IncidentRow& row) = 0;
+  virtual absl::StatusOr<std::optional<IncidentRow>> GetIncident(int64_t id) = 0;
+  // Incidents in `state` (0: any) with id < `before` (0: from the newest),
+  // newest first.
+  virtual absl::StatusOr<std::vector<IncidentRow>> ListIncidents(int state, int64_t before,
+                                                                 int limit) = 0;
+  // The open incident of `component`, if any.
+  virtual absl::StatusOr<std::optional<IncidentRow>> FindOpenIncident(
+      absl::string_view component) = 0;
 
   // A connection's webhook secrets, oldest version first.
   virtual absl::StatusOr<std::vector<WebhookSecretRow>> ListWebhookSecrets(

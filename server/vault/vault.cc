@@ -38,17 +38,8 @@ struct ConnectionRef {
 // singleton resource of a connection (its credentials or webhook secret).
 absl::StatusOr<ConnectionRef> ParseConnectionChild(absl::string_view name,
                                                    absl::string_view child) {
-  const std::string suffix = absl::StrCat("/", child);
-  auto bad = [&] {
-    return InvalidArgument("INVALID_NAME", absl::StrCat("name must look like "
-                                                        "tenants/{tenant}/connections/{connection}",
-                                                        suffix));
-  };
-  if (!absl::EndsWith(name, suffix)) return bad();
-  auto ids =
-      ParseName("name", name.substr(0, name.size() - suffix.size()), {"tenants", "connections"});
-  if (!ids.ok()) return bad();
-  return ConnectionRef{(*ids)[0], (*ids)[1], std::string(name)};
+  SY_ASSIGN_OR_RETURN(std::vector<std::string> ids, switchyard::ParseConnectionChild(name, child));
+  return ConnectionRef{ids[0], ids[1], std::string(name)};
 }
 
 absl::StatusOr<ConnectionRef> ParseCredentialsName(absl::string_view name) {

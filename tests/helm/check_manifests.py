@@ -567,7 +567,7 @@ def check_alert_file(c, chart_dir):
     c.check(len(names) == len(set(names)), "alert names are unique")
     text = open(os.path.join(chart_dir, "files", "alerts.yaml")).read()
     for metric in ("switchyard_webhooks_rejected_total", "switchyard_delivery_lag_seconds",
-                   "switchyard_dead_letters_total", 'switchyard_connections{health="OFFLINE"}',
+                   "switchyard_dead_letters_total", 'switchyard_connection_health{health=~"OFFLINE|AUTH_REQUIRED"}',
                    "switchyard_credit_pool_available", "switchyard_credit_pool_capacity", "up{"):
         c.check(metric in text, f"alerts cover {metric}")
     for counter in re.findall(r"\b(switchyard_[a-z_]+_total)\b", text):

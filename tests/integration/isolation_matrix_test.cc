@@ -37,6 +37,7 @@ struct Names {
   std::string connection;
   std::string token_id;  // of `connection`'s token
   std::string reservation;
+  std::string incident;  // id of an incident of the tenant's connection
 };
 
 // One RPC, issued with `credential` against the resources `n`.
@@ -159,7 +160,37 @@ std::map<std::string, Invocation> AllCalls() {
           req.set_subscription(subscription(n)));
   SY_CALL(ReplayDeadLetters, ReplayDeadLettersRequest, v1::ReplayDeadLettersResponse,
           req.set_subscription(subscription(n)));
+  SY_CALL(SetConnectionHealthCheck, SetConnectionHealthCheckRequest, v1::ConnectionHealth, {
+    req.set_name(connection(n) + "/health");
+    req.mutable_check()->set_url("http://127.0.0.1:1/attacker");
+  });
+  SY_CALL(GetConnectionHealth, GetConnectionHealthRequest, v1::ConnectionHealth,
+          req.set_name(connection(n) + "/health"));
+  SY_CALL(GetIncident, GetIncidentRequest, v1::Incident, req.set_name("incidents/" + n.incident));
+  SY_CALL(CreateIncident, CreateIncidentRequest, v1::Incident, {
+    req.mutable_incident()->set_title("fake outage");
+    req.mutable_incident()->set_component(connection(n));
+  });
+  SY_CALL(AnnotateIncident, AnnotateIncidentRequest, v1::Incident, {
+    req.set_name("incidents/" + n.incident);
+    req.set_text("planted");
+  });
+  SY_CALL(ResolveIncident, ResolveIncidentRequest, v1::Incident,
+          req.set_name("incidents/" + n.incident));
 #undef SY_CALL
+  // Lists only the caller's own incidents: it succeeds, and must not show
+  // another tenant's.
+  calls["ListIncidents"] = [=](v1::Gateway::Stub& stub, ClientContext& ctx, const Names& n) {
+    v1::ListIncidentsRequest req;
+    v1::ListIncidentsResponse resp;
+    grpc::Status status = stub.ListIncidents(&ctx, req, &resp);
+    for (const v1::Incident& incident : resp.incidents()) {
+      if (incident.component().find("tenants/" + n.tenant + "/") == 0) {
+        return grpc::Status(grpc::StatusCode::INTERNAL, "LEAK: " + incident.name());
+      }
+    }
+    return status;
+  };
   // The streaming call: name the subscription, half-close, read to the end.
   calls["StreamEvents"] = [=](v1::Gateway::Stub& stub, ClientContext& ctx, const Names& n) {
     auto stream = stub.StreamEvents(&ctx);
@@ -177,6 +208,8 @@ std::map<std::string, Invocation> AllCalls() {
 
 // Calls that reveal nothing of any tenant and are open to every caller.
 const std::set<std::string> kPublicCalls = {"ListSystems", "GetSystem"};
+// Calls that name no tenant and answer with the caller's own resources only.
+const std::set<std::string> kSelfScopedCalls = {"ListIncidents"};
 
 std::string Reason(const grpc::Status& status) {
   auto s = client::FromGrpcStatus(status);
@@ -261,6 +294,12 @@ class IsolationMatrixTest : public ::testing::Test {
     sub.set_parent("tenants/" + id);
     sub.set_subscription_id("orders");
     EXPECT_TRUE(tenant_client->CreateSubscription(sub).ok());
+    v1::CreateIncidentRequest incident;
+    incident.mutable_incident()->set_title(id + " erp is down");
+    incident.mutable_incident()->set_component("tenants/" + id + "/connections/erp");
+    auto opened = op_->CreateIncident(incident);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    t.names.incident = opened->name().substr(strlen("incidents/"));
     return t;
   }
 
@@ -298,6 +337,14 @@ class IsolationMatrixTest : public ::testing::Test {
     subs.set_parent("tenants/alpha");
     auto l = op_->ListSubscriptions(subs);
     absl::StrAppend(&out, l.ok() ? l->ShortDebugString() : l.status().ToString(), "\n");
+    v1::GetIncidentRequest incident;
+    incident.set_name("incidents/" + alpha_.names.incident);
+    auto i = op_->GetIncident(incident);
+    absl::StrAppend(&out, i.ok() ? i->ShortDebugString() : i.status().ToString(), "\n");
+    v1::GetConnectionHealthRequest health;
+    health.set_name("tenants/alpha/connections/erp/health");
+    auto h = op_->GetConnectionHealth(health);
+    absl::StrAppend(&out, h.ok() ? h->ShortDebugString() : h.status().ToString(), "\n");
     return out;
   }
 
@@ -334,6 +381,11 @@ TEST_F(IsolationMatrixTest, NoCredentialOfOneTenantReadsChangesOrDetectsAnotherT
       grpc::Status on_ghost = Invoke(call, credential, ghost);
       if (kPublicCalls.count(method)) {
         EXPECT_TRUE(on_alpha.ok()) << on_alpha.error_message();
+        continue;
+      }
+      if (kSelfScopedCalls.count(method)) {
+        EXPECT_TRUE(on_alpha.ok() || on_alpha.error_code() == StatusCode::PERMISSION_DENIED)
+            << on_alpha.error_message();
         continue;
       }
       EXPECT_FALSE(on_alpha.ok());
@@ -411,9 +463,10 @@ TEST_F(IsolationMatrixTest, OwnersAndOperatorsReachWhatTheyShould) {
   for (const auto& [method, call] : AllCalls()) {
     SCOPED_TRACE(method);
     static const std::set<std::string> kOperatorOnly = {
-        "CreateTenant",      "ListTenants",   "UpdateTenant",        "DeleteTenant",
-        "CreateCreditPool",  "GetCreditPool", "ListCreditPools",     "SetCreditPoolCapacity",
-        "ListLedgerEntries", "CreateApiKey",  "RotateTenantDataKey", "RewrapDataKeys"};
+        "CreateTenant",      "ListTenants",      "UpdateTenant",        "DeleteTenant",
+        "CreateCreditPool",  "GetCreditPool",    "ListCreditPools",     "SetCreditPoolCapacity",
+        "ListLedgerEntries", "CreateApiKey",     "RotateTenantDataKey", "RewrapDataKeys",
+        "CreateIncident",    "AnnotateIncident", "ResolveIncident"};
     if (kOperatorOnly.count(method)) {
       grpc::Status status = Invoke(call, "Bearer " + alpha_.tenant_key, alpha_.names);
       EXPECT_EQ(status.error_code(), StatusCode::PERMISSION_DENIED) << status.error_message();

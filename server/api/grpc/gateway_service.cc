@@ -414,4 +414,56 @@ GatewayService::StreamEvents(grpc::CallbackServerContext* context) {
   return NewEventStream(context, delivery_, std::move(scope));
 }
 
+Status GatewayService::SetConnectionHealthCheck(ServerContext* context,
+                                                const v1::SetConnectionHealthCheckRequest* req,
+                                                v1::ConnectionHealth* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(health_.Set(*req, p->scope()), resp);
+}
+
+Status GatewayService::GetConnectionHealth(ServerContext* context,
+                                           const v1::GetConnectionHealthRequest* req,
+                                           v1::ConnectionHealth* resp) {
+  auto p = Authorize(context, kAnyCaller);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(health_.Get(req->name(), p->scope()), resp);
+}
+
+Status GatewayService::ListIncidents(ServerContext* context, const v1::ListIncidentsRequest* req,
+                                     v1::ListIncidentsResponse* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(incidents_.List(*req, p->scope()), resp);
+}
+
+Status GatewayService::GetIncident(ServerContext* context, const v1::GetIncidentRequest* req,
+                                   v1::Incident* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(incidents_.Get(req->name(), p->scope()), resp);
+}
+
+Status GatewayService::CreateIncident(ServerContext* context, const v1::CreateIncidentRequest* req,
+                                      v1::Incident* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(incidents_.Create(*req, "apiKeys/" + p->key_id), resp);
+}
+
+Status GatewayService::AnnotateIncident(ServerContext* context,
+                                        const v1::AnnotateIncidentRequest* req,
+                                        v1::Incident* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(incidents_.Annotate(*req, "apiKeys/" + p->key_id), resp);
+}
+
+Status GatewayService::ResolveIncident(ServerContext* context,
+                                       const v1::ResolveIncidentRequest* req, v1::Incident* resp) {
+  auto p = Authorize(context, kOperator);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(incidents_.Resolve(*req, "apiKeys/" + p->key_id), resp);
+}
+
 }  // namespace switchyard::api

@@ -17,6 +17,8 @@
 #include "server/delivery/engine.h"
 #include "server/delivery/subscriptions.h"
 #include "server/events/event_log.h"
+#include "server/health/monitor.h"
+#include "server/incidents/incidents.h"
 #include "server/tenants/tenants.h"
 #include "server/vault/vault.h"
 #include "switchyard/v1/gateway.grpc.pb.h"
@@ -31,7 +33,8 @@ class GatewayService final
                  const catalog::SystemCatalog& catalog, credits::CreditLedger& ledger,
                  connections::ConnectionManager& connections, vault::CredentialVault& vault,
                  events::EventLog& events, delivery::SubscriptionManager& subscriptions,
-                 delivery::DeliveryEngine& delivery)
+                 delivery::DeliveryEngine& delivery, health::HealthMonitor& health,
+                 incidents::IncidentLog& incidents)
       : keys_(keys),
         tenants_(tenants),
         catalog_(catalog),
@@ -40,7 +43,9 @@ class GatewayService final
         vault_(vault),
         events_(events),
         subscriptions_(subscriptions),
-        delivery_(delivery) {}
+        delivery_(delivery),
+        health_(health),
+        incidents_(incidents) {}
 
   grpc::Status CreateTenant(grpc::ServerContext* context, const v1::CreateTenantRequest* req,
                             v1::Tenant* resp) override;
@@ -158,6 +163,23 @@ class GatewayService final
                                  v1::ReplayDeadLettersResponse* resp) override;
   grpc::ServerBidiReactor<v1::StreamEventsRequest, v1::StreamEventsResponse>* StreamEvents(
       grpc::CallbackServerContext* context) override;
+  grpc::Status SetConnectionHealthCheck(grpc::ServerContext* context,
+                                        const v1::SetConnectionHealthCheckRequest* req,
+                                        v1::ConnectionHealth* resp) override;
+  grpc::Status GetConnectionHealth(grpc::ServerContext* context,
+                                   const v1::GetConnectionHealthRequest* req,
+                                   v1::ConnectionHealth* resp) override;
+  grpc::Status ListIncidents(grpc::ServerContext* context, const v1::ListIncidentsRequest* req,
+                             v1::ListIncidentsResponse* resp) override;
+  grpc::Status GetIncident(grpc::ServerContext* context, const v1::GetIncidentRequest* req,
+                           v1::Incident* resp) override;
+  grpc::Status CreateIncident(grpc::ServerContext* context, const v1::CreateIncidentRequest* req,
+                              v1::Incident* resp) override;
+  grpc::Status AnnotateIncident(grpc::ServerContext* context,
+                                const v1::AnnotateIncidentRequest* req,
+                                v1::Incident* resp) override;
+  grpc::Status ResolveIncident(grpc::ServerContext* context, const v1::ResolveIncidentRequest* req,
+                               v1::Incident* resp) override;
 
  private:
   // Which kinds of callers may make a call.
@@ -183,6 +205,8 @@ class GatewayService final
   events::EventLog& events_;
   delivery::SubscriptionManager& subscriptions_;
   delivery::DeliveryEngine& delivery_;
+  health::HealthMonitor& health_;
+  incidents::IncidentLog& incidents_;
 };
 
 }  // namespace switchyard::api

@@ -216,6 +216,35 @@ CREATE TABLE dead_letters (
   PRIMARY KEY (subscription_tenant_id, subscription_id, position)
 ) WITHOUT ROWID;
 )sql",
+    R"sql(
+CREATE TABLE connection_health (
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  url TEXT NOT NULL,
+  interval_ms INTEGER NOT NULL,
+  timeout_ms INTEGER NOT NULL,
+  expected_status INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  state_change_time INTEGER,
+  last_check_time INTEGER,
+  last_result TEXT NOT NULL,
+  consecutive_failures INTEGER NOT NULL,
+  consecutive_successes INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, connection_id)
+) WITHOUT ROWID;
+CREATE TABLE incidents (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  title TEXT NOT NULL,
+  component TEXT NOT NULL,
+  severity INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  start_time INTEGER,
+  end_time INTEGER,
+  automatic INTEGER NOT NULL,
+  notes BLOB NOT NULL
+);
+CREATE INDEX incidents_open ON incidents (component, state);
+)sql",
 };
 
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -534,6 +563,42 @@ DeadLetterRow ReadDeadLetter(const Query& q) {
   r.attempts = static_cast<int>(q.Int(6));
   r.dead_time = q.Time(7);
   r.replaying = q.Int(8) != 0;
+  return r;
+}
+
+#define HEALTH_COLS                                                                  \
+  "tenant_id, connection_id, url, interval_ms, timeout_ms, expected_status, state, " \
+  "state_change_time, last_check_time, last_result, consecutive_failures, consecutive_successes"
+ConnectionHealthRow ReadHealth(const Query& q) {
+  ConnectionHealthRow r;
+  r.tenant_id = q.Text(0);
+  r.connection_id = q.Text(1);
+  r.url = q.Text(2);
+  r.interval_ms = q.Int(3);
+  r.timeout_ms = q.Int(4);
+  r.expected_status = static_cast<int>(q.Int(5));
+  r.state = static_cast<int>(q.Int(6));
+  r.state_change_time = q.Time(7);
+  r.last_check_time = q.Time(8);
+  r.last_result = q.Text(9);
+  r.consecutive_failures = static_cast<int>(q.Int(10));
+  r.consecutive_successes = static_cast<int>(q.Int(11));
+  return r;
+}
+
+#define INCIDENT_COLS \
+  "id, title, component, severity, state, start_time, end_time, automatic, notes"
+IncidentRow ReadIncident(const Query& q) {
+  IncidentRow r;
+  r.id = q.Int(0);
+  r.title = q.Text(1);
+  r.component = q.Text(2);
+  r.severity = static_cast<int>(q.Int(3));
+  r.state = static_cast<int>(q.Int(4));
+  r.start_time = q.Time(5);
+  r.end_time = q.Time(6);
+  r.automatic = q.Int(7) != 0;
+  r.notes = q.Bytes(8);
   return r;
 }
 
@@ -1004,6 +1069,90 @@ class SqliteTransaction final : public Transaction {
     Query q(db_, s);
     q.BindAll(tenant_id, connection_id, after, limit);
     return Collect<EventRow>(q, ReadEvent);
+  }
+
+  absl::StatusOr<std::optional<ConnectionHealthRow>> GetConnectionHealth(
+      absl::string_view tenant_id, absl::string_view connection_id) override {
+    static constexpr const char* kSql =
+        "SELECT " HEALTH_COLS " FROM connection_health WHERE tenant_id = ? AND connection_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, connection_id);
+    return One<ConnectionHealthRow>(q, ReadHealth);
+  }
+  absl::Status PutConnectionHealth(const ConnectionHealthRow& r) override {
+    static constexpr const char* kSql = "INSERT OR REPLACE INTO connection_health (" HEALTH_COLS
+                                        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q
+        .BindAll(r.tenant_id, r.connection_id, r.url, r.interval_ms, r.timeout_ms,
+                 r.expected_status, r.state, r.state_change_time, r.last_check_time, r.last_result,
+                 r.consecutive_failures, r.consecutive_successes)
+        .Run();
+  }
+  absl::Status DeleteConnectionHealth(absl::string_view tenant_id,
+                                      absl::string_view connection_id) override {
+    static constexpr const char* kSql =
+        "DELETE FROM connection_health WHERE tenant_id = ? AND connection_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(tenant_id, connection_id).Run();
+  }
+  absl::StatusOr<std::vector<ConnectionHealthRow>> ListConnectionHealth() override {
+    static constexpr const char* kSql =
+        "SELECT " HEALTH_COLS " FROM connection_health ORDER BY tenant_id, connection_id";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return Collect<ConnectionHealthRow>(q, ReadHealth);
+  }
+  absl::StatusOr<int64_t> InsertIncident(const IncidentRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO incidents (title, component, severity, state, start_time, end_time, "
+        "automatic, notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    SY_RETURN_IF_ERROR(q.BindAll(r.title, r.component, r.severity, r.state, r.start_time,
+                                 r.end_time, r.automatic, Query::Blob{r.notes})
+                           .Run());
+    return static_cast<int64_t>(sqlite3_last_insert_rowid(db_.handle()));
+  }
+  absl::Status UpdateIncident(const IncidentRow& r) override {
+    static constexpr const char* kSql =
+        "UPDATE incidents SET title = ?, component = ?, severity = ?, state = ?, start_time = ?, "
+        "end_time = ?, automatic = ?, notes = ? WHERE id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(r.title, r.component, r.severity, r.state, r.start_time, r.end_time, r.automatic,
+              Query::Blob{r.notes}, r.id);
+    return RunUpdate(q, "incident");
+  }
+  absl::StatusOr<std::optional<IncidentRow>> GetIncident(int64_t id) override {
+    static constexpr const char* kSql = "SELECT " INCIDENT_COLS " FROM incidents WHERE id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(id);
+    return One<IncidentRow>(q, ReadIncident);
+  }
+  absl::StatusOr<std::vector<IncidentRow>> ListIncidents(int state, int64_t before,
+                                                         int limit) override {
+    static constexpr const char* kSql =
+        "SELECT " INCIDENT_COLS
+        " FROM incidents WHERE (? = 0 OR state = ?) AND (? = 0 OR id < ?) ORDER BY id DESC "
+        "LIMIT ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(state, state, before, before, limit);
+    return Collect<IncidentRow>(q, ReadIncident);
+  }
+  absl::StatusOr<std::optional<IncidentRow>> FindOpenIncident(
+      absl::string_view component) override {
+    static constexpr const char* kSql =
+        "SELECT " INCIDENT_COLS " FROM incidents WHERE component = ? AND state = 1 LIMIT 1";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(component);
+    return One<IncidentRow>(q, ReadIncident);
   }
 
   absl::StatusOr<std::map<int, int64_t>> CountConnectionsByState() override {

@@ -1,0 +1,38 @@
+#ifndef SWITCHYARD_SERVER_HEALTH_PROBER_H_
+#define SWITCHYARD_SERVER_HEALTH_PROBER_H_
+
+// Outbound HTTP probes, behind an interface so that tests can substitute it.
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace switchyard::health {
+
+struct ProbeResult {
+  int status = 0;  // HTTP status; 0 when no answer arrived
+  absl::Duration latency;
+  std::string error;  // why no answer arrived ("timed out", "connection refused")
+};
+
+class HttpProber {
+ public:
+  virtual ~HttpProber() = default;
+  // Starts a GET of `url`, giving up after `timeout`, and calls `done`
+  // exactly once with the outcome, on any thread (possibly before Get
+  // returns). Must not block on the network.
+  virtual void Get(const std::string& url, absl::Duration timeout,
+                   std::function<void(ProbeResult)> done) = 0;
+};
+
+// libcurl's multi interface on one thread: any number of probes in flight,
+// none waiting for another. Redirects are not followed; bodies are discarded.
+// kInternal when libcurl cannot be initialised.
+absl::StatusOr<std::unique_ptr<HttpProber>> NewCurlProber();
+
+}  // namespace switchyard::health
+
+#endif  // SWITCHYARD_SERVER_HEALTH_PROBER_H_
