@@ -10,7 +10,7 @@ packages=(
   prometheus-cpp-dev libcurl4-openssl-dev
   golang-github-gogo-googleapis-dev
   python3 python3-grpcio python3-protobuf
-  openssl clang libclang-rt-14-dev
+  openssl clang libclang-rt-14-dev chromium
 )
 
 missing=()

@@ -20,6 +20,7 @@
 #include "server/api/http/webhook_handler.h"
 #include "server/catalog/catalog.h"
 #include "server/common/log.h"
+#include "server/common/proto_time.h"
 #include "server/common/status.h"
 #include "server/connections/connections.h"
 #include "server/delivery/subscriptions.h"
@@ -176,6 +177,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       *server->store_, clock, *server->prober_, options.health_check_min_interval);
   SY_RETURN_IF_ERROR(server->health_->Load());
   server->health_->Start(options.health_tick);
+  server->status_page_ = std::make_unique<status::StatusPage>(
+      *server->store_, clock, *server->catalog_,
+      [s = server.get()] {
+        std::vector<v1::StatusReport::Component> out;
+        for (const Component& c : s->Components()) {
+          v1::StatusReport::Component& p = out.emplace_back();
+          p.set_name(c.name);
+          p.set_healthy(c.healthy);
+          ToProto(c.since, p.mutable_since());
+          p.set_detail(c.detail);
+        }
+        return out;
+      },
+      options.status_page);
   server->metrics_ = std::make_unique<metrics::Registry>();
   server->AddMetricSources();
   server->service_ = std::make_unique<api::GatewayService>(
@@ -234,8 +249,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     }
   }
   if (!options.http.listen_address.empty()) {
-    server->http_handler_ =
-        std::make_unique<api::GatewayHttpHandler>(*server->ingestor_, server->metrics_.get());
+    server->http_handler_ = std::make_unique<api::GatewayHttpHandler>(
+        *server->ingestor_, server->metrics_.get(), server->status_page_.get());
     api::HttpServerOptions http = options.http;
     http.max_body_bytes = options.ingest.max_body_bytes;
     SY_ASSIGN_OR_RETURN(server->http_server_, api::HttpServer::Start(http, *server->http_handler_));
@@ -249,6 +264,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
         {{"address", options.listen_address}});
   }
 
+  server->CheckComponents();
   server->maintenance_ = std::thread([s = server.get()] { s->MaintenanceLoop(); });
   log::Info("serving", {{"address", options.listen_address},
                         {"port", server->port_},

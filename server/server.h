@@ -21,6 +21,7 @@
 #include "server/crypto/keyring.h"
 #include "server/delivery/engine.h"
 #include "server/metrics/metrics.h"
+#include "server/status/status_page.h"
 #include "server/webhooks/ingestor.h"
 
 namespace grpc {
@@ -100,6 +101,8 @@ struct ServerOptions {
   // How often due health probes are started and results applied. Default
   // 100ms.
   absl::Duration health_tick = absl::Milliseconds(100);
+  // The status page (/status on the HTTP listener).
+  status::StatusPageOptions status_page;
   // TLS for the gRPC port: certificate chain and private key (PEM files).
   // Both empty: plaintext.
   std::string tls_cert_file;
@@ -191,6 +194,7 @@ class Server {
   std::unique_ptr<health::HttpProber> prober_;
   std::unique_ptr<health::HealthMonitor> health_;
   std::unique_ptr<metrics::Registry> metrics_;
+  std::unique_ptr<status::StatusPage> status_page_;
   std::unique_ptr<api::GatewayService> service_;
   std::unique_ptr<api::GatewayHttpHandler> http_handler_;
   std::unique_ptr<api::HttpServer> http_server_;

@@ -298,6 +298,14 @@ class Transaction {
                                                                      const ConnectionFilter& filter,
                                                                      absl::string_view after,
                                                                      int limit) = 0;
+  // Live (not disconnected) connections counted by system and health state
+  // (0 when the connection has no health check).
+  struct SystemHealthCount {
+    std::string system_id;
+    int health = 0;
+    int64_t count = 0;
+  };
+  virtual absl::StatusOr<std::vector<SystemHealthCount>> CountLiveConnectionsBySystem() = 0;
   // How many connections of every tenant are in each state (v1 enum values).
   virtual absl::StatusOr<std::map<int, int64_t>> CountConnectionsByState() = 0;
 

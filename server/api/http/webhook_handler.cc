@@ -1,5 +1,7 @@
 #include "server/api/http/webhook_handler.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -58,6 +60,30 @@ void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
     HttpResponse response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     response.body = metrics_->Scrape();
+    return respond(std::move(response));
+  }
+  if ((path == "/status" || path == "/status.json") && status_ != nullptr) {
+    if (request.method != "GET" && request.method != "HEAD") {
+      HttpResponse response = ErrorResponse(405, "METHOD_NOT_ALLOWED", "use GET");
+      response.headers.emplace_back("Allow", "GET, HEAD");
+      return respond(std::move(response));
+    }
+    absl::StatusOr<v1::StatusReport> report = status_->Report();
+    if (!report.ok()) {
+      return respond(ErrorResponse(503, ReasonOf(report.status()), report.status().message()));
+    }
+    HttpResponse response;
+    response.headers.emplace_back("Cache-Control", "no-cache");
+    if (path == "/status.json") {
+      google::protobuf::util::JsonPrintOptions options;
+      options.preserve_proto_field_names = true;
+      (void)google::protobuf::util::MessageToJsonString(*report, &response.body, options);
+    } else {
+      response.content_type = "text/html; charset=utf-8";
+      response.headers.emplace_back("Content-Security-Policy",
+                                    "default-src 'none'; style-src 'unsafe-inline'");
+      response.body = status_->Html(*report);
+    }
     return respond(std::move(response));
   }
   constexpr absl::string_view kPrefix = "/webhooks/";

@@ -4,27 +4,31 @@
 // The HTTP routes of the gateway:
 //   POST /webhooks/tenants/{tenant}/connections/{connection}   webhook ingest
 //   GET  /metrics                                              Prometheus metrics
+//   GET  /status, /status.json                                 the status page
 // A thin adapter: translate the request, call Ingestor::IngestAsync (or
 // scrape the registry), translate the answer (see HttpStatusFor for the
 // codes).
 
 #include "server/api/http/http_server.h"
 #include "server/metrics/metrics.h"
+#include "server/status/status_page.h"
 #include "server/webhooks/ingestor.h"
 
 namespace switchyard::api {
 
-// Thread-safe. Borrows `ingestor` and `metrics` (nullptr: no /metrics), which
-// must outlive it.
+// Thread-safe. Borrows `ingestor`, `metrics` and `status` (nullptr: route
+// absent), which must outlive it.
 class GatewayHttpHandler final : public HttpHandler {
  public:
-  GatewayHttpHandler(webhooks::Ingestor& ingestor, metrics::Registry* metrics)
-      : ingestor_(ingestor), metrics_(metrics) {}
+  GatewayHttpHandler(webhooks::Ingestor& ingestor, metrics::Registry* metrics,
+                     status::StatusPage* status)
+      : ingestor_(ingestor), metrics_(metrics), status_(status) {}
   void Handle(HttpRequest request, Respond respond) override;
 
  private:
   webhooks::Ingestor& ingestor_;
   metrics::Registry* const metrics_;
+  status::StatusPage* const status_;
 };
 
 // The HTTP status of an ingest error: 400 malformed, 401 signature or

@@ -1155,6 +1155,18 @@ class SqliteTransaction final : public Transaction {
     return One<IncidentRow>(q, ReadIncident);
   }
 
+  absl::StatusOr<std::vector<SystemHealthCount>> CountLiveConnectionsBySystem() override {
+    static constexpr const char* kSql =
+        "SELECT c.system_id, COALESCE(h.state, 0), COUNT(*) FROM connections c "
+        "LEFT JOIN connection_health h ON h.tenant_id = c.tenant_id AND h.connection_id = c.id "
+        "WHERE c.state != 5 GROUP BY 1, 2 ORDER BY 1, 2";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return Collect<SystemHealthCount>(q, [](const Query& q) {
+      return SystemHealthCount{q.Text(0), static_cast<int>(q.Int(1)), q.Int(2)};
+    });
+  }
+
   absl::StatusOr<std::map<int, int64_t>> CountConnectionsByState() override {
     static constexpr const char* kSql = "SELECT state, COUNT(*) FROM connections GROUP BY state";
     SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
