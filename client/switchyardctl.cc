@@ -35,6 +35,11 @@
 //                 tail SUB [--count=N] [--no_ack | --nack] [--max_events=N]
 //                 dead-letters SUB | replay SUB [--connection=TENANT/CONN]
 //                 (SUB is TENANT/ID for a tenant's subscription, ID for an operator's)
+//   health        get TENANT CONNECTION
+//                 set TENANT CONNECTION --url=URL [--interval=30s] [--probe_timeout=5s]
+//                   [--expected_status=200]    (--url= empty removes the check)
+//   incidents     list [--state=OPEN|RESOLVED] | get N | annotate N TEXT | resolve N [TEXT]
+//                 create --title=.. [--component=..] [--severity=MINOR|MAJOR|CRITICAL]
 //   health        check
 //
 // The credential comes from --api_key or the SWITCHYARD_API_KEY environment
@@ -122,6 +127,13 @@ ABSL_FLAG(bool, nack, false,
           "subscriptions tail: negatively acknowledge (events come back at once, using up an "
           "attempt; after the last one they become dead letters)");
 ABSL_FLAG(int32_t, max_events, 0, "subscriptions tail: events outstanding at most");
+ABSL_FLAG(std::string, url, "", "health set: the URL probed");
+ABSL_FLAG(absl::Duration, interval, absl::ZeroDuration(), "health set: between probes");
+ABSL_FLAG(absl::Duration, probe_timeout, absl::ZeroDuration(), "health set: per probe");
+ABSL_FLAG(int32_t, expected_status, 0, "health set: healthy HTTP status (default 200)");
+ABSL_FLAG(std::string, title, "", "incidents create: title");
+ABSL_FLAG(std::string, component, "", "incidents create: what is affected");
+ABSL_FLAG(std::string, severity, "MAJOR", "incidents create: MINOR, MAJOR or CRITICAL");
 
 namespace switchyard::ctl {
 namespace {
@@ -858,6 +870,78 @@ int Run(client::GatewayClient& c, const std::vector<std::string>& args) {
 
   if (resource == "subscriptions") return Subscriptions(c, args, verb);
 
+  if (resource == "health") {
+    const std::string name = absl::StrCat(TenantName(Arg(args, 2, "TENANT")), "/connections/",
+                                          Arg(args, 3, "CONNECTION"), "/health");
+    if (verb == "get") {
+      v1::GetConnectionHealthRequest r;
+      r.set_name(name);
+      return Show(c.GetConnectionHealth(r));
+    }
+    if (verb == "set") {
+      v1::SetConnectionHealthCheckRequest r;
+      r.set_name(name);
+      r.mutable_check()->set_url(absl::GetFlag(FLAGS_url));
+      auto duration = [](absl::Duration d, google::protobuf::Duration* out) {
+        const int64_t nanos = absl::ToInt64Nanoseconds(d);
+        out->set_seconds(nanos / 1000000000);
+        out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+      };
+      // Zero (the flag's default) leaves the server's default.
+      duration(absl::GetFlag(FLAGS_interval), r.mutable_check()->mutable_interval());
+      duration(absl::GetFlag(FLAGS_probe_timeout), r.mutable_check()->mutable_timeout());
+      r.mutable_check()->set_expected_status(absl::GetFlag(FLAGS_expected_status));
+      return Show(c.SetConnectionHealthCheck(r));
+    }
+  }
+
+  if (resource == "incidents") {
+    if (verb == "list") {
+      v1::ListIncidentsRequest r;
+      const std::string state = absl::GetFlag(FLAGS_state);
+      if (!state.empty()) {
+        v1::Incident::State parsed;
+        if (!v1::Incident::State_Parse(state, &parsed)) Usage("--state: OPEN or RESOLVED");
+        r.set_state(parsed);
+      }
+      return ShowList(
+          ListAll<v1::ListIncidentsRequest, v1::ListIncidentsResponse, v1::Incident>(
+              r, [&](const auto& req) { return c.ListIncidents(req); },
+              [](const auto& p) { return p.incidents(); }),
+          {"name", "state", "severity", "title", "component", "start_time", "end_time"});
+    }
+    if (verb == "create") {
+      v1::CreateIncidentRequest r;
+      r.mutable_incident()->set_title(absl::GetFlag(FLAGS_title));
+      r.mutable_incident()->set_component(absl::GetFlag(FLAGS_component));
+      v1::Incident::Severity severity;
+      if (!v1::Incident::Severity_Parse(absl::GetFlag(FLAGS_severity), &severity)) {
+        Usage("--severity: MINOR, MAJOR or CRITICAL");
+      }
+      r.mutable_incident()->set_severity(severity);
+      r.set_request_id(absl::GetFlag(FLAGS_request_id));
+      return Show(c.CreateIncident(r));
+    }
+    const std::string name = "incidents/" + Arg(args, 2, "N");
+    if (verb == "get") {
+      v1::GetIncidentRequest r;
+      r.set_name(name);
+      return Show(c.GetIncident(r));
+    }
+    if (verb == "annotate") {
+      v1::AnnotateIncidentRequest r;
+      r.set_name(name);
+      r.set_text(Arg(args, 3, "TEXT"));
+      return Show(c.AnnotateIncident(r));
+    }
+    if (verb == "resolve") {
+      v1::ResolveIncidentRequest r;
+      r.set_name(name);
+      if (args.size() > 3) r.set_text(args[3]);
+      return Show(c.ResolveIncident(r));
+    }
+  }
+
   if (resource == "ledger" && verb == "list") {
     v1::ListLedgerEntriesRequest r;
     r.set_parent("creditPools/" + Arg(args, 2, "POOL"));
@@ -879,7 +963,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "switchyardctl [--target=HOST:PORT] [--json] RESOURCE VERB [ARGS] [--flags]\n"
       "Resources: tenants, systems, pools, reservations, connections, ledger, keys, "
-      "credentials, webhooks, events, subscriptions, health.\n"
+      "credentials, webhooks, events, subscriptions, health, incidents.\n"
       "See the header of client/switchyardctl.cc or README.md for every verb.");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> args(positional.begin() + 1, positional.end());

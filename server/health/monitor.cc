@@ -268,10 +268,13 @@ absl::StatusOr<v1::ConnectionHealth> HealthMonitor::Set(
         url.size() <= strlen("https://")) {
       return InvalidArgument("INVALID_URL", "url must be an http:// or https:// URL");
     }
+    // Unset or zero: the defaults.
+    const absl::Duration given_interval = FromProto(check.interval());
+    const absl::Duration given_timeout = FromProto(check.timeout());
     const absl::Duration interval =
-        check.has_interval() ? FromProto(check.interval()) : absl::Seconds(30);
+        given_interval == absl::ZeroDuration() ? absl::Seconds(30) : given_interval;
     const absl::Duration timeout =
-        check.has_timeout() ? FromProto(check.timeout()) : absl::Seconds(5);
+        given_timeout == absl::ZeroDuration() ? absl::Seconds(5) : given_timeout;
     if (interval < min_interval_ || interval > absl::Hours(1)) {
       return InvalidArgument(
           "INVALID_INTERVAL",

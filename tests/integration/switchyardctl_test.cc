@@ -125,5 +125,28 @@ TEST_F(SwitchyardctlTest, TailsASubscriptionAndHandlesDeadLetters) {
   EXPECT_EQ(Ctl("subscriptions delete acme/wo").exit_code, 0);
 }
 
+TEST_F(SwitchyardctlTest, ManagesHealthChecksAndIncidents) {
+  Output set = Ctl("health set acme mx --url=https://mx.acme.example/health --interval=1m");
+  ASSERT_EQ(set.exit_code, 0) << set.text;
+  EXPECT_THAT(set.text, HasSubstr("https://mx.acme.example/health"));
+  EXPECT_THAT(set.text, HasSubstr("UNKNOWN"));
+  EXPECT_EQ(Ctl("health set acme mx --url=ftp://nope").exit_code, 1);
+  Output get = Ctl("health get acme mx");
+  EXPECT_THAT(get.text, HasSubstr("tenants/acme/connections/mx/health"));
+
+  Output created = Ctl("incidents create --title='Slow webhooks' --severity=MINOR");
+  ASSERT_EQ(created.exit_code, 0) << created.text;
+  EXPECT_THAT(created.text, HasSubstr("incidents/1"));
+  EXPECT_EQ(Ctl("incidents annotate 1 'looking into it'").exit_code, 0);
+  Output listed = Ctl("incidents list --state=OPEN");
+  EXPECT_THAT(listed.text, HasSubstr("Slow webhooks"));
+  Output resolved = Ctl("incidents resolve 1 'fixed'");
+  EXPECT_THAT(resolved.text, HasSubstr("RESOLVED"));
+  EXPECT_THAT(Ctl("incidents list --state=OPEN").text, HasSubstr("(none)"));
+  Output again = Ctl("incidents resolve 1");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_THAT(again.text, HasSubstr("INCIDENT_RESOLVED"));
+}
+
 }  // namespace
 }  // namespace switchyard
