@@ -159,6 +159,8 @@ SY_SAFE_CALL(ReplayDeadLetters, v1::ReplayDeadLettersRequest, v1::ReplayDeadLett
 SY_SAFE_CALL(SetConnectionHealthCheck, v1::SetConnectionHealthCheckRequest, v1::ConnectionHealth)
 SY_SAFE_CALL(GetConnectionHealth, v1::GetConnectionHealthRequest, v1::ConnectionHealth)
 SY_SAFE_CALL(ListIncidents, v1::ListIncidentsRequest, v1::ListIncidentsResponse)
+SY_SAFE_CALL(SetConnectionChangeFeed, v1::SetConnectionChangeFeedRequest, v1::ChangeFeed)
+SY_SAFE_CALL(GetConnectionChangeFeed, v1::GetConnectionChangeFeedRequest, v1::ChangeFeed)
 SY_SAFE_CALL(GetIncident, v1::GetIncidentRequest, v1::Incident)
 SY_SAFE_CALL(ResolveIncident, v1::ResolveIncidentRequest, v1::Incident)
 #undef SY_SAFE_CALL

@@ -128,6 +128,10 @@ class GatewayClient {
       const v1::SetConnectionHealthCheckRequest& request);
   absl::StatusOr<v1::ConnectionHealth> GetConnectionHealth(
       const v1::GetConnectionHealthRequest& request);
+  absl::StatusOr<v1::ChangeFeed> SetConnectionChangeFeed(
+      const v1::SetConnectionChangeFeedRequest& request);
+  absl::StatusOr<v1::ChangeFeed> GetConnectionChangeFeed(
+      const v1::GetConnectionChangeFeedRequest& request);
   absl::StatusOr<v1::ListIncidentsResponse> ListIncidents(const v1::ListIncidentsRequest& request);
   absl::StatusOr<v1::Incident> GetIncident(const v1::GetIncidentRequest& request);
   absl::StatusOr<v1::Incident> CreateIncident(v1::CreateIncidentRequest request);

@@ -27,6 +27,7 @@
 #include "server/events/event_log.h"
 #include "server/health/monitor.h"
 #include "server/incidents/incidents.h"
+#include "server/polling/feed_poller.h"
 #include "server/storage/sqlite/sqlite_store.h"
 #include "server/tenants/tenants.h"
 #include "server/vault/vault.h"
@@ -177,6 +178,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       *server->store_, clock, *server->prober_, options.health_check_min_interval);
   SY_RETURN_IF_ERROR(server->health_->Load());
   server->health_->Start(options.health_tick);
+  server->feeds_ = std::make_unique<polling::FeedPoller>(*server->store_, clock, *server->prober_,
+                                                         options.health_check_min_interval);
+  SY_RETURN_IF_ERROR(server->feeds_->Load());
+  server->feeds_->Start(options.health_tick);
   server->status_page_ = std::make_unique<status::StatusPage>(
       *server->store_, clock, *server->catalog_,
       [s = server.get()] {
@@ -196,7 +201,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->service_ = std::make_unique<api::GatewayService>(
       *server->keys_, *server->tenants_, *server->catalog_, *server->ledger_, *server->connections_,
       *server->vault_, *server->events_, *server->subscriptions_, *server->delivery_,
-      *server->health_, *server->incidents_);
+      *server->health_, *server->incidents_, *server->feeds_);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -543,6 +548,7 @@ void Server::Shutdown() {
   if (maintenance_.joinable()) maintenance_.join();
   if (health_ != nullptr) {
     health_->Shutdown();
+    feeds_->Shutdown();
     prober_.reset();  // completes probes in flight, into the monitor
   }
   if (delivery_ != nullptr) {

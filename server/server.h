@@ -59,6 +59,9 @@ class HealthMonitor;
 namespace incidents {
 class IncidentLog;
 }
+namespace polling {
+class FeedPoller;
+}
 namespace api {
 class GatewayHttpHandler;
 }
@@ -96,7 +99,8 @@ struct ServerOptions {
   absl::Duration max_connection_age_grace = absl::Minutes(5);
   // Interval of server keepalive pings on idle connections. Default 1 min.
   absl::Duration keepalive_time = absl::Minutes(1);
-  // Shortest connection health-check interval accepted. Default 5s.
+  // Shortest connection health-check and change-feed interval accepted.
+  // Default 5s.
   absl::Duration health_check_min_interval = absl::Seconds(5);
   // How often due health probes are started and results applied. Default
   // 100ms.
@@ -193,6 +197,7 @@ class Server {
   std::unique_ptr<incidents::IncidentLog> incidents_;
   std::unique_ptr<health::HttpProber> prober_;
   std::unique_ptr<health::HealthMonitor> health_;
+  std::unique_ptr<polling::FeedPoller> feeds_;
   std::unique_ptr<metrics::Registry> metrics_;
   std::unique_ptr<status::StatusPage> status_page_;
   std::unique_ptr<api::GatewayService> service_;

@@ -13,7 +13,23 @@
 namespace switchyard::health {
 namespace {
 
-size_t Discard(char*, size_t size, size_t count, void*) { return size * count; }
+struct Body {
+  std::string data;
+  size_t limit = 0;
+  bool too_large = false;
+};
+
+size_t Collect(char* bytes, size_t size, size_t count, void* user) {
+  Body& body = *static_cast<Body*>(user);
+  const size_t n = size * count;
+  if (body.limit == 0) return n;  // discarded
+  if (body.data.size() + n > body.limit) {
+    body.too_large = true;
+    return 0;  // aborts the transfer
+  }
+  body.data.append(bytes, n);
+  return n;
+}
 
 class CurlProber final : public HttpProber {
  public:
@@ -34,12 +50,14 @@ class CurlProber final : public HttpProber {
     curl_multi_cleanup(multi_);
   }
 
-  void Get(const std::string& url, absl::Duration timeout,
+  void Get(const std::string& url, absl::Duration timeout, size_t max_body,
            std::function<void(ProbeResult)> done) override {
     {
       absl::MutexLock lock(&mu_);
       if (!stopping_) {
-        pending_.push_back(Request{url, timeout, std::move(done)});
+        pending_.push_back(Request{url, timeout, std::move(done), nullptr});
+        pending_.back().body = std::make_unique<Body>();
+        pending_.back().body->limit = max_body;
         curl_multi_wakeup(multi_);
         return;
       }
@@ -52,6 +70,7 @@ class CurlProber final : public HttpProber {
     std::string url;
     absl::Duration timeout;
     std::function<void(ProbeResult)> done;
+    std::unique_ptr<Body> body;  // stable address for libcurl
   };
 
   void Start(Request request) {
@@ -67,7 +86,8 @@ class CurlProber final : public HttpProber {
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "switchyard-health/1");
-    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Discard);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Collect);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, request.body.get());
     curl_multi_add_handle(multi_, easy);
     running_.emplace(easy, std::move(request));
   }
@@ -85,6 +105,9 @@ class CurlProber final : public HttpProber {
     result.latency = absl::Seconds(seconds);
     if (code == CURLE_OK) {
       result.status = static_cast<int>(status);
+      result.body = std::move(request.body->data);
+    } else if (request.body->too_large) {
+      result.error = "body too large";
     } else {
       result.error = code == CURLE_OPERATION_TIMEDOUT ? "timed out" : curl_easy_strerror(code);
     }

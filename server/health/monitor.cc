@@ -241,7 +241,7 @@ void HealthMonitor::Tick() {
     }
   }
   for (Due& d : due) {
-    prober_.Get(d.url, d.timeout,
+    prober_.Get(d.url, d.timeout, /*max_body=*/0,
                 [this, key = d.key, generation = d.generation](ProbeResult result) {
                   absl::MutexLock lock(&mu_);
                   finished_.push_back({key, generation, std::move(result)});

@@ -221,6 +221,20 @@ struct ConnectionHealthRow {
   int consecutive_successes = 0;
 };
 
+// A connection's change feed and where polling got to.
+struct ChangeFeedRow {
+  std::string tenant_id;
+  std::string connection_id;
+  std::string url;
+  int64_t interval_ms = 0;
+  int mode = 0;  // v1::ChangeFeed::Mode
+  int64_t silence_ms = 0;
+  std::string cursor;
+  absl::Time last_poll_time = absl::InfinitePast();
+  std::string last_result;
+  int64_t events_stored = 0;
+};
+
 // An incident. `notes` is a serialized v1::Incident holding only its notes.
 struct IncidentRow {
   int64_t id = 0;  // assigned by InsertIncident
@@ -416,6 +430,19 @@ class Transaction {
                                               absl::string_view connection_id) = 0;
   // Every connection's health row.
   virtual absl::StatusOr<std::vector<ConnectionHealthRow>> ListConnectionHealth() = 0;
+
+  virtual absl::StatusOr<std::optional<ChangeFeedRow>> GetChangeFeed(
+      absl::string_view tenant_id, absl::string_view connection_id) = 0;
+  // Inserts or replaces.
+  virtual absl::Status PutChangeFeed(const ChangeFeedRow& row) = 0;
+  virtual absl::Status DeleteChangeFeed(absl::string_view tenant_id,
+                                        absl::string_view connection_id) = 0;
+  virtual absl::StatusOr<std::vector<ChangeFeedRow>> ListChangeFeeds() = 0;
+  // When the newest event of `source` of a connection was received;
+  // InfinitePast when there is none.
+  virtual absl::StatusOr<absl::Time> LastEventReceiveTime(absl::string_view tenant_id,
+                                                          absl::string_view connection_id,
+                                                          int source) = 0;
 
   // Returns the id given to the incident.
   virtual absl::StatusOr<int64_t> InsertIncident(const IncidentRow& row) = 0;

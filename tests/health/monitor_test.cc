@@ -16,7 +16,7 @@ using State = v1::ConnectionHealth;
 // Answers probes from a script, at once, recording what was asked.
 class ScriptedProber final : public HttpProber {
  public:
-  void Get(const std::string& url, absl::Duration timeout,
+  void Get(const std::string& url, absl::Duration timeout, size_t max_body,
            std::function<void(ProbeResult)> done) override {
     urls.push_back(url);
     ProbeResult result = next;
@@ -165,7 +165,8 @@ TEST_F(HealthMonitorTest, OneProbeInFlightPerConnectionAndBadSettingsAreRefused)
   // A prober that never answers: the next tick must not start a second one.
   class Silent final : public HttpProber {
    public:
-    void Get(const std::string&, absl::Duration, std::function<void(ProbeResult)> done) override {
+    void Get(const std::string&, absl::Duration, size_t,
+             std::function<void(ProbeResult)> done) override {
       held.push_back(std::move(done));
     }
     std::vector<std::function<void(ProbeResult)>> held;

@@ -166,6 +166,12 @@ std::map<std::string, Invocation> AllCalls() {
   });
   SY_CALL(GetConnectionHealth, GetConnectionHealthRequest, v1::ConnectionHealth,
           req.set_name(connection(n) + "/health"));
+  SY_CALL(SetConnectionChangeFeed, SetConnectionChangeFeedRequest, v1::ChangeFeed, {
+    req.mutable_feed()->set_name(connection(n) + "/changeFeed");
+    req.mutable_feed()->set_url("http://127.0.0.1:1/attacker");
+  });
+  SY_CALL(GetConnectionChangeFeed, GetConnectionChangeFeedRequest, v1::ChangeFeed,
+          req.set_name(connection(n) + "/changeFeed"));
   SY_CALL(GetIncident, GetIncidentRequest, v1::Incident, req.set_name("incidents/" + n.incident));
   SY_CALL(CreateIncident, CreateIncidentRequest, v1::Incident, {
     req.mutable_incident()->set_title("fake outage");

@@ -466,4 +466,20 @@ Status GatewayService::ResolveIncident(ServerContext* context,
   return Reply(incidents_.Resolve(*req, "apiKeys/" + p->key_id), resp);
 }
 
+Status GatewayService::SetConnectionChangeFeed(ServerContext* context,
+                                               const v1::SetConnectionChangeFeedRequest* req,
+                                               v1::ChangeFeed* resp) {
+  auto p = Authorize(context, kOperator | kTenant);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(feeds_.Set(*req, p->scope()), resp);
+}
+
+Status GatewayService::GetConnectionChangeFeed(ServerContext* context,
+                                               const v1::GetConnectionChangeFeedRequest* req,
+                                               v1::ChangeFeed* resp) {
+  auto p = Authorize(context, kAnyCaller);
+  if (!p.ok()) return ToGrpcStatus(p.status());
+  return Reply(feeds_.Get(req->name(), p->scope()), resp);
+}
+
 }  // namespace switchyard::api

@@ -19,6 +19,7 @@
 #include "server/events/event_log.h"
 #include "server/health/monitor.h"
 #include "server/incidents/incidents.h"
+#include "server/polling/feed_poller.h"
 #include "server/tenants/tenants.h"
 #include "server/vault/vault.h"
 #include "switchyard/v1/gateway.grpc.pb.h"
@@ -34,7 +35,7 @@ class GatewayService final
                  connections::ConnectionManager& connections, vault::CredentialVault& vault,
                  events::EventLog& events, delivery::SubscriptionManager& subscriptions,
                  delivery::DeliveryEngine& delivery, health::HealthMonitor& health,
-                 incidents::IncidentLog& incidents)
+                 incidents::IncidentLog& incidents, polling::FeedPoller& feeds)
       : keys_(keys),
         tenants_(tenants),
         catalog_(catalog),
@@ -45,7 +46,8 @@ class GatewayService final
         subscriptions_(subscriptions),
         delivery_(delivery),
         health_(health),
-        incidents_(incidents) {}
+        incidents_(incidents),
+        feeds_(feeds) {}
 
   grpc::Status CreateTenant(grpc::ServerContext* context, const v1::CreateTenantRequest* req,
                             v1::Tenant* resp) override;
@@ -180,6 +182,12 @@ class GatewayService final
                                 v1::Incident* resp) override;
   grpc::Status ResolveIncident(grpc::ServerContext* context, const v1::ResolveIncidentRequest* req,
                                v1::Incident* resp) override;
+  grpc::Status SetConnectionChangeFeed(grpc::ServerContext* context,
+                                       const v1::SetConnectionChangeFeedRequest* req,
+                                       v1::ChangeFeed* resp) override;
+  grpc::Status GetConnectionChangeFeed(grpc::ServerContext* context,
+                                       const v1::GetConnectionChangeFeedRequest* req,
+                                       v1::ChangeFeed* resp) override;
 
  private:
   // Which kinds of callers may make a call.
@@ -207,6 +215,7 @@ class GatewayService final
   delivery::DeliveryEngine& delivery_;
   health::HealthMonitor& health_;
   incidents::IncidentLog& incidents_;
+  polling::FeedPoller& feeds_;
 };
 
 }  // namespace switchyard::api

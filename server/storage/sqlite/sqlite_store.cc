@@ -245,6 +245,21 @@ CREATE TABLE incidents (
 );
 CREATE INDEX incidents_open ON incidents (component, state);
 )sql",
+    R"sql(
+CREATE TABLE change_feeds (
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  url TEXT NOT NULL,
+  interval_ms INTEGER NOT NULL,
+  mode INTEGER NOT NULL,
+  silence_ms INTEGER NOT NULL,
+  cursor TEXT NOT NULL,
+  last_poll_time INTEGER,
+  last_result TEXT NOT NULL,
+  events_stored INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, connection_id)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -583,6 +598,24 @@ ConnectionHealthRow ReadHealth(const Query& q) {
   r.last_result = q.Text(9);
   r.consecutive_failures = static_cast<int>(q.Int(10));
   r.consecutive_successes = static_cast<int>(q.Int(11));
+  return r;
+}
+
+#define FEED_COLS                                                                          \
+  "tenant_id, connection_id, url, interval_ms, mode, silence_ms, cursor, last_poll_time, " \
+  "last_result, events_stored"
+ChangeFeedRow ReadFeed(const Query& q) {
+  ChangeFeedRow r;
+  r.tenant_id = q.Text(0);
+  r.connection_id = q.Text(1);
+  r.url = q.Text(2);
+  r.interval_ms = q.Int(3);
+  r.mode = static_cast<int>(q.Int(4));
+  r.silence_ms = q.Int(5);
+  r.cursor = q.Text(6);
+  r.last_poll_time = q.Time(7);
+  r.last_result = q.Text(8);
+  r.events_stored = q.Int(9);
   return r;
 }
 
@@ -1106,6 +1139,53 @@ class SqliteTransaction final : public Transaction {
     Query q(db_, s);
     return Collect<ConnectionHealthRow>(q, ReadHealth);
   }
+  absl::StatusOr<std::optional<ChangeFeedRow>> GetChangeFeed(
+      absl::string_view tenant_id, absl::string_view connection_id) override {
+    static constexpr const char* kSql =
+        "SELECT " FEED_COLS " FROM change_feeds WHERE tenant_id = ? AND connection_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, connection_id);
+    return One<ChangeFeedRow>(q, ReadFeed);
+  }
+  absl::Status PutChangeFeed(const ChangeFeedRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT OR REPLACE INTO change_feeds (" FEED_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q
+        .BindAll(r.tenant_id, r.connection_id, r.url, r.interval_ms, r.mode, r.silence_ms, r.cursor,
+                 r.last_poll_time, r.last_result, r.events_stored)
+        .Run();
+  }
+  absl::Status DeleteChangeFeed(absl::string_view tenant_id,
+                                absl::string_view connection_id) override {
+    static constexpr const char* kSql =
+        "DELETE FROM change_feeds WHERE tenant_id = ? AND connection_id = ?";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return q.BindAll(tenant_id, connection_id).Run();
+  }
+  absl::StatusOr<std::vector<ChangeFeedRow>> ListChangeFeeds() override {
+    static constexpr const char* kSql =
+        "SELECT " FEED_COLS " FROM change_feeds ORDER BY tenant_id, connection_id";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    return Collect<ChangeFeedRow>(q, ReadFeed);
+  }
+  absl::StatusOr<absl::Time> LastEventReceiveTime(absl::string_view tenant_id,
+                                                  absl::string_view connection_id,
+                                                  int source) override {
+    static constexpr const char* kSql =
+        "SELECT receive_time FROM events WHERE tenant_id = ? AND connection_id = ? AND "
+        "source = ? ORDER BY sequence DESC LIMIT 1";
+    SY_ASSIGN_OR_RETURN(sqlite3_stmt * s, db_.Prepare(kSql));
+    Query q(db_, s);
+    q.BindAll(tenant_id, connection_id, source);
+    SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+    return has_row ? q.Time(0) : absl::InfinitePast();
+  }
+
   absl::StatusOr<int64_t> InsertIncident(const IncidentRow& r) override {
     static constexpr const char* kSql =
         "INSERT INTO incidents (title, component, severity, state, start_time, end_time, "
