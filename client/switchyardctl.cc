@@ -38,6 +38,10 @@
 //   health        get TENANT CONNECTION
 //                 set TENANT CONNECTION --url=URL [--interval=30s] [--probe_timeout=5s]
 //                   [--expected_status=200]    (--url= empty removes the check)
+//   feeds         get TENANT CONNECTION
+//                 set TENANT CONNECTION --url=URL [--interval=1m] [--when_silent=10m]
+//                   (--url= empty stops polling; --when_silent polls only while webhooks
+//                   have been silent that long)
 //   incidents     list [--state=OPEN|RESOLVED] | get N | annotate N TEXT | resolve N [TEXT]
 //                 create --title=.. [--component=..] [--severity=MINOR|MAJOR|CRITICAL]
 //   health        check
@@ -131,6 +135,8 @@ ABSL_FLAG(std::string, url, "", "health set: the URL probed");
 ABSL_FLAG(absl::Duration, interval, absl::ZeroDuration(), "health set: between probes");
 ABSL_FLAG(absl::Duration, probe_timeout, absl::ZeroDuration(), "health set: per probe");
 ABSL_FLAG(int32_t, expected_status, 0, "health set: healthy HTTP status (default 200)");
+ABSL_FLAG(absl::Duration, when_silent, absl::ZeroDuration(),
+          "feeds set: poll only while no webhook arrived for this long (0: always)");
 ABSL_FLAG(std::string, title, "", "incidents create: title");
 ABSL_FLAG(std::string, component, "", "incidents create: what is affected");
 ABSL_FLAG(std::string, severity, "MAJOR", "incidents create: MINOR, MAJOR or CRITICAL");
@@ -895,6 +901,28 @@ int Run(client::GatewayClient& c, const std::vector<std::string>& args) {
     }
   }
 
+  if (resource == "feeds") {
+    const std::string name = absl::StrCat(TenantName(Arg(args, 2, "TENANT")), "/connections/",
+                                          Arg(args, 3, "CONNECTION"), "/changeFeed");
+    if (verb == "get") {
+      v1::GetConnectionChangeFeedRequest r;
+      r.set_name(name);
+      return Show(c.GetConnectionChangeFeed(r));
+    }
+    if (verb == "set") {
+      v1::SetConnectionChangeFeedRequest r;
+      v1::ChangeFeed& feed = *r.mutable_feed();
+      feed.set_name(name);
+      feed.set_url(absl::GetFlag(FLAGS_url));
+      feed.mutable_interval()->set_seconds(absl::ToInt64Seconds(absl::GetFlag(FLAGS_interval)));
+      const absl::Duration silent = absl::GetFlag(FLAGS_when_silent);
+      feed.set_mode(silent > absl::ZeroDuration() ? v1::ChangeFeed::WHEN_WEBHOOKS_SILENT
+                                                  : v1::ChangeFeed::ALWAYS);
+      feed.mutable_silence_threshold()->set_seconds(absl::ToInt64Seconds(silent));
+      return Show(c.SetConnectionChangeFeed(r));
+    }
+  }
+
   if (resource == "incidents") {
     if (verb == "list") {
       v1::ListIncidentsRequest r;
@@ -963,7 +991,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "switchyardctl [--target=HOST:PORT] [--json] RESOURCE VERB [ARGS] [--flags]\n"
       "Resources: tenants, systems, pools, reservations, connections, ledger, keys, "
-      "credentials, webhooks, events, subscriptions, health, incidents.\n"
+      "credentials, webhooks, events, subscriptions, health, feeds, incidents.\n"
       "See the header of client/switchyardctl.cc or README.md for every verb.");
   std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   std::vector<std::string> args(positional.begin() + 1, positional.end());

@@ -329,6 +329,9 @@ void Server::AddMetricSources() {
     w.Counter("switchyard_events_skipped_total",
               "events deleted by retention before a subscription received them");
     w.Sample(static_cast<double>(stats.skipped));
+    w.Counter("switchyard_delivery_write_failures_total",
+              "failed writes of acknowledgements and dead letters (retried)");
+    w.Sample(static_cast<double>(stats.write_failures));
     w.Gauge("switchyard_delivery_streams", "open StreamEvents streams");
     w.Sample(static_cast<double>(stats.streams));
     w.Counter("switchyard_dead_letters_total", "events that ran out of attempts, by subscription");

@@ -131,6 +131,11 @@ TEST_F(SwitchyardctlTest, ManagesHealthChecksAndIncidents) {
   EXPECT_THAT(set.text, HasSubstr("https://mx.acme.example/health"));
   EXPECT_THAT(set.text, HasSubstr("UNKNOWN"));
   EXPECT_EQ(Ctl("health set acme mx --url=ftp://nope").exit_code, 1);
+  Output feed =
+      Ctl("feeds set acme mx --url=https://mx.acme.example/changes --interval=2m "
+          "--when_silent=15m");
+  ASSERT_EQ(feed.exit_code, 0) << feed.text;
+  EXPECT_THAT(feed.text, HasSubstr("WHEN_WEBHOOKS_SILENT"));
   Output get = Ctl("health get acme mx");
   EXPECT_THAT(get.text, HasSubstr("tenants/acme/connections/mx/health"));
 
