@@ -45,7 +45,7 @@ class CurlProber final : public HttpProber {
     for (auto& [easy, request] : running_) {
       curl_multi_remove_handle(multi_, easy);
       curl_easy_cleanup(easy);
-      request.done(ProbeResult{0, absl::ZeroDuration(), "shutting down"});
+      request.done(ProbeResult{0, absl::ZeroDuration(), "shutting down", ""});
     }
     curl_multi_cleanup(multi_);
   }
@@ -62,7 +62,7 @@ class CurlProber final : public HttpProber {
         return;
       }
     }
-    done(ProbeResult{0, absl::ZeroDuration(), "shutting down"});
+    done(ProbeResult{0, absl::ZeroDuration(), "shutting down", ""});
   }
 
  private:
@@ -76,7 +76,7 @@ class CurlProber final : public HttpProber {
   void Start(Request request) {
     CURL* easy = curl_easy_init();
     if (easy == nullptr) {
-      request.done(ProbeResult{0, absl::ZeroDuration(), "cannot create an HTTP request"});
+      request.done(ProbeResult{0, absl::ZeroDuration(), "cannot create an HTTP request", ""});
       return;
     }
     curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());

@@ -22,7 +22,7 @@ class ScriptedProber final : public HttpProber {
     ProbeResult result = next;
     done(result);
   }
-  ProbeResult next{200, absl::Milliseconds(10), ""};
+  ProbeResult next{200, absl::Milliseconds(10), "", ""};
   std::vector<std::string> urls;
 };
 
@@ -32,10 +32,10 @@ TEST(ApplyProbeTest, StatesMoveWithHysteresis) {
   row.expected_status = 200;
   row.timeout_ms = 1000;
   const absl::Time t = absl::FromUnixSeconds(1800000000);
-  const ProbeResult ok{200, absl::Milliseconds(20), ""};
-  const ProbeResult down{0, absl::Seconds(1), "timed out"};
-  const ProbeResult denied{401, absl::Milliseconds(20), ""};
-  const ProbeResult slow{200, absl::Milliseconds(700), ""};
+  const ProbeResult ok{200, absl::Milliseconds(20), "", ""};
+  const ProbeResult down{0, absl::Seconds(1), "timed out", ""};
+  const ProbeResult denied{401, absl::Milliseconds(20), "", ""};
+  const ProbeResult slow{200, absl::Milliseconds(700), "", ""};
   ApplyProbe(row, ok, t);
   EXPECT_EQ(row.state, State::ONLINE);
   EXPECT_EQ(row.last_result, "HTTP 200 in 20 ms");
@@ -127,7 +127,7 @@ TEST_F(HealthMonitorTest, ProbesRecordStatesEventsAndIncidents) {
   EXPECT_EQ(Health().state(), State::ONLINE);
   EXPECT_EQ(prober_.urls.size(), 1u);
 
-  prober_.next = {0, absl::Seconds(5), "connection refused"};
+  prober_.next = {0, absl::Seconds(5), "connection refused", ""};
   Probe();
   Probe();
   EXPECT_TRUE(OpenIncidents().empty());
@@ -141,7 +141,7 @@ TEST_F(HealthMonitorTest, ProbesRecordStatesEventsAndIncidents) {
   EXPECT_EQ(open[0].component(), "tenants/acme/connections/erp");
   EXPECT_TRUE(open[0].automatic());
 
-  prober_.next = {200, absl::Milliseconds(5), ""};
+  prober_.next = {200, absl::Milliseconds(5), "", ""};
   Probe();
   Probe();
   EXPECT_EQ(Health().state(), State::ONLINE);
@@ -180,7 +180,7 @@ TEST_F(HealthMonitorTest, OneProbeInFlightPerConnectionAndBadSettingsAreRefused)
   clock_.Advance(absl::Hours(1));
   monitor.Tick();
   EXPECT_EQ(silent.held.size(), 1u);
-  for (auto& done : silent.held) done({0, absl::ZeroDuration(), "shutting down"});
+  for (auto& done : silent.held) done({0, absl::ZeroDuration(), "shutting down", ""});
 
   req.mutable_check()->set_url("ftp://erp.acme.example/");
   EXPECT_EQ(ReasonOf(monitor.Set(req, Scope::All()).status()), "INVALID_URL");

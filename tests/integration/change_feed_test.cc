@@ -108,6 +108,22 @@ TEST(ChangeFeedTest, EventsByWebhookAndByFeedReachTheSubscriberOnceEach) {
   sub.set_subscription_id("work");
   sub.mutable_subscription()->mutable_filter()->add_event_types("work_order.*");
   ASSERT_TRUE(client->CreateSubscription(sub).ok());
+  v1::CreateSubscriptionRequest health_sub;
+  health_sub.set_parent("tenants/acme");
+  health_sub.set_subscription_id("health");
+  health_sub.mutable_subscription()->mutable_filter()->add_event_types(
+      "switchyard.connection.health_changed");
+  ASSERT_TRUE(client->CreateSubscription(health_sub).ok());
+  auto health_stream = client->StreamEvents("tenants/acme/subscriptions/health");
+  // The next health change's new state, e.g. "ONLINE".
+  auto next_health = [&]() -> std::string {
+    v1::StreamEventsResponse response;
+    if (!health_stream->Next(&response) || response.received_events_size() == 0) return "";
+    health_stream->Ack({response.received_events(0).ack_id()});
+    const std::string& body = response.received_events(0).event().body();
+    const size_t to = body.find(R"("to":")");
+    return to == std::string::npos ? body : body.substr(to + 6, body.find('"', to + 6) - to - 6);
+  };
 
   // The consumer: records every delivery, acknowledges it.
   absl::Mutex mu;
@@ -168,6 +184,7 @@ TEST(ChangeFeedTest, EventsByWebhookAndByFeedReachTheSubscriberOnceEach) {
   auto set = client->SetConnectionChangeFeed(feed);
   ASSERT_TRUE(set.ok()) << set.status();
   EXPECT_TRUE(await({"wo-1", "wo-2"}));
+  EXPECT_EQ(next_health(), "ONLINE");
 
   // The system goes down: wo-3 happens there, wo-4 still arrives by webhook.
   fake.SetDown(true);
@@ -175,11 +192,14 @@ TEST(ChangeFeedTest, EventsByWebhookAndByFeedReachTheSubscriberOnceEach) {
   fake.Add("wo-4");
   ASSERT_EQ(post("wo-4"), 200);
   EXPECT_TRUE(await({"wo-4"}));
+  EXPECT_EQ(next_health(), "DEGRADED");
+  EXPECT_EQ(next_health(), "OFFLINE");
   v1::GetConnectionChangeFeedRequest get;
   get.set_name("tenants/acme/connections/mx/changeFeed");
   // It comes back: the feed catches up with wo-3 (and wo-4 again, absorbed).
   fake.SetDown(false);
   EXPECT_TRUE(await({"wo-3"}));
+  EXPECT_EQ(next_health(), "ONLINE");
   auto state = client->GetConnectionChangeFeed(get);
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->cursor(), "4");
@@ -196,6 +216,7 @@ TEST(ChangeFeedTest, EventsByWebhookAndByFeedReachTheSubscriberOnceEach) {
   }
   EXPECT_EQ(stored, (std::multiset<std::string>{"wo-1", "wo-2", "wo-3", "wo-4"}));
   stream->Cancel();
+  health_stream->Cancel();
   consumer.join();
   absl::MutexLock lock(&mu);
   EXPECT_EQ(delivered, (std::multiset<std::string>{"wo-1", "wo-2", "wo-3", "wo-4"}));

@@ -283,7 +283,7 @@ class IsolationMatrixTest : public ::testing::Test {
     auto listed = tenant_client->ListApiKeys(tokens);
     EXPECT_TRUE(listed.ok() && listed->api_keys_size() == 1);
     const std::string& token_name = listed->api_keys(0).name();
-    t.names = Names{id, "erp", token_name.substr(token_name.rfind('/') + 1), "held"};
+    t.names = Names{id, "erp", token_name.substr(token_name.rfind('/') + 1), "held", ""};
     v1::ReserveCreditsRequest reserve;
     reserve.set_parent("tenants/" + id);
     reserve.set_reservation_id("held");

@@ -204,7 +204,7 @@ class Consumer {
     stream_ = client.StreamEvents(subscription);
     thread_ = std::thread([this] { Run(); });
   }
-  ~Consumer() { Stop(); }
+  ~Consumer() { Stop().IgnoreError(); }
 
   struct Delivery {
     std::string connection;
