@@ -81,6 +81,8 @@ ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Minutes(1),
           "interval of keepalive pings on idle gRPC connections");
 ABSL_FLAG(absl::Duration, health_check_min_interval, absl::Seconds(5),
           "shortest connection health-check interval accepted");
+ABSL_FLAG(bool, outbound_allow_private, false,
+          "let health checks and change feeds fetch loopback, private and link-local addresses");
 ABSL_FLAG(bool, status_page_show_tenants, false,
           "show tenant and connection names in incidents on the public status page");
 ABSL_FLAG(std::string, status_page_title, "Switchyard status", "title of the status page");
@@ -131,6 +133,7 @@ int main(int argc, char** argv) {
   options.event_retention = absl::GetFlag(FLAGS_event_retention);
   options.health_check_min_interval = absl::GetFlag(FLAGS_health_check_min_interval);
   options.status_page.show_tenants = absl::GetFlag(FLAGS_status_page_show_tenants);
+  options.outbound_allow_private = absl::GetFlag(FLAGS_outbound_allow_private);
   options.status_page.title = absl::GetFlag(FLAGS_status_page_title);
   options.max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age);
   options.max_connection_age_grace = absl::GetFlag(FLAGS_grpc_max_connection_age_grace);

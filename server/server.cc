@@ -175,11 +175,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->incidents_ = std::make_unique<incidents::IncidentLog>(*server->store_, clock);
   SY_ASSIGN_OR_RETURN(server->prober_, health::NewCurlProber());
   server->health_ = std::make_unique<health::HealthMonitor>(
-      *server->store_, clock, *server->prober_, options.health_check_min_interval);
+      *server->store_, clock, *server->prober_, options.health_check_min_interval,
+      options.outbound_allow_private);
   SY_RETURN_IF_ERROR(server->health_->Load());
   server->health_->Start(options.health_tick);
   server->feeds_ = std::make_unique<polling::FeedPoller>(*server->store_, clock, *server->prober_,
-                                                         options.health_check_min_interval);
+                                                         options.health_check_min_interval,
+                                                         options.outbound_allow_private);
   SY_RETURN_IF_ERROR(server->feeds_->Load());
   server->feeds_->Start(options.health_tick);
   server->status_page_ = std::make_unique<status::StatusPage>(
@@ -441,11 +443,12 @@ void Server::CheckComponents() {
   };
   last_ingest_failures_ = ingest_failures;
   last_delivery_failures_ = delivery_failures;
-  std::vector<std::pair<std::string, std::string>> changed;
+  std::vector<Component> to_record;
   {
     absl::MutexLock lock(&components_mu_);
     if (components_.empty()) {
-      for (const auto& [name, problem] : problems) components_.push_back({name, true, now, ""});
+      for (const auto& [name, problem] : problems)
+        components_.push_back({name, true, now, "", true});
     }
     for (size_t i = 0; i < problems.size(); ++i) {
       Component& c = components_[i];
@@ -453,22 +456,26 @@ void Server::CheckComponents() {
       if (healthy != c.healthy) {
         c.healthy = healthy;
         c.since = now;
-        changed.push_back(problems[i]);
+        c.recorded = false;
+        log::Warning(healthy ? "gateway component recovered" : "gateway component failing",
+                     {{"component", c.name}, {"detail", problems[i].second}});
       }
-      c.detail = problems[i].second;
+      if (!healthy) c.detail = problems[i].second;
+      if (!c.recorded) to_record.push_back(c);
     }
   }
-  for (const auto& [name, problem] : changed) {
-    log::Warning(problem.empty() ? "gateway component recovered" : "gateway component failing",
-                 {{"component", name}, {"detail", problem}});
-    // Written when the store takes it; a store outage is recorded once the
-    // store is back (its incident then opens and resolves at once).
-    absl::Status recorded = problem.empty()
-                                ? incidents_->Resolve(name, "recovered")
-                                : incidents_->Open(name, absl::StrCat(name, " is failing"),
-                                                   v1::Incident::CRITICAL, problem);
-    if (!recorded.ok() && name != "gateway/store") {
-      log::Warning("incident not recorded", {{"component", name}, {"error", recorded.ToString()}});
+  // Written when the store takes it, retried on every check. A store outage
+  // that ends before its incident could be written leaves no incident (the
+  // log and switchyard_component_up record it).
+  for (const Component& c : to_record) {
+    absl::Status recorded = c.healthy
+                                ? incidents_->Resolve(c.name, "recovered")
+                                : incidents_->Open(c.name, absl::StrCat(c.name, " is failing"),
+                                                   v1::Incident::CRITICAL, c.detail);
+    if (!recorded.ok()) continue;  // next check tries again
+    absl::MutexLock lock(&components_mu_);
+    for (Component& mine : components_) {
+      if (mine.name == c.name && mine.healthy == c.healthy) mine.recorded = true;
     }
   }
 }
@@ -549,11 +556,11 @@ void Server::Shutdown() {
     health_server_->Wait();
   }
   if (maintenance_.joinable()) maintenance_.join();
-  if (health_ != nullptr) {
-    health_->Shutdown();
-    feeds_->Shutdown();
-    prober_.reset();  // completes probes in flight, into the monitor
-  }
+  // Stop scheduling, then let the HTTP client complete what is in flight
+  // (into the monitor and the poller, which still exist).
+  if (health_ != nullptr) health_->Shutdown();
+  if (feeds_ != nullptr) feeds_->Shutdown();
+  prober_.reset();
   if (delivery_ != nullptr) {
     delivery_->Shutdown();
     store_->SetCommitListener(nullptr);

@@ -105,6 +105,9 @@ struct ServerOptions {
   // How often due health probes are started and results applied. Default
   // 100ms.
   absl::Duration health_tick = absl::Milliseconds(100);
+  // Let health checks and change feeds fetch loopback, private and
+  // link-local addresses (tests; trusted setups). Default off.
+  bool outbound_allow_private = false;
   // The status page (/status on the HTTP listener).
   status::StatusPageOptions status_page;
   // TLS for the gRPC port: certificate chain and private key (PEM files).
@@ -165,6 +168,8 @@ class Server {
     bool healthy = true;
     absl::Time since = absl::InfinitePast();
     std::string detail;
+    // Whether its incident (open or resolved) is written; retried until it is.
+    bool recorded = true;
   };
   std::vector<Component> Components() const ABSL_LOCKS_EXCLUDED(components_mu_);
 

@@ -11,6 +11,7 @@
 #include "server/common/proto_time.h"
 #include "server/common/status.h"
 #include "server/events/event_log.h"
+#include "server/health/url_policy.h"
 #include "server/incidents/incidents.h"
 
 namespace switchyard::health {
@@ -55,14 +56,15 @@ absl::Status WriteResult(storage::Transaction& tx, const storage::ConnectionHeal
   event.body = absl::StrCat("{\"connection\":\"", name, "\",\"from\":\"", from, "\",\"to\":\"", to,
                             "\",\"result\":\"", result, "\"}");
   SY_RETURN_IF_ERROR(events::EventLog::AppendInTx(tx, std::move(event)).status());
-  if (row.state == State::OFFLINE || row.state == State::AUTH_REQUIRED) {
+  auto down = [](int state) { return state == State::OFFLINE || state == State::AUTH_REQUIRED; };
+  if (down(row.state)) {
     return incidents::IncidentLog::OpenInTx(tx, name, absl::StrCat(name, " is ", to),
                                             v1::Incident::MAJOR,
                                             absl::StrCat("health check: ", row.last_result), now);
   }
-  if (row.state == State::ONLINE) {
-    return incidents::IncidentLog::ResolveInTx(tx, name,
-                                               absl::StrCat("back ONLINE: ", row.last_result), now);
+  if (down(before)) {
+    return incidents::IncidentLog::ResolveInTx(
+        tx, name, absl::StrCat("now ", to, ": ", row.last_result), now);
   }
   return absl::OkStatus();
 }
@@ -75,6 +77,8 @@ void ApplyProbe(storage::ConnectionHealthRow& row, const ProbeResult& result, ab
   const bool answered = result.status != 0;
   const bool good = answered && result.status == row.expected_status;
   const bool auth = result.status == 401 || result.status == 403;
+  const bool auth_before = absl::StartsWith(row.last_result, "HTTP 401 ") ||
+                           absl::StartsWith(row.last_result, "HTTP 403 ");
   const bool slow = good && result.latency > absl::Milliseconds(row.timeout_ms) / 2;
   row.last_result = answered ? absl::StrCat("HTTP ", result.status, " in ",
                                             absl::ToInt64Milliseconds(result.latency), " ms")
@@ -92,7 +96,7 @@ void ApplyProbe(storage::ConnectionHealthRow& row, const ProbeResult& result, ab
   } else {
     row.consecutive_successes = 0;
     ++row.consecutive_failures;
-    if (auth && row.consecutive_failures >= 2) {
+    if (auth && auth_before && row.consecutive_failures >= 2) {
       row.state = State::AUTH_REQUIRED;
     } else if (row.consecutive_failures >= 3) {
       row.state = State::OFFLINE;
@@ -203,7 +207,16 @@ void HealthMonitor::Tick() {
                           tx.GetConnectionState(row.tenant_id, row.connection_id));
       if (!state.has_value() || *state == v1::Connection::DISCONNECTED) {
         gone = true;
-        return tx.DeleteConnectionHealth(row.tenant_id, row.connection_id);
+        SY_RETURN_IF_ERROR(tx.DeleteConnectionHealth(row.tenant_id, row.connection_id));
+        return incidents::IncidentLog::ResolveInTx(tx, ConnectionName(row),
+                                                   "the connection was disconnected", now);
+      }
+      // Settings changed (or removed) since this probe started: drop it.
+      SY_ASSIGN_OR_RETURN(std::optional<storage::ConnectionHealthRow> stored,
+                          tx.GetConnectionHealth(row.tenant_id, row.connection_id));
+      if (!stored.has_value() || stored->url != row.url || stored->interval_ms != row.interval_ms ||
+          stored->timeout_ms != row.timeout_ms || stored->expected_status != row.expected_status) {
+        return absl::OkStatus();
       }
       return WriteResult(tx, row, before, now);
     });
@@ -262,12 +275,7 @@ absl::StatusOr<v1::ConnectionHealth> HealthMonitor::Set(
   const bool remove = check.url().empty();
   if (!remove) {
     const std::string& url = check.url();
-    bool printable = url.size() <= 2048;
-    for (char c : url) printable = printable && c > 0x20 && c < 0x7f;
-    if (!printable || !(absl::StartsWith(url, "http://") || absl::StartsWith(url, "https://")) ||
-        url.size() <= strlen("https://")) {
-      return InvalidArgument("INVALID_URL", "url must be an http:// or https:// URL");
-    }
+    SY_RETURN_IF_ERROR(CheckOutboundUrl(url, allow_private_));
     // Unset or zero: the defaults.
     const absl::Duration given_interval = FromProto(check.interval());
     const absl::Duration given_timeout = FromProto(check.timeout());

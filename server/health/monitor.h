@@ -40,9 +40,14 @@ class HealthMonitor {
  public:
   // `min_interval` is the shortest probe interval accepted (5s in
   // production; tests use less).
+  // `allow_private`: see CheckOutboundUrl.
   HealthMonitor(storage::Store& store, Clock& clock, HttpProber& prober,
-                absl::Duration min_interval = absl::Seconds(5))
-      : store_(store), clock_(clock), prober_(prober), min_interval_(min_interval) {}
+                absl::Duration min_interval = absl::Seconds(5), bool allow_private = false)
+      : store_(store),
+        clock_(clock),
+        prober_(prober),
+        min_interval_(min_interval),
+        allow_private_(allow_private) {}
   ~HealthMonitor();
 
   // Reads every check from the store; call before Start or Tick.
@@ -86,6 +91,7 @@ class HealthMonitor {
   Clock& clock_;
   HttpProber& prober_;
   const absl::Duration min_interval_;
+  const bool allow_private_;
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);

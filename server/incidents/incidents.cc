@@ -40,8 +40,8 @@ absl::Status AddNote(storage::IncidentRow& row, absl::string_view author, absl::
     return Error(absl::StatusCode::kDataLoss, "INCIDENT_CORRUPT", "incident notes unreadable");
   }
   if (notes.notes_size() >= kMaxNotes) {
-    return FailedPrecondition("TOO_MANY_NOTES",
-                              absl::StrCat("an incident holds at most ", kMaxNotes, " notes"));
+    // Keep the first note (how it started) and the newest ones.
+    notes.mutable_notes()->DeleteSubrange(1, notes.notes_size() - kMaxNotes + 1);
   }
   v1::Incident::Note* note = notes.add_notes();
   ToProto(now, note->mutable_time());

@@ -12,6 +12,7 @@
 #include "server/common/proto_time.h"
 #include "server/common/status.h"
 #include "server/events/event_log.h"
+#include "server/health/url_policy.h"
 
 namespace switchyard::polling {
 namespace {
@@ -43,6 +44,11 @@ std::string WithCursor(const std::string& url, const std::string& cursor) {
     }
   }
   return out;
+}
+
+bool SameSettings(const storage::ChangeFeedRow& a, const storage::ChangeFeedRow& b) {
+  return a.url == b.url && a.interval_ms == b.interval_ms && a.mode == b.mode &&
+         a.silence_ms == b.silence_ms;
 }
 
 }  // namespace
@@ -170,7 +176,9 @@ void FeedPoller::Shutdown() {
 }
 
 absl::StatusOr<bool> FeedPoller::Store(storage::ChangeFeedRow& row,
-                                       const health::ProbeResult& result, absl::Time now) {
+                                       const health::ProbeResult& result, absl::Time now,
+                                       bool& gone) {
+  gone = false;
   row.last_poll_time = now;
   absl::StatusOr<FeedPage> page = Invalid("no answer");
   if (result.status == 200) {
@@ -185,7 +193,7 @@ absl::StatusOr<bool> FeedPoller::Store(storage::ChangeFeedRow& row,
     SY_RETURN_IF_ERROR(store_.Write([&](storage::Transaction& tx) -> absl::Status {
       SY_ASSIGN_OR_RETURN(std::optional<storage::ChangeFeedRow> stored,
                           tx.GetChangeFeed(row.tenant_id, row.connection_id));
-      if (!stored.has_value() || stored->url != row.url) return absl::OkStatus();
+      if (!stored.has_value() || !SameSettings(*stored, row)) return absl::OkStatus();
       return tx.PutChangeFeed(row);
     }));
     return false;
@@ -197,10 +205,11 @@ absl::StatusOr<bool> FeedPoller::Store(storage::ChangeFeedRow& row,
     updated = row;
     SY_ASSIGN_OR_RETURN(std::optional<storage::ChangeFeedRow> stored,
                         tx.GetChangeFeed(row.tenant_id, row.connection_id));
-    if (!stored.has_value() || stored->url != row.url) return absl::OkStatus();  // changed
+    if (!stored.has_value() || !SameSettings(*stored, row)) return absl::OkStatus();  // changed
     SY_ASSIGN_OR_RETURN(std::optional<int> state,
                         tx.GetConnectionState(row.tenant_id, row.connection_id));
     if (!state.has_value() || *state == v1::Connection::DISCONNECTED) {
+      gone = true;
       return tx.DeleteChangeFeed(row.tenant_id, row.connection_id);
     }
     for (const storage::EventRow& found : page->events) {
@@ -220,8 +229,11 @@ absl::StatusOr<bool> FeedPoller::Store(storage::ChangeFeedRow& row,
         absl::StrCat("HTTP 200: ", page->events.size(), " events, ", added, " new");
     return tx.PutChangeFeed(updated);
   }));
+  const bool moved = !page->next_cursor.empty() && page->next_cursor != row.cursor;
   row = std::move(updated);
-  return page->has_more && !page->events.empty();
+  // Another page only when the feed says so and the cursor moved (a feed
+  // that never advances is not fetched in a loop).
+  return page->has_more && moved && !page->events.empty();
 }
 
 void FeedPoller::Tick() {
@@ -239,10 +251,15 @@ void FeedPoller::Tick() {
       if (it == entries_.end() || it->second.generation != f.generation) continue;
       row = it->second.row;
     }
-    absl::StatusOr<bool> more = Store(row, f.result, now);
+    bool gone = false;
+    absl::StatusOr<bool> more = Store(row, f.result, now, gone);
     absl::MutexLock lock(&mu_);
     auto it = entries_.find(f.key);
     if (it == entries_.end() || it->second.generation != f.generation) continue;
+    if (more.ok() && gone) {
+      entries_.erase(it);
+      continue;
+    }
     it->second.in_flight = false;
     if (!more.ok()) {
       it->second.next_due = now + absl::Seconds(1);  // the store failed; try again soon
@@ -309,12 +326,7 @@ absl::StatusOr<v1::ChangeFeed> FeedPoller::Set(const v1::SetConnectionChangeFeed
   const bool remove = feed.url().empty();
   if (!remove) {
     const std::string& url = feed.url();
-    bool printable = url.size() <= 2048;
-    for (char c : url) printable = printable && c > 0x20 && c < 0x7f;
-    if (!printable || !(absl::StartsWith(url, "http://") || absl::StartsWith(url, "https://")) ||
-        url.size() <= strlen("https://")) {
-      return InvalidArgument("INVALID_URL", "url must be an http:// or https:// URL");
-    }
+    SY_RETURN_IF_ERROR(health::CheckOutboundUrl(url, allow_private_));
     const absl::Duration given = FromProto(feed.interval());
     const absl::Duration interval = given == absl::ZeroDuration() ? absl::Minutes(1) : given;
     if (interval < min_interval_ || interval > absl::Hours(1)) {

@@ -40,9 +40,14 @@ absl::StatusOr<FeedPage> ParseFeedPage(absl::string_view body);
 class FeedPoller {
  public:
   // `min_interval`: the shortest interval accepted.
+  // `allow_private`: see health::CheckOutboundUrl.
   FeedPoller(storage::Store& store, Clock& clock, health::HttpProber& http,
-             absl::Duration min_interval = absl::Seconds(5))
-      : store_(store), clock_(clock), http_(http), min_interval_(min_interval) {}
+             absl::Duration min_interval = absl::Seconds(5), bool allow_private = false)
+      : store_(store),
+        clock_(clock),
+        http_(http),
+        min_interval_(min_interval),
+        allow_private_(allow_private) {}
   ~FeedPoller();
 
   absl::Status Load() ABSL_LOCKS_EXCLUDED(mu_);
@@ -74,13 +79,15 @@ class FeedPoller {
     health::ProbeResult result;
   };
   // Stores one fetch's outcome; returns whether another page waits.
+  // `gone`: the connection is disconnected; its feed was removed.
   absl::StatusOr<bool> Store(storage::ChangeFeedRow& row, const health::ProbeResult& result,
-                             absl::Time now);
+                             absl::Time now, bool& gone);
 
   storage::Store& store_;
   Clock& clock_;
   health::HttpProber& http_;
   const absl::Duration min_interval_;
+  const bool allow_private_;
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);

@@ -5,6 +5,7 @@
 #include "gtest/gtest.h"
 #include "server/common/status.h"
 #include "server/events/event_log.h"
+#include "server/health/url_policy.h"
 #include "server/incidents/incidents.h"
 #include "tests/support/domain_fixture.h"
 
@@ -56,6 +57,24 @@ TEST(ApplyProbeTest, StatesMoveWithHysteresis) {
   ApplyProbe(row, denied, t);
   ApplyProbe(row, denied, t);
   EXPECT_EQ(row.state, State::AUTH_REQUIRED);
+}
+
+TEST(CheckOutboundUrlTest, RefusesTheGatewaysOwnNetworkByAddress) {
+  for (const char* ok : {"https://erp.acme.example/health", "http://93.184.216.34:8080/x",
+                         "https://[2606:4700::1111]/", "http://user@host.example/"}) {
+    EXPECT_TRUE(CheckOutboundUrl(ok, false).ok()) << ok;
+  }
+  for (const char* refused :
+       {"http://127.0.0.1/", "http://localhost:8080/", "http://169.254.169.254/latest/meta-data",
+        "http://10.1.2.3/", "http://172.20.0.1/", "http://192.168.1.1/", "http://[::1]:80/",
+        "http://[fd00::1]/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/",
+        "http://x@127.0.0.1/"}) {
+    EXPECT_EQ(ReasonOf(CheckOutboundUrl(refused, false)), "URL_NOT_ALLOWED") << refused;
+    EXPECT_TRUE(CheckOutboundUrl(refused, true).ok()) << refused;
+  }
+  for (const char* bad : {"ftp://x/", "http://", "https:///path", "http://a b/", "http://[::1/"}) {
+    EXPECT_EQ(ReasonOf(CheckOutboundUrl(bad, true)), "INVALID_URL") << bad;
+  }
 }
 
 TEST(NextProbeTest, BacksOffWhileFailingWithinBounds) {

@@ -78,7 +78,8 @@ TEST(ChangeFeedTest, EventsByWebhookAndByFeedReachTheSubscriberOnceEach) {
   const std::string base = absl::StrCat("http://127.0.0.1:", (*fake_server)->port());
 
   testing::TempDir dir;
-  auto server = testing::ServerProcess::Start(dir.path(), {"--health_check_min_interval=50ms"});
+  auto server = testing::ServerProcess::Start(
+      dir.path(), {"--health_check_min_interval=50ms", "--outbound_allow_private"});
   ASSERT_TRUE(server.ok()) << server.status();
   client::ClientOptions options;
   options.target = (*server)->target();

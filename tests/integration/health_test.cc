@@ -15,7 +15,8 @@ namespace {
 class HealthTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto server = testing::ServerProcess::Start(dir_.path(), {"--health_check_min_interval=50ms"});
+    auto server = testing::ServerProcess::Start(
+        dir_.path(), {"--health_check_min_interval=50ms", "--outbound_allow_private"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     client::ClientOptions options;

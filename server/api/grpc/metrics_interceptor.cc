@@ -1,5 +1,7 @@
 #include "server/api/grpc/metrics_interceptor.h"
 
+#include <google/protobuf/descriptor.h>
+
 #include <string>
 
 namespace switchyard::api {

@@ -1,0 +1,22 @@
+#ifndef SWITCHYARD_SERVER_HEALTH_URL_POLICY_H_
+#define SWITCHYARD_SERVER_HEALTH_URL_POLICY_H_
+
+// Which URLs the gateway fetches on a tenant's behalf (health checks, change
+// feeds).
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace switchyard::health {
+
+// OK for an http:// or https:// URL of printable characters (at most 2048).
+// Unless `allow_private`, a host that is "localhost" or a literal loopback,
+// private, link-local (cloud metadata), shared or unspecified IPv4/IPv6
+// address is refused, so that tenants cannot point the gateway at its own
+// network by address. (Host names resolving to such addresses are not
+// caught.) INVALID_ARGUMENT / INVALID_URL or URL_NOT_ALLOWED.
+absl::Status CheckOutboundUrl(absl::string_view url, bool allow_private);
+
+}  // namespace switchyard::health
+
+#endif  // SWITCHYARD_SERVER_HEALTH_URL_POLICY_H_
