@@ -179,9 +179,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       options.outbound_allow_private);
   SY_RETURN_IF_ERROR(server->health_->Load());
   server->health_->Start(options.health_tick);
-  server->feeds_ = std::make_unique<polling::FeedPoller>(*server->store_, clock, *server->prober_,
-                                                         options.health_check_min_interval,
-                                                         options.outbound_allow_private);
+  server->feeds_ = std::make_unique<polling::FeedPoller>(
+      *server->store_, clock, *server->prober_, options.health_check_min_interval,
+      options.outbound_allow_private,
+      [ingestor = server->ingestor_.get()](const std::string& tenant, const std::string& conn) {
+        return ingestor->LastWebhookTime(tenant, conn);
+      });
   SY_RETURN_IF_ERROR(server->feeds_->Load());
   server->feeds_->Start(options.health_tick);
   server->status_page_ = std::make_unique<status::StatusPage>(

@@ -292,6 +292,9 @@ void FeedPoller::Tick() {
                                                           v1::Event::WEBHOOK));
         return absl::OkStatus();
       });
+      // A webhook that was a duplicate (its event came by the feed first)
+      // is not stored, but still shows that webhooks flow.
+      if (last_webhook_) last = std::max(last, last_webhook_(d.row.tenant_id, d.row.connection_id));
       if (read.ok() && now - last < absl::Milliseconds(d.row.silence_ms)) {
         // Webhooks are flowing: look again after an interval.
         absl::MutexLock lock(&mu_);

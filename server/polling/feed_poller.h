@@ -9,6 +9,7 @@
 // brought it. The JSON contract is documented with ChangeFeed in
 // gateway.proto.
 
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,14 +41,22 @@ absl::StatusOr<FeedPage> ParseFeedPage(absl::string_view body);
 class FeedPoller {
  public:
   // `min_interval`: the shortest interval accepted.
-  // `allow_private`: see health::CheckOutboundUrl.
+  // When the webhook receiver last saw a webhook of a connection, duplicates
+  // included (InfinitePast: unknown).
+  using LastWebhookFn =
+      std::function<absl::Time(const std::string& tenant_id, const std::string& connection_id)>;
+
+  // `allow_private`: see health::CheckOutboundUrl. `last_webhook` (optional)
+  // completes what the store knows for WHEN_WEBHOOKS_SILENT.
   FeedPoller(storage::Store& store, Clock& clock, health::HttpProber& http,
-             absl::Duration min_interval = absl::Seconds(5), bool allow_private = false)
+             absl::Duration min_interval = absl::Seconds(5), bool allow_private = false,
+             LastWebhookFn last_webhook = nullptr)
       : store_(store),
         clock_(clock),
         http_(http),
         min_interval_(min_interval),
-        allow_private_(allow_private) {}
+        allow_private_(allow_private),
+        last_webhook_(std::move(last_webhook)) {}
   ~FeedPoller();
 
   absl::Status Load() ABSL_LOCKS_EXCLUDED(mu_);
@@ -88,6 +97,7 @@ class FeedPoller {
   health::HttpProber& http_;
   const absl::Duration min_interval_;
   const bool allow_private_;
+  const LastWebhookFn last_webhook_;
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);

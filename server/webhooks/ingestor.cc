@@ -152,7 +152,18 @@ absl::StatusOr<absl::Time> Ingestor::Admit(const Webhook& webhook) {
   }
   SY_RETURN_IF_ERROR(sent.status());
   SY_RETURN_IF_ERROR(TakeToken(key, now));
+  {
+    absl::MutexLock lock(&mu_);
+    last_webhook_[key] = now;
+  }
   return *sent;
+}
+
+absl::Time Ingestor::LastWebhookTime(absl::string_view tenant_id,
+                                     absl::string_view connection_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = last_webhook_.find(absl::StrCat(tenant_id, "/", connection_id));
+  return it == last_webhook_.end() ? absl::InfinitePast() : it->second;
 }
 
 absl::Status Ingestor::Append(storage::Transaction& tx, const Webhook& webhook, absl::Time sent,

@@ -79,6 +79,11 @@ class Ingestor {
   using Done = std::function<void(absl::StatusOr<IngestResult>)>;
   void IngestAsync(Webhook webhook, Done done) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // When a correctly signed webhook last arrived for the connection (stored
+  // or a duplicate), since this process started; InfinitePast if none.
+  absl::Time LastWebhookTime(absl::string_view tenant_id, absl::string_view connection_id) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   // Counts of outcomes by reason ("ACCEPTED", "DUPLICATE", or an error
   // reason), for logs and metrics.
   std::map<std::string, int64_t> Counters() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -119,6 +124,7 @@ class Ingestor {
   absl::flat_hash_map<std::string, CachedKeys> keys_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> counters_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, absl::Time> last_webhook_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace switchyard::webhooks

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/common/status.h"
+#include "tests/support/domain_fixture.h"
 
 namespace switchyard::polling {
 namespace {
@@ -38,6 +39,62 @@ TEST(ParseFeedPageTest, RefusesAnswersThatBreakIt) {
     EXPECT_FALSE(page.ok()) << bad;
     EXPECT_EQ(ReasonOf(page.status()), "INVALID_FEED") << bad;
   }
+}
+
+// Answers every fetch at once with an empty page, recording the URLs.
+class EmptyFeed final : public health::HttpProber {
+ public:
+  void Get(const std::string& url, absl::Duration, size_t,
+           std::function<void(health::ProbeResult)> done) override {
+    urls.push_back(url);
+    done({200, absl::Milliseconds(1), "", R"({"events":[],"next_cursor":"c1"})"});
+  }
+  std::vector<std::string> urls;
+};
+
+class FeedPollerTest : public testing::DomainTest {
+ protected:
+  void SetUp() override {
+    DomainTest::SetUp();
+    CreatePool("main", 20);
+    CreateTenant("acme", "main");
+    ASSERT_TRUE(Connect("acme", "erp", "netsuite", v1::CLOUD).ok());
+  }
+};
+
+TEST_F(FeedPollerTest, WhenWebhooksFlowASilentModeFeedIsNotFetched) {
+  EmptyFeed http;
+  absl::Time last_webhook = clock_.Now();  // a webhook just arrived (a duplicate, say)
+  FeedPoller poller(*store_, clock_, http, absl::Seconds(5), false,
+                    [&](const std::string&, const std::string&) { return last_webhook; });
+  v1::SetConnectionChangeFeedRequest req;
+  req.mutable_feed()->set_name("tenants/acme/connections/erp/changeFeed");
+  req.mutable_feed()->set_url("https://erp.acme.example/changes");
+  req.mutable_feed()->mutable_interval()->set_seconds(10);
+  req.mutable_feed()->set_mode(v1::ChangeFeed::WHEN_WEBHOOKS_SILENT);
+  req.mutable_feed()->mutable_silence_threshold()->set_seconds(60);
+  ASSERT_TRUE(poller.Set(req, Scope::All()).ok());
+  poller.Tick();
+  EXPECT_TRUE(http.urls.empty());
+  clock_.Advance(absl::Minutes(2));  // silent for longer than the threshold
+  poller.Tick();
+  poller.Tick();
+  ASSERT_EQ(http.urls.size(), 1u);
+  EXPECT_EQ(http.urls[0], "https://erp.acme.example/changes");
+  auto feed = poller.Get("tenants/acme/connections/erp/changeFeed", Scope::All());
+  ASSERT_TRUE(feed.ok());
+  EXPECT_EQ(feed->cursor(), "c1");
+  clock_.Advance(absl::Seconds(11));
+  poller.Tick();
+  ASSERT_EQ(http.urls.size(), 2u);
+  EXPECT_EQ(http.urls[1], "https://erp.acme.example/changes?cursor=c1");
+  // Tenant keys of other tenants cannot see it; private addresses are refused.
+  EXPECT_EQ(poller.Get("tenants/acme/connections/erp/changeFeed", Scope::Tenant("globex"))
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+  req.mutable_feed()->set_url("http://169.254.169.254/latest");
+  EXPECT_EQ(ReasonOf(poller.Set(req, Scope::All()).status()), "URL_NOT_ALLOWED");
 }
 
 }  // namespace
