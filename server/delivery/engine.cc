@@ -71,7 +71,7 @@ struct DeliveryEngine::Work {
   Kind kind = kOpen;
   StreamId stream = 0;
   std::shared_ptr<StreamSink> sink;
-  Scope scope;
+  Authorizer authorize;  // kOpen
   v1::StreamEventsRequest request;
   std::string name;
   std::vector<storage::EventNotice> notices;
@@ -257,11 +257,12 @@ void DeliveryEngine::Post(Work work) {
   inbox_.push_back(std::move(work));
 }
 
-DeliveryEngine::StreamId DeliveryEngine::Open(std::shared_ptr<StreamSink> sink, Scope scope) {
+DeliveryEngine::StreamId DeliveryEngine::Open(std::shared_ptr<StreamSink> sink,
+                                              Authorizer authorize) {
   Work work;
   work.kind = Work::kOpen;
   work.sink = sink;
-  work.scope = std::move(scope);
+  work.authorize = std::move(authorize);
   {
     absl::MutexLock lock(&inbox_mu_);
     if (!stopping_) {
@@ -450,9 +451,14 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
       auto stream = std::make_unique<Stream>();
       stream->id = w.stream;
       stream->sink = std::move(w.sink);
-      stream->scope = std::move(w.scope);
+      absl::StatusOr<Scope> scope = w.authorize();
       ++open_streams_;
       streams_[w.stream] = std::move(stream);
+      if (!scope.ok()) {
+        EndStream(w.stream, scope.status());
+        return;
+      }
+      streams_[w.stream]->scope = *std::move(scope);
       return;
     }
     case Work::kRequest: {

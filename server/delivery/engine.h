@@ -107,9 +107,19 @@ class DeliveryEngine final : public storage::CommitListener {
   // thread. Later streams are refused with UNAVAILABLE. Idempotent.
   void Shutdown() ABSL_LOCKS_EXCLUDED(inbox_mu_, pump_mu_);
 
+  // Tells the scope of a stream's caller, or the error that ends the stream
+  // (for example UNAUTHENTICATED). Runs on the engine thread; may read the
+  // store.
+  using Authorizer = std::function<absl::StatusOr<Scope>()>;
+
   // A new stream; `sink` is kept until the stream ends (sink->End). Its
   // requests come through Handle; the first one must name the subscription.
-  StreamId Open(std::shared_ptr<StreamSink> sink, Scope scope) ABSL_LOCKS_EXCLUDED(inbox_mu_);
+  StreamId Open(std::shared_ptr<StreamSink> sink, Authorizer authorize)
+      ABSL_LOCKS_EXCLUDED(inbox_mu_);
+  // The same for a caller whose scope is known.
+  StreamId Open(std::shared_ptr<StreamSink> sink, Scope scope) ABSL_LOCKS_EXCLUDED(inbox_mu_) {
+    return Open(std::move(sink), [scope]() -> absl::StatusOr<Scope> { return scope; });
+  }
   // One request of the stream. A malformed request ends the stream with
   // INVALID_ARGUMENT; a subscription that does not exist or is outside the
   // stream's scope, with NOT_FOUND.

@@ -81,14 +81,10 @@ class Outbox final : public delivery::StreamSink {
 class EventStream final : public EventStreamReactor {
  public:
   EventStream(grpc::CallbackServerContext* context, delivery::DeliveryEngine& engine,
-              absl::StatusOr<Scope> scope)
+              delivery::DeliveryEngine::Authorizer authorize)
       : context_(context), engine_(engine) {
-    if (!scope.ok()) {
-      Finish(ToGrpcStatus(scope.status()));
-      return;
-    }
     outbox_ = std::make_shared<Outbox>(this);
-    id_ = engine_.Open(outbox_, *std::move(scope));
+    id_ = engine_.Open(outbox_, std::move(authorize));
     if (id_ != 0) StartRead(&request_);
   }
 
@@ -118,8 +114,9 @@ class EventStream final : public EventStreamReactor {
 }  // namespace
 
 EventStreamReactor* NewEventStream(grpc::CallbackServerContext* context,
-                                   delivery::DeliveryEngine& engine, absl::StatusOr<Scope> scope) {
-  return new EventStream(context, engine, std::move(scope));
+                                   delivery::DeliveryEngine& engine,
+                                   delivery::DeliveryEngine::Authorizer authorize) {
+  return new EventStream(context, engine, std::move(authorize));
 }
 
 }  // namespace switchyard::api

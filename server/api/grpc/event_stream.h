@@ -19,10 +19,11 @@ using EventStreamReactor =
     grpc::ServerBidiReactor<v1::StreamEventsRequest, v1::StreamEventsResponse>;
 
 // A reactor for the call of `context`, owned by gRPC (it deletes itself when
-// done). When `scope` is an error the call ends with it at once. `engine`
-// must outlive the call.
+// done). `authorize` tells the caller's scope, or the error that ends the
+// call; it runs on the engine's thread. `engine` must outlive the call.
 EventStreamReactor* NewEventStream(grpc::CallbackServerContext* context,
-                                   delivery::DeliveryEngine& engine, absl::StatusOr<Scope> scope);
+                                   delivery::DeliveryEngine& engine,
+                                   delivery::DeliveryEngine::Authorizer authorize);
 
 }  // namespace switchyard::api
 

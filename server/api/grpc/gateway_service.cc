@@ -37,20 +37,30 @@ const char* KindName(auth::TokenKind kind) {
 using grpc::ServerContext;
 using grpc::Status;
 
-absl::StatusOr<auth::Principal> GatewayService::Authorize(grpc::ServerContextBase* context,
-                                                          int callers) {
-  absl::string_view token;
+std::optional<std::string> GatewayService::AuthorizationOf(grpc::ServerContextBase* context) {
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
-  if (it != metadata.end()) {
-    absl::string_view value(it->second.data(), it->second.size());
+  if (it == metadata.end()) return std::nullopt;
+  return std::string(it->second.data(), it->second.size());
+}
+
+absl::StatusOr<auth::Principal> GatewayService::Authorize(grpc::ServerContextBase* context,
+                                                          int callers) {
+  return AuthorizeHeader(AuthorizationOf(context), callers);
+}
+
+absl::StatusOr<auth::Principal> GatewayService::AuthorizeHeader(
+    const std::optional<std::string>& header, int callers) {
+  absl::string_view token;
+  if (header.has_value()) {
+    absl::string_view value(*header);
     if (value.size() < 7 || !absl::EqualsIgnoreCase(value.substr(0, 7), "Bearer ")) {
       return Error(absl::StatusCode::kUnauthenticated, "MALFORMED_CREDENTIAL",
                    "authorization metadata must be 'Bearer <key or token>'");
     }
     token = absl::StripAsciiWhitespace(value.substr(7));
   }
-  if (token.empty() && it == metadata.end() && (callers & kAnonymous) != 0) {
+  if (token.empty() && !header.has_value() && (callers & kAnonymous) != 0) {
     return auth::Principal::Anonymous();
   }
   SY_ASSIGN_OR_RETURN(auth::Principal principal, keys_.Authenticate(token));
@@ -409,9 +419,13 @@ Status GatewayService::ReplayDeadLetters(ServerContext* context,
 
 grpc::ServerBidiReactor<v1::StreamEventsRequest, v1::StreamEventsResponse>*
 GatewayService::StreamEvents(grpc::CallbackServerContext* context) {
-  absl::StatusOr<auth::Principal> p = Authorize(context, kOperator | kTenant);
-  absl::StatusOr<Scope> scope = p.ok() ? absl::StatusOr<Scope>(p->scope()) : p.status();
-  return NewEventStream(context, delivery_, std::move(scope));
+  // Verifying the credential may read the store (a cache miss): it runs on
+  // the delivery engine's thread, never in this reaction.
+  return NewEventStream(
+      context, delivery_, [this, header = AuthorizationOf(context)]() -> absl::StatusOr<Scope> {
+        SY_ASSIGN_OR_RETURN(auth::Principal p, AuthorizeHeader(header, kOperator | kTenant));
+        return p.scope();
+      });
 }
 
 Status GatewayService::SetConnectionHealthCheck(ServerContext* context,

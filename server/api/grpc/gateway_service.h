@@ -203,6 +203,11 @@ class GatewayService final
 
   // The authenticated caller of `context`, if its kind is in `callers`.
   absl::StatusOr<auth::Principal> Authorize(grpc::ServerContextBase* context, int callers);
+  // The same from the `authorization` metadata value (std::nullopt: none).
+  // May read the store.
+  absl::StatusOr<auth::Principal> AuthorizeHeader(const std::optional<std::string>& header,
+                                                  int callers);
+  static std::optional<std::string> AuthorizationOf(grpc::ServerContextBase* context);
 
   auth::ApiKeyManager& keys_;
   tenants::TenantRegistry& tenants_;
