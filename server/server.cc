@@ -173,7 +173,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
         engine->ReplayDeadLetters(name);
       });
   server->incidents_ = std::make_unique<incidents::IncidentLog>(*server->store_, clock);
-  SY_ASSIGN_OR_RETURN(server->prober_, health::NewCurlProber());
+  SY_ASSIGN_OR_RETURN(server->prober_, health::NewCurlProber(options.outbound_allow_private));
   server->health_ = std::make_unique<health::HealthMonitor>(
       *server->store_, clock, *server->prober_, options.health_check_min_interval,
       options.outbound_allow_private);

@@ -1,4 +1,5 @@
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <deque>
 #include <map>
@@ -9,6 +10,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/common/status.h"
 #include "server/health/prober.h"
+#include "server/health/url_policy.h"
 
 namespace switchyard::health {
 namespace {
@@ -17,7 +19,17 @@ struct Body {
   std::string data;
   size_t limit = 0;
   bool too_large = false;
+  bool blocked = false;  // the address was not allowed
 };
+
+// CURLOPT_OPENSOCKETFUNCTION: refuses private addresses.
+curl_socket_t OpenPublicSocket(void* user, curlsocktype, struct curl_sockaddr* address) {
+  if (IsPrivateAddress(&address->addr)) {
+    static_cast<Body*>(user)->blocked = true;
+    return CURL_SOCKET_BAD;
+  }
+  return socket(address->family, address->socktype, address->protocol);
+}
 
 size_t Collect(char* bytes, size_t size, size_t count, void* user) {
   Body& body = *static_cast<Body*>(user);
@@ -33,7 +45,8 @@ size_t Collect(char* bytes, size_t size, size_t count, void* user) {
 
 class CurlProber final : public HttpProber {
  public:
-  explicit CurlProber(CURLM* multi) : multi_(multi), thread_([this] { Loop(); }) {}
+  CurlProber(CURLM* multi, bool allow_private)
+      : multi_(multi), allow_private_(allow_private), thread_([this] { Loop(); }) {}
 
   ~CurlProber() override {
     {
@@ -88,6 +101,10 @@ class CurlProber final : public HttpProber {
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "switchyard-health/1");
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Collect);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, request.body.get());
+    if (!allow_private_) {
+      curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &OpenPublicSocket);
+      curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, request.body.get());
+    }
     curl_multi_add_handle(multi_, easy);
     running_.emplace(easy, std::move(request));
   }
@@ -108,6 +125,8 @@ class CurlProber final : public HttpProber {
       result.body = std::move(request.body->data);
     } else if (request.body->too_large) {
       result.error = "body too large";
+    } else if (request.body->blocked) {
+      result.error = "address not allowed";
     } else {
       result.error = code == CURLE_OPERATION_TIMEDOUT ? "timed out" : curl_easy_strerror(code);
     }
@@ -135,7 +154,8 @@ class CurlProber final : public HttpProber {
     }
   }
 
-  CURLM* const multi_;                // used by the loop thread (and the destructor after it)
+  CURLM* const multi_;  // used by the loop thread (and the destructor after it)
+  const bool allow_private_;
   std::map<CURL*, Request> running_;  // loop thread only
   absl::Mutex mu_;
   std::deque<Request> pending_ ABSL_GUARDED_BY(mu_);
@@ -145,7 +165,7 @@ class CurlProber final : public HttpProber {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HttpProber>> NewCurlProber() {
+absl::StatusOr<std::unique_ptr<HttpProber>> NewCurlProber(bool allow_private) {
   static const CURLcode global = curl_global_init(CURL_GLOBAL_DEFAULT);
   if (global != CURLE_OK) {
     return Error(absl::StatusCode::kInternal, "HTTP_CLIENT_UNAVAILABLE",
@@ -155,7 +175,7 @@ absl::StatusOr<std::unique_ptr<HttpProber>> NewCurlProber() {
   if (multi == nullptr) {
     return Error(absl::StatusCode::kInternal, "HTTP_CLIENT_UNAVAILABLE", "libcurl multi init");
   }
-  return std::unique_ptr<HttpProber>(new CurlProber(multi));
+  return std::unique_ptr<HttpProber>(new CurlProber(multi, allow_private));
 }
 
 }  // namespace switchyard::health

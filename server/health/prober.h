@@ -32,9 +32,11 @@ class HttpProber {
 };
 
 // libcurl's multi interface on one thread: any number of requests in flight,
-// none waiting for another. Redirects are not followed.
+// none waiting for another. Redirects are not followed. Unless
+// `allow_private`, connections to private addresses (IsPrivateAddress) are
+// refused whatever name resolved to them ("address not allowed").
 // kInternal when libcurl cannot be initialised.
-absl::StatusOr<std::unique_ptr<HttpProber>> NewCurlProber();
+absl::StatusOr<std::unique_ptr<HttpProber>> NewCurlProber(bool allow_private);
 
 }  // namespace switchyard::health
 

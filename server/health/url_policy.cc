@@ -1,6 +1,7 @@
 #include "server/health/url_policy.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <cstring>
 #include <string>
@@ -31,6 +32,18 @@ bool PrivateV6(const unsigned char a[16]) {
 }
 
 }  // namespace
+
+bool IsPrivateAddress(const struct sockaddr* address) {
+  if (address->sa_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(address);
+    return PrivateV4(reinterpret_cast<const unsigned char*>(&in->sin_addr));
+  }
+  if (address->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address);
+    return PrivateV6(reinterpret_cast<const unsigned char*>(&in6->sin6_addr));
+  }
+  return true;  // other families are never fetched
+}
 
 absl::Status CheckOutboundUrl(absl::string_view url, bool allow_private) {
   bool printable = !url.empty() && url.size() <= 2048;

@@ -7,6 +7,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
+struct sockaddr;
+
 namespace switchyard::health {
 
 // OK for an http:// or https:// URL of printable characters (at most 2048).
@@ -16,6 +18,11 @@ namespace switchyard::health {
 // network by address. (Host names resolving to such addresses are not
 // caught.) INVALID_ARGUMENT / INVALID_URL or URL_NOT_ALLOWED.
 absl::Status CheckOutboundUrl(absl::string_view url, bool allow_private);
+
+// Whether `address` (AF_INET or AF_INET6) is loopback, private, link-local,
+// shared or unspecified: the addresses the HTTP client refuses to connect to
+// unless allowed, whatever name resolved to them.
+bool IsPrivateAddress(const struct sockaddr* address);
 
 }  // namespace switchyard::health
 
