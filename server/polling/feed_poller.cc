@@ -46,6 +46,114 @@ std::string WithCursor(const std::string& url, const std::string& cursor) {
   return out;
 }
 
+// A scanner over JSON already known to be valid, to recover the exact text
+// of each event's "data" (parsing into google.protobuf.Struct turns numbers
+// into doubles, which would change large ids).
+class RawJson {
+ public:
+  explicit RawJson(absl::string_view text) : text_(text) {}
+
+  // The raw "data" values of the objects in the top-level "events" array, in
+  // order (std::nullopt for an event without one).
+  std::vector<std::optional<absl::string_view>> EventData() {
+    std::vector<std::optional<absl::string_view>> out;
+    Space();
+    if (!Eat('{')) return out;
+    while (true) {
+      Space();
+      if (Eat('}') || pos_ >= text_.size()) return out;
+      const absl::string_view key = String();
+      Space();
+      Eat(':');
+      Space();
+      if (key == "\"events\"" && Peek() == '[') {
+        out.clear();
+        Eat('[');
+        while (true) {
+          Space();
+          if (Eat(']') || pos_ >= text_.size()) break;
+          out.push_back(ObjectMember("\"data\""));
+          Space();
+          Eat(',');
+        }
+      } else {
+        Value();
+      }
+      Space();
+      Eat(',');
+    }
+  }
+
+ private:
+  char Peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
+  bool Eat(char c) {
+    if (Peek() != c) return false;
+    ++pos_;
+    return true;
+  }
+  void Space() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' ||
+                                   text_[pos_] == '\r' || text_[pos_] == '\t')) {
+      ++pos_;
+    }
+  }
+  // A string with its quotes.
+  absl::string_view String() {
+    const size_t start = pos_;
+    ++pos_;  // opening quote
+    while (pos_ < text_.size() && text_[pos_] != '"') pos_ += text_[pos_] == '\\' ? 2 : 1;
+    ++pos_;  // closing quote
+    return text_.substr(start, std::min(pos_, text_.size()) - start);
+  }
+  // Skips any value and returns its text.
+  absl::string_view Value() {
+    const size_t start = pos_;
+    if (Peek() == '"') {
+      String();
+    } else if (Peek() == '{' || Peek() == '[') {
+      int depth = 0;
+      do {
+        if (Peek() == '"') {
+          String();
+          continue;
+        }
+        if (Peek() == '{' || Peek() == '[') ++depth;
+        if (Peek() == '}' || Peek() == ']') --depth;
+        ++pos_;
+      } while (depth > 0 && pos_ < text_.size());
+    } else {
+      while (pos_ < text_.size() && !absl::ascii_isspace(text_[pos_]) && Peek() != ',' &&
+             Peek() != '}' && Peek() != ']') {
+        ++pos_;
+      }
+    }
+    return text_.substr(start, pos_ - start);
+  }
+  // The raw value of member `key` (quoted) of the object at the cursor.
+  std::optional<absl::string_view> ObjectMember(absl::string_view key) {
+    std::optional<absl::string_view> found;
+    if (!Eat('{')) {
+      Value();
+      return found;
+    }
+    while (true) {
+      Space();
+      if (Eat('}') || pos_ >= text_.size()) return found;
+      const absl::string_view name = String();
+      Space();
+      Eat(':');
+      Space();
+      const absl::string_view value = Value();
+      if (name == key) found = value;
+      Space();
+      Eat(',');
+    }
+  }
+
+  absl::string_view text_;
+  size_t pos_ = 0;
+};
+
 bool SameSettings(const storage::ChangeFeedRow& a, const storage::ChangeFeedRow& b) {
   return a.url == b.url && a.interval_ms == b.interval_ms && a.mode == b.mode &&
          a.silence_ms == b.silence_ms;
@@ -78,7 +186,9 @@ absl::StatusOr<FeedPage> ParseFeedPage(absl::string_view body) {
   if (!events->second.has_list_value()) return Invalid("events must be a list");
   const auto& list = events->second.list_value().values();
   if (list.size() > kMaxEvents) return Invalid(absl::StrCat("more than ", kMaxEvents, " events"));
+  const std::vector<std::optional<absl::string_view>> raw = RawJson(body).EventData();
   for (const google::protobuf::Value& value : list) {
+    const size_t index = page.events.size();
     if (!value.has_struct_value()) return Invalid("every event must be an object");
     const auto& e = value.struct_value().fields();
     storage::EventRow row;
@@ -104,7 +214,9 @@ absl::StatusOr<FeedPage> ParseFeedPage(absl::string_view body) {
     }
     row.content_type = "application/json";
     if (auto data = e.find("data"); data != e.end()) {
-      if (!google::protobuf::util::MessageToJsonString(data->second, &row.body).ok()) {
+      if (raw.size() == static_cast<size_t>(list.size()) && raw[index].has_value()) {
+        row.body = std::string(*raw[index]);  // exactly as sent
+      } else if (!google::protobuf::util::MessageToJsonString(data->second, &row.body).ok()) {
         return Invalid("data cannot be stored");
       }
     } else {

@@ -26,6 +26,20 @@ TEST(ParseFeedPageTest, ReadsTheContract) {
   EXPECT_TRUE(empty->events.empty());
 }
 
+TEST(ParseFeedPageTest, KeepsDataExactlyAsSent) {
+  // Numbers beyond 2^53, formatting and escapes survive; a "data" key inside
+  // a string or another member does not confuse it.
+  auto page =
+      ParseFeedPage(R"({ "note": "\"data\": 1", "events" : [ {"id":"a", "meta":{"data":[1,2]},)"
+                    R"( "data": {"id": 9007199254740993, "x": 1.50, "s": "q\"}]"} },)"
+                    R"( {"id":"b","data":[ 1 ,"two"]}, {"id":"c"} ] })");
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->events.size(), 3u);
+  EXPECT_EQ(page->events[0].body, R"({"id": 9007199254740993, "x": 1.50, "s": "q\"}]"})");
+  EXPECT_EQ(page->events[1].body, R"([ 1 ,"two"])");
+  EXPECT_EQ(page->events[2].body, "{}");
+}
+
 TEST(ParseFeedPageTest, RefusesAnswersThatBreakIt) {
   std::string many = R"({"events":[)";
   for (int i = 0; i < 501; ++i) absl::StrAppend(&many, i ? "," : "", R"({"id":"e)", i, R"("})");
