@@ -160,17 +160,7 @@ absl::Status HealthMonitor::Load() {
 }
 
 void HealthMonitor::Start(absl::Duration period) {
-  absl::MutexLock lock(&mu_);
-  if (thread_.joinable() || stopping_) return;
-  thread_ = std::thread([this, period] {
-    while (true) {
-      {
-        absl::MutexLock lock(&mu_);
-        if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), period)) return;
-      }
-      Tick();
-    }
-  });
+  ticker_.Start(period, [this] { Tick(); });
 }
 
 void HealthMonitor::Shutdown() {
@@ -178,7 +168,7 @@ void HealthMonitor::Shutdown() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  if (thread_.joinable()) thread_.join();
+  ticker_.Stop();
 }
 
 void HealthMonitor::Tick() {

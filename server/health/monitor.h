@@ -10,7 +10,6 @@
 
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -19,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/common/clock.h"
 #include "server/common/scope.h"
+#include "server/common/ticker.h"
 #include "server/health/prober.h"
 #include "server/storage/store.h"
 #include "switchyard/v1/gateway.pb.h"
@@ -99,7 +99,7 @@ class HealthMonitor {
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  Ticker ticker_;  // last: stopped before the rest goes
 };
 
 }  // namespace switchyard::health

@@ -266,17 +266,7 @@ absl::Status FeedPoller::Load() {
 }
 
 void FeedPoller::Start(absl::Duration period) {
-  absl::MutexLock lock(&mu_);
-  if (thread_.joinable() || stopping_) return;
-  thread_ = std::thread([this, period] {
-    while (true) {
-      {
-        absl::MutexLock lock(&mu_);
-        if (mu_.AwaitWithTimeout(absl::Condition(&stopping_), period)) return;
-      }
-      Tick();
-    }
-  });
+  ticker_.Start(period, [this] { Tick(); });
 }
 
 void FeedPoller::Shutdown() {
@@ -284,7 +274,7 @@ void FeedPoller::Shutdown() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  if (thread_.joinable()) thread_.join();
+  ticker_.Stop();
 }
 
 absl::StatusOr<bool> FeedPoller::Store(storage::ChangeFeedRow& row,

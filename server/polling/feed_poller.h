@@ -11,7 +11,6 @@
 
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -20,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/common/clock.h"
 #include "server/common/scope.h"
+#include "server/common/ticker.h"
 #include "server/health/prober.h"
 #include "server/storage/store.h"
 #include "switchyard/v1/gateway.pb.h"
@@ -104,7 +104,7 @@ class FeedPoller {
   std::vector<Finished> finished_ ABSL_GUARDED_BY(mu_);
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  Ticker ticker_;  // last: stopped before the rest goes
 };
 
 }  // namespace switchyard::polling
