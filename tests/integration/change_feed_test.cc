@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "server/api/http/http_server.h"
 #include "server/webhooks/signature.h"
+#include "tests/support/gateway_setup.h"
 #include "tests/support/http_client.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
@@ -85,20 +86,8 @@ TEST(ChangeFeedTest, EventsByWebhookAndByFeedReachTheSubscriberOnceEach) {
   options.target = (*server)->target();
   options.api_key = (*server)->operator_key();
   auto client = client::GatewayClient::Create(options);
-  v1::CreateCreditPoolRequest pool;
-  pool.set_credit_pool_id("main");
-  pool.mutable_credit_pool()->set_capacity(10);
-  ASSERT_TRUE(client->CreateCreditPool(pool).ok());
-  v1::CreateTenantRequest tenant;
-  tenant.set_tenant_id("acme");
-  tenant.mutable_tenant()->set_credit_pool("creditPools/main");
-  ASSERT_TRUE(client->CreateTenant(tenant).ok());
-  v1::CreateConnectionRequest conn;
-  conn.set_parent("tenants/acme");
-  conn.set_connection_id("mx");
-  conn.mutable_connection()->set_system("systems/maintainx");
-  conn.mutable_connection()->set_deployment(v1::CLOUD);
-  ASSERT_TRUE(client->CreateConnection(conn).ok());
+  ASSERT_TRUE(
+      testing::CreateTenantWithConnection(*client, "main", 10, "acme", "mx", "maintainx").ok());
   v1::RotateWebhookSecretRequest rotate;
   rotate.set_name("tenants/acme/connections/mx/webhookSecret");
   auto secret = client->RotateWebhookSecret(rotate);

@@ -9,6 +9,7 @@
 #include "client/gateway_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/gateway_setup.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
 
@@ -32,20 +33,8 @@ class SwitchyardctlTest : public ::testing::Test {
     options.target = server_->target();
     options.api_key = server_->operator_key();
     client_ = client::GatewayClient::Create(options);
-    v1::CreateCreditPoolRequest pool;
-    pool.set_credit_pool_id("main");
-    pool.mutable_credit_pool()->set_capacity(10);
-    ASSERT_TRUE(client_->CreateCreditPool(pool).ok());
-    v1::CreateTenantRequest tenant;
-    tenant.set_tenant_id("acme");
-    tenant.mutable_tenant()->set_credit_pool("creditPools/main");
-    ASSERT_TRUE(client_->CreateTenant(tenant).ok());
-    v1::CreateConnectionRequest conn;
-    conn.set_parent("tenants/acme");
-    conn.set_connection_id("mx");
-    conn.mutable_connection()->set_system("systems/maintainx");
-    conn.mutable_connection()->set_deployment(v1::CLOUD);
-    ASSERT_TRUE(client_->CreateConnection(conn).ok());
+    ASSERT_TRUE(
+        testing::CreateTenantWithConnection(*client_, "main", 10, "acme", "mx", "maintainx").ok());
   }
 
   // Runs switchyardctl with `args`; the key comes from the environment.
