@@ -473,16 +473,9 @@ absl::Status SqliteStore::Write(absl::FunctionRef<absl::Status(Transaction&)> fn
   if (stopping_) {
     return Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down");
   }
-  Enqueue("", &task);
+  waiting_.Push("", &task);
   mu_.Await(absl::Condition(&task.done));
   return task.result;
-}
-
-void SqliteStore::Enqueue(absl::string_view key, Task* task) {
-  auto [it, added] = waiting_.try_emplace(key);
-  if (it->second.empty()) turns_.emplace_back(key);
-  it->second.push_back(task);
-  ++queued_;
 }
 
 void SqliteStore::WriteAsync(std::function<absl::Status(Transaction&)> fn,
@@ -495,7 +488,7 @@ void SqliteStore::WriteAsync(std::function<absl::Status(Transaction&)> fn,
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
-      Enqueue(fairness_key, task);
+      waiting_.Push(fairness_key, task);
       return;
     }
   }
@@ -510,23 +503,13 @@ void SqliteStore::WriterLoop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](SqliteStore* s)
-               ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return s->queued_ > 0 || s->stopping_; },
+          +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+            return !s->waiting_.empty() || s->stopping_;
+          },
           this));
-      if (queued_ == 0) return;  // stopping, and nothing left to do
-      // One write per key per round, keys in turn.
-      while (!turns_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
-        std::string key = std::move(turns_.front());
-        turns_.pop_front();
-        auto it = waiting_.find(key);
-        batch.push_back(it->second.front());
-        it->second.pop_front();
-        --queued_;
-        if (it->second.empty()) {
-          waiting_.erase(it);
-        } else {
-          turns_.push_back(std::move(key));
-        }
+      if (waiting_.empty()) return;  // stopping, and nothing left to do
+      while (!waiting_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+        batch.push_back(waiting_.Pop());
       }
     }
     RunBatch(batch);

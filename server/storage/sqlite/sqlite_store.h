@@ -12,17 +12,16 @@
 // for the writer.
 
 #include <atomic>
-#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "server/storage/fair_queue.h"
 #include "server/storage/store.h"
 
 struct sqlite3;
@@ -77,15 +76,8 @@ class SqliteStore final : public Store {
   // Used by the writer thread only.
   std::unique_ptr<SqliteDb> writer_;
 
-  // Queues `task` behind the others of its key.
-  void Enqueue(absl::string_view key, Task* task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
   mutable absl::Mutex mu_;
-  // Waiting writes by fairness key, and the keys with waiting writes in turn
-  // order.
-  absl::flat_hash_map<std::string, std::deque<Task*>> waiting_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> turns_ ABSL_GUARDED_BY(mu_);
-  size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
+  FairQueue<Task*> waiting_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   int64_t commits_ ABSL_GUARDED_BY(mu_) = 0;
 
