@@ -27,7 +27,8 @@ RUN --mount=type=cache,target=/root/.cache/switchyard-ccache \
 FROM debian:12-slim AS runtime
 ARG VERSION=0.1.0
 # Runtime counterparts of libgrpc++-dev, libprotobuf-dev, libabsl-dev, libssl-dev,
-# libsqlite3-dev, prometheus-cpp-dev (core) and libcurl4-openssl-dev; sqlite3 is the CLI used for online backups of the embedded store.
+# libsqlite3-dev, prometheus-cpp-dev (core), libcurl4-openssl-dev and libpq-dev; sqlite3 is the CLI
+# used for online backups of the embedded store.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       ca-certificates \
@@ -35,6 +36,7 @@ RUN apt-get update -qq \
       libcurl4 \
       libgrpc++1.51 \
       libgrpc29 \
+      libpq5 \
       libprometheus-cpp-core1.0 \
       libprotobuf32 \
       libsqlite3-0 \

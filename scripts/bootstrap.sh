@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev libssl-dev libsqlite3-dev libgtest-dev libgmock-dev libboost-dev
-  prometheus-cpp-dev libcurl4-openssl-dev
+  prometheus-cpp-dev libcurl4-openssl-dev libpq-dev postgresql
   golang-github-gogo-googleapis-dev
   python3 python3-grpcio python3-protobuf
   openssl clang libclang-rt-14-dev chromium

@@ -24,6 +24,16 @@ ABSL_FLAG(std::string, listen, "0.0.0.0:50051",
           "gRPC listen address (host:port); port 0 picks a free port");
 ABSL_FLAG(std::string, data_dir, "/var/lib/switchyard",
           "directory of the embedded SQLite store (created if missing)");
+ABSL_FLAG(std::string, database_url, "",
+          "PostgreSQL store shared by several replicas, as a libpq URI or connection string "
+          "(tables go to the first schema of its search_path); empty uses the embedded store "
+          "in --data_dir");
+ABSL_FLAG(std::string, database_password_file, "",
+          "file holding the PostgreSQL password (else SWITCHYARD_DATABASE_PASSWORD, or libpq's "
+          "own sources)");
+ABSL_FLAG(int32_t, database_pool_size, 8, "PostgreSQL connections kept per replica");
+ABSL_FLAG(absl::Duration, database_statement_timeout, absl::Seconds(10),
+          "longest a PostgreSQL statement may run, and longest a call waits for a connection");
 ABSL_FLAG(std::string, catalog_file, "",
           "system catalog (text format of switchyard.v1.SystemCatalogConfig); empty uses the "
           "built-in catalog, a copy of config/catalog.textproto");
@@ -116,6 +126,20 @@ int main(int argc, char** argv) {
   options.listen_address = absl::GetFlag(FLAGS_listen);
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.catalog_file = absl::GetFlag(FLAGS_catalog_file);
+  options.database_url = absl::GetFlag(FLAGS_database_url);
+  options.database_pool_size = absl::GetFlag(FLAGS_database_pool_size);
+  options.database_statement_timeout = absl::GetFlag(FLAGS_database_statement_timeout);
+  {
+    const char* env = std::getenv("SWITCHYARD_DATABASE_PASSWORD");
+    auto password = switchyard::LoadDatabasePassword(absl::GetFlag(FLAGS_database_password_file),
+                                                     env == nullptr ? "" : env);
+    unsetenv("SWITCHYARD_DATABASE_PASSWORD");
+    if (!password.ok()) {
+      switchyard::log::Error("cannot start", {{"error", password.status().ToString()}});
+      return 1;
+    }
+    options.database_password = *std::move(password);
+  }
   options.drain_deadline = absl::GetFlag(FLAGS_drain_deadline);
   options.maintenance_interval = absl::GetFlag(FLAGS_maintenance_interval);
   options.idempotency_retention = absl::GetFlag(FLAGS_idempotency_retention);

@@ -28,6 +28,7 @@
 #include "server/health/monitor.h"
 #include "server/incidents/incidents.h"
 #include "server/polling/feed_poller.h"
+#include "server/storage/postgres/pg_store.h"
 #include "server/storage/sqlite/sqlite_store.h"
 #include "server/tenants/tenants.h"
 #include "server/vault/vault.h"
@@ -117,16 +118,25 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   auto server = std::unique_ptr<Server>(new Server(options, clock));
   server->keyring_ = std::move(keyring);
 
-  std::error_code ec;
-  std::filesystem::create_directories(options.data_dir, ec);
-  if (ec) {
-    return Error(
-        absl::StatusCode::kUnavailable, "DATA_DIR_UNAVAILABLE",
-        absl::StrCat("cannot create data directory ", options.data_dir, ": ", ec.message()));
+  if (!options.database_url.empty()) {
+    storage::PgStoreOptions store_options;
+    store_options.url = options.database_url;
+    store_options.password = options.database_password;
+    store_options.pool_size = options.database_pool_size;
+    store_options.statement_timeout = options.database_statement_timeout;
+    SY_ASSIGN_OR_RETURN(server->store_, storage::PgStore::Open(store_options));
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(options.data_dir, ec);
+    if (ec) {
+      return Error(
+          absl::StatusCode::kUnavailable, "DATA_DIR_UNAVAILABLE",
+          absl::StrCat("cannot create data directory ", options.data_dir, ": ", ec.message()));
+    }
+    storage::SqliteStoreOptions store_options;
+    store_options.path = (std::filesystem::path(options.data_dir) / "switchyard.db").string();
+    SY_ASSIGN_OR_RETURN(server->store_, storage::SqliteStore::Open(store_options));
   }
-  storage::SqliteStoreOptions store_options;
-  store_options.path = (std::filesystem::path(options.data_dir) / "switchyard.db").string();
-  SY_ASSIGN_OR_RETURN(server->store_, storage::SqliteStore::Open(store_options));
 
   if (options.catalog_file.empty()) {
     SY_ASSIGN_OR_RETURN(server->catalog_,
@@ -171,7 +181,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       [engine = server->delivery_.get()](const std::string& name) { engine->Invalidate(name); },
       [engine = server->delivery_.get()](const std::string& name) {
         engine->ReplayDeadLetters(name);
-      });
+      },
+      [engine = server->delivery_.get()] { return engine->Checkpoint(); });
   server->incidents_ = std::make_unique<incidents::IncidentLog>(*server->store_, clock);
   SY_ASSIGN_OR_RETURN(server->prober_, health::NewCurlProber(options.outbound_allow_private));
   server->health_ = std::make_unique<health::HealthMonitor>(

@@ -32,7 +32,7 @@ class ServerCredentials;
 namespace switchyard {
 
 namespace storage {
-class SqliteStore;
+class Store;
 }
 namespace catalog {
 class SystemCatalog;
@@ -75,6 +75,14 @@ struct ServerOptions {
   // Directory of the embedded store (created if missing). Default
   // "/var/lib/switchyard".
   std::string data_dir = "/var/lib/switchyard";
+  // The PostgreSQL store shared by several replicas, instead of the embedded
+  // one: a libpq connection string or URI (empty: embedded store), the
+  // password when the URI has none, the connections kept open, and the
+  // longest a statement may run.
+  std::string database_url;
+  std::string database_password;
+  int database_pool_size = 8;
+  absl::Duration database_statement_timeout = absl::Seconds(10);
   // System catalog file; empty uses the built-in catalog. Default empty.
   std::string catalog_file;
   // How long Shutdown waits for in-flight calls. Default 20s.
@@ -188,7 +196,7 @@ class Server {
   const ServerOptions options_;
   Clock& clock_;
   std::unique_ptr<crypto::MasterKeyring> keyring_;
-  std::unique_ptr<storage::SqliteStore> store_;
+  std::unique_ptr<storage::Store> store_;
   std::unique_ptr<catalog::SystemCatalog> catalog_;
   std::unique_ptr<vault::CredentialVault> vault_;
   std::unique_ptr<auth::ApiKeyManager> keys_;

@@ -102,4 +102,14 @@ absl::StatusOr<StartupKeys> LoadStartupKeys(const KeySources& sources) {
   return keys;
 }
 
+absl::StatusOr<std::string> LoadDatabasePassword(const std::string& file,
+                                                 const std::string& env_value) {
+  if (file.empty()) return env_value;
+  SY_ASSIGN_OR_RETURN(std::string password, ReadFile(file, "database password file"));
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+    password.pop_back();
+  }
+  return password;
+}
+
 }  // namespace switchyard

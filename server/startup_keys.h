@@ -38,6 +38,13 @@ struct StartupKeys {
 // named file cannot be read. Never falls back to something insecure.
 absl::StatusOr<StartupKeys> LoadStartupKeys(const KeySources& sources);
 
+// The PostgreSQL password: the content of `file` without its trailing line
+// break when a file is named, else `env_value` (from the
+// SWITCHYARD_DATABASE_PASSWORD environment variable); empty when neither is
+// set. NOT_FOUND / KEY_FILE_UNREADABLE when the file cannot be read.
+absl::StatusOr<std::string> LoadDatabasePassword(const std::string& file,
+                                                 const std::string& env_value);
+
 }  // namespace switchyard
 
 #endif  // SWITCHYARD_SERVER_STARTUP_KEYS_H_

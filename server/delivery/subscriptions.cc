@@ -217,6 +217,7 @@ absl::StatusOr<v1::SeekSubscriptionResponse> SubscriptionManager::Seek(
     default:
       return InvalidArgument("INVALID_SEEK_TARGET", "seek to a time or to a connection position");
   }
+  SY_RETURN_IF_ERROR(settle_());
   auto connection_missing = [&] {
     return NotFound("CONNECTION_NOT_FOUND",
                     absl::StrCat(req.position().connection(), " does not exist"));

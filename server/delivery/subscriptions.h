@@ -21,11 +21,19 @@ class SubscriptionManager {
  public:
   // `moved` is called with a subscription's name after a seek or a delete
   // was committed, `replayed` after dead letters were marked for replay;
-  // neither may block.
+  // neither may block. `settle` is called before a seek and makes the
+  // acknowledgements accepted so far durable (it may block), so that a seek
+  // of one connection does not undo the acknowledgements of the others; its
+  // error fails the seek.
   SubscriptionManager(storage::Store& store, Clock& clock,
                       std::function<void(const std::string&)> moved,
-                      std::function<void(const std::string&)> replayed)
-      : store_(store), clock_(clock), moved_(std::move(moved)), replayed_(std::move(replayed)) {}
+                      std::function<void(const std::string&)> replayed,
+                      std::function<absl::Status()> settle)
+      : store_(store),
+        clock_(clock),
+        moved_(std::move(moved)),
+        replayed_(std::move(replayed)),
+        settle_(std::move(settle)) {}
 
   // INVALID_ARGUMENT for bad ids, filters, deadlines or attempts;
   // PERMISSION_DENIED for an operator subscription asked by a tenant key;
@@ -53,6 +61,7 @@ class SubscriptionManager {
   Clock& clock_;
   const std::function<void(const std::string&)> moved_;
   const std::function<void(const std::string&)> replayed_;
+  const std::function<absl::Status()> settle_;
 };
 
 }  // namespace switchyard::delivery

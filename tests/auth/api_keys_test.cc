@@ -145,13 +145,7 @@ TEST_F(ApiKeyManagerTest, LastUsedIsRecordedAtMinuteResolution) {
 TEST_F(ApiKeyManagerTest, OnlyAKeyedHashOfATokenIsStored) {
   auto key = TenantKey();
   auto conn = Connect("acme", "erp", "maintainx", v1::CLOUD);
-  std::string bytes;
-  for (const char* suffix : {"", "-wal"}) {
-    std::ifstream in(dir_.path() + "/store.db" + suffix, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    bytes += s.str();
-  }
+  const std::string bytes = switchyard::testing::TestStoreFileBytes(dir_.path());
   ASSERT_FALSE(bytes.empty());
   EXPECT_EQ(bytes.find(key.token().substr(4, 24)), std::string::npos);
   EXPECT_EQ(bytes.find(conn->api_token().substr(4, 24)), std::string::npos);

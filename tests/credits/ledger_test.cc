@@ -8,8 +8,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/status.h"
-#include "server/storage/sqlite/sqlite_store.h"
+#include "server/storage/store.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_store.h"
 
 namespace switchyard::credits {
 namespace {
@@ -21,9 +22,9 @@ using v1::LedgerEntry;
 class LedgerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    storage::SqliteStoreOptions options;
-    options.path = dir_.path() + "/ledger.db";
-    store_ = *storage::SqliteStore::Open(options);
+    auto store = switchyard::testing::OpenTestStore(dir_.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
     ledger_ = *CreditLedger::Create(LedgerOptions{}, *store_, clock_);
     MakePool("main", 20);
     MakeTenant("acme", "main", 0);
@@ -125,7 +126,7 @@ class LedgerTest : public ::testing::Test {
 
   testing::TempDir dir_;
   ManualClock clock_{absl::FromUnixSeconds(1800000000)};
-  std::unique_ptr<storage::SqliteStore> store_;
+  std::unique_ptr<storage::Store> store_;
   std::unique_ptr<CreditLedger> ledger_;
 };
 

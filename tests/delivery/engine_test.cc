@@ -66,7 +66,8 @@ class EngineTest : public testing::DomainTest {
     store_->SetCommitListener(engine_.get());
     subscriptions_ = std::make_unique<SubscriptionManager>(
         *store_, clock_, [this](const std::string& name) { engine_->Invalidate(name); },
-        [this](const std::string& name) { engine_->ReplayDeadLetters(name); });
+        [this](const std::string& name) { engine_->ReplayDeadLetters(name); },
+        [this] { return engine_->Checkpoint(); });
   }
 
   // Simulates a restart: the old engine writes what it has and goes away.

@@ -30,7 +30,7 @@ import yaml
 # -dev packages of the libraries the programs link (CMakeLists.txt find_package) and a runtime
 # package each must bring along.
 LINKED_DEV_PACKAGES = ["libgrpc++-dev", "libprotobuf-dev", "libabsl-dev", "libssl-dev", "libsqlite3-dev",
-                       "prometheus-cpp-dev", "libcurl4-openssl-dev"]
+                       "prometheus-cpp-dev", "libcurl4-openssl-dev", "libpq-dev"]
 NOT_LIBRARIES = {"ca-certificates", "sqlite3", "tini", "tzdata"}
 
 

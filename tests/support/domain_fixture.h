@@ -1,8 +1,9 @@
 #ifndef SWITCHYARD_TESTS_SUPPORT_DOMAIN_FIXTURE_H_
 #define SWITCHYARD_TESTS_SUPPORT_DOMAIN_FIXTURE_H_
 
-// The domain modules wired over a real SQLite store in a temp dir, with a
-// manual clock, as the server wires them.
+// The domain modules wired over a real store (SQLite in a temp dir, or a
+// PostgreSQL schema: see test_store.h), with a manual clock, as the server
+// wires them.
 
 #include <memory>
 
@@ -12,19 +13,20 @@
 #include "server/common/clock.h"
 #include "server/connections/connections.h"
 #include "server/credits/ledger.h"
-#include "server/storage/sqlite/sqlite_store.h"
+#include "server/storage/store.h"
 #include "server/tenants/tenants.h"
 #include "server/vault/vault.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_store.h"
 
 namespace switchyard::testing {
 
 class DomainTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    storage::SqliteStoreOptions options;
-    options.path = dir_.path() + "/store.db";
-    store_ = *storage::SqliteStore::Open(options);
+    auto store = OpenTestStore(dir_.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
     catalog_ = *catalog::SystemCatalog::FromText(catalog::SystemCatalog::DefaultText());
     ledger_ = *credits::CreditLedger::Create(credits::LedgerOptions{}, *store_, clock_);
     auto generated = crypto::MasterKeyring::Generate("k1");
@@ -84,7 +86,7 @@ class DomainTest : public ::testing::Test {
 
   TempDir dir_;
   ManualClock clock_{absl::FromUnixSeconds(1800000000)};
-  std::unique_ptr<storage::SqliteStore> store_;
+  std::unique_ptr<storage::Store> store_;
   std::unique_ptr<catalog::SystemCatalog> catalog_;
   std::unique_ptr<credits::CreditLedger> ledger_;
   std::unique_ptr<crypto::MasterKeyring> keyring_;

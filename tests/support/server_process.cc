@@ -18,6 +18,7 @@
 #include "client/gateway_client.h"
 #include "server/auth/token_format.h"
 #include "server/crypto/keyring.h"
+#include "tests/support/test_store.h"
 
 namespace switchyard::testing {
 
@@ -55,6 +56,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     args.push_back("--master_key_file=" + data_dir + "/master.keyring");
     args.push_back("--bootstrap_operator_key_file=" + data_dir + "/operator.key");
   }
+  for (std::string& flag : TestStoreServerFlags(data_dir)) args.push_back(std::move(flag));
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   const std::string log_path = data_dir + "/server.log";
   int pipe_fds[2];

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The PostgreSQL server of the test suite: a private cluster in DIR, listening
+# on a free loopback port with password (SCRAM) authentication.
+#
+#   scripts/postgres-test.sh start DIR   new cluster; writes DIR/url, DIR/password
+#   scripts/postgres-test.sh stop DIR    fast shutdown (data kept)
+#   scripts/postgres-test.sh resume DIR  starts the kept cluster on its port again
+#   scripts/postgres-test.sh destroy DIR stops it and removes DIR
+#
+# PostgreSQL refuses to run as root; as root the cluster runs as the
+# `postgres` user that Debian's package creates.
+set -euo pipefail
+cmd=${1:?usage: postgres-test.sh start|stop|resume|destroy DIR}
+dir=$(realpath -m "${2:?DIR missing}")
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+if [ -z "$bin" ]; then
+  echo "postgres-test: PostgreSQL is not installed (scripts/bootstrap.sh installs it)" >&2
+  exit 1
+fi
+
+as_owner() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+running() { [ -d "$dir/data" ] && as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; }
+
+start_server() {
+  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $(cat "$dir/port") -k $dir -c max_connections=300" \
+    start >/dev/null
+}
+
+case "$cmd" in
+  start)
+    if running; then as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null; fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    echo "switchyard-test" >"$dir/password"
+    if [ "$(id -u)" = 0 ]; then chown -R postgres "$dir"; fi
+    as_owner "$bin/initdb" -D "$dir/data" -U switchyard --pwfile="$dir/password" \
+      --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --no-sync >"$dir/initdb.log"
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
+      >"$dir/port"
+    start_server
+    echo "postgresql://switchyard@127.0.0.1:$(cat "$dir/port")/postgres" >"$dir/url"
+    echo "postgres-test: $(cat "$dir/url") ($("$bin/postgres" --version))"
+    ;;
+  stop)
+    if running; then as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; fi
+    ;;
+  resume)
+    running || start_server
+    ;;
+  destroy)
+    if running; then as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; fi
+    rm -rf "$dir"
+    ;;
+  *)
+    echo "usage: postgres-test.sh start|stop|resume|destroy DIR" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,127 @@
+#ifndef SWITCHYARD_SERVER_STORAGE_POSTGRES_PG_STORE_H_
+#define SWITCHYARD_SERVER_STORAGE_POSTGRES_PG_STORE_H_
+
+// The PostgreSQL store: the same tables and transactions as the embedded
+// store, shared by every gateway replica connected to one database.
+//
+// - Write transactions run SERIALIZABLE, so that concurrent replicas reading a
+//   balance and writing it back cannot overdraw it; a transaction that loses a
+//   serialization conflict runs again from the start (its function runs once
+//   per attempt, up to `max_attempts`).
+// - A pool of connections serves transactions; statements are prepared once
+//   per connection. A connection that breaks is dropped and replaced on next
+//   use, so the store recovers by itself when the database comes back.
+// - Committed events are announced to this replica's listener at once and to
+//   the other replicas through NOTIFY on a channel named after the schema; a
+//   dedicated LISTEN connection hands other replicas' notices to the listener.
+// - Schema migrations run in one transaction under an advisory lock, so
+//   replicas starting together apply each migration once.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/storage/fair_queue.h"
+#include "server/storage/store.h"
+
+namespace switchyard::storage {
+
+class PgConn;
+
+struct PgStoreOptions {
+  // A libpq connection string or URI, for example
+  // "postgresql://switchyard@db:5432/switchyard". Tables live in the first
+  // schema of the search path (set it with `options=-csearch_path=...`).
+  // Required.
+  std::string url;
+  // The password, when `url` has none (read from a file or the environment by
+  // the caller). Empty: libpq's own sources (PGPASSWORD, ~/.pgpass).
+  std::string password;
+  // Connections for transactions; also the number of threads running
+  // asynchronous writes. Default 8.
+  int pool_size = 8;
+  // Longest wait for a new connection to be established.
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Longest a statement may run, and longest a caller waits for a free
+  // connection of the pool.
+  absl::Duration statement_timeout = absl::Seconds(10);
+  // Runs of a write transaction that keeps losing serialization conflicts
+  // before it fails with kAborted.
+  int max_attempts = 10;
+};
+
+// Thread-safe.
+class PgStore final : public Store {
+ public:
+  // Connects, applies pending migrations and starts the LISTEN thread.
+  // kUnavailable when the database cannot be reached; kFailedPrecondition
+  // when its schema is newer than this binary or the search path names no
+  // existing schema.
+  static absl::StatusOr<std::unique_ptr<PgStore>> Open(const PgStoreOptions& options);
+
+  // Finishes queued asynchronous writes, then closes every connection.
+  ~PgStore() override;
+
+  absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) override;
+  void WriteAsync(std::function<absl::Status(Transaction&)> fn,
+                  std::function<void(absl::Status)> done, absl::string_view fairness_key) override
+      ABSL_LOCKS_EXCLUDED(queue_mu_);
+  absl::Status Read(absl::FunctionRef<absl::Status(Transaction&)> fn) override;
+  void SetCommitListener(CommitListener* listener) override;
+
+  // Write transactions run again after a serialization conflict, so far.
+  int64_t ConflictRetries() const { return conflict_retries_.load(std::memory_order_relaxed); }
+
+ private:
+  struct AsyncWrite;
+  PgStore(PgStoreOptions options, std::string schema, std::string channel);
+
+  // One connection of the pool, waiting up to statement_timeout for a free
+  // slot. kUnavailable when none frees up or the database cannot be reached.
+  absl::StatusOr<std::unique_ptr<PgConn>> Acquire() ABSL_LOCKS_EXCLUDED(pool_mu_);
+  void Release(std::unique_ptr<PgConn> conn) ABSL_LOCKS_EXCLUDED(pool_mu_);
+  absl::Status RunWrite(absl::FunctionRef<absl::Status(Transaction&)> fn);
+  // Sends `notices` to the other replicas when the transaction commits.
+  absl::Status Notify(PgConn& conn, const std::vector<EventNotice>& notices);
+  void WorkerLoop() ABSL_LOCKS_EXCLUDED(queue_mu_);
+  void ListenLoop();
+  // Waits on the stop pipe and `fd` (-1: none) up to `timeout`; false when
+  // stopping.
+  bool WaitReadable(int fd, absl::Duration timeout);
+
+  // Constant after construction.
+  const PgStoreOptions options_;
+  const std::string schema_;
+  const std::string channel_;     // NOTIFY channel of this schema's events
+  const std::string replica_id_;  // marks this process's own notifications
+
+  absl::Mutex pool_mu_;
+  std::vector<std::unique_ptr<PgConn>> idle_ ABSL_GUARDED_BY(pool_mu_);
+  int open_ ABSL_GUARDED_BY(pool_mu_) = 0;
+  // After a failed connect, callers fail fast until then instead of each
+  // waiting for its own connect timeout.
+  absl::Time down_until_ ABSL_GUARDED_BY(pool_mu_) = absl::InfinitePast();
+
+  absl::Mutex queue_mu_;
+  FairQueue<AsyncWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+
+  std::atomic<CommitListener*> listener_{nullptr};
+  std::atomic<int64_t> conflict_retries_{0};
+  std::atomic<bool> listen_stopping_{false};
+  int stop_pipe_[2] = {-1, -1};  // written once to wake the LISTEN thread
+
+  std::vector<std::thread> workers_;
+  std::thread listen_thread_;
+};
+
+}  // namespace switchyard::storage
+
+#endif  // SWITCHYARD_SERVER_STORAGE_POSTGRES_PG_STORE_H_

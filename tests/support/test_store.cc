@@ -1,0 +1,120 @@
+#include "tests/support/test_store.h"
+
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "server/storage/postgres/pg_store.h"
+#include "server/storage/sqlite/sqlite_store.h"
+
+namespace switchyard::testing {
+namespace {
+
+std::string ReadTrimmed(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return std::string(absl::StripAsciiWhitespace(text.str()));
+}
+
+// Creates schema `name` through an admin connection.
+absl::Status CreateSchema(const std::string& name) {
+  const std::string dir = TestPostgresDir();
+  const std::string url = ReadTrimmed(dir + "/url");
+  const std::string password = ReadTrimmed(dir + "/password");
+  const char* keys[] = {"dbname", "password", nullptr};
+  const char* values[] = {url.c_str(), password.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, 1);
+  absl::Status status;
+  if (PQstatus(conn) != CONNECTION_OK) {
+    status = absl::UnavailableError(absl::StrCat("test PostgreSQL: ", PQerrorMessage(conn)));
+  } else {
+    PGresult* res = PQexec(conn, absl::StrCat("CREATE SCHEMA ", name).c_str());
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+      status = absl::InternalError(absl::StrCat("CREATE SCHEMA: ", PQresultErrorMessage(res)));
+    }
+    PQclear(res);
+  }
+  PQfinish(conn);
+  return status;
+}
+
+}  // namespace
+
+std::string TestPostgresDir() {
+  const char* dir = std::getenv("SWITCHYARD_TEST_POSTGRES");
+  return dir == nullptr ? std::string() : std::string(dir);
+}
+
+bool TestStoreIsPostgres() { return !TestPostgresDir().empty(); }
+
+absl::StatusOr<std::string> TestPostgresUrl(const std::string& dir) {
+  const std::string pg = TestPostgresDir();
+  if (pg.empty()) return absl::FailedPreconditionError("tests are not running on PostgreSQL");
+  const std::string saved = dir + "/postgres.url";
+  if (std::filesystem::exists(saved)) return ReadTrimmed(saved);
+  absl::BitGen gen;
+  const std::string schema =
+      absl::StrCat("t", absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+  if (absl::Status s = CreateSchema(schema); !s.ok()) return s;
+  const std::string base = ReadTrimmed(pg + "/url");
+  const std::string url = absl::StrCat(base, base.find('?') == std::string::npos ? "?" : "&",
+                                       "options=-csearch_path%3D", schema);
+  std::ofstream(saved) << url << "\n";
+  return url;
+}
+
+absl::StatusOr<std::unique_ptr<storage::Store>> OpenTestStore(const std::string& dir) {
+  if (!TestStoreIsPostgres()) {
+    storage::SqliteStoreOptions options;
+    options.path = dir + "/store.db";
+    auto store = storage::SqliteStore::Open(options);
+    if (!store.ok()) return store.status();
+    return std::unique_ptr<storage::Store>(std::move(*store));
+  }
+  auto url = TestPostgresUrl(dir);
+  if (!url.ok()) return url.status();
+  storage::PgStoreOptions options;
+  options.url = *url;
+  options.password = ReadTrimmed(TestPostgresDir() + "/password");
+  options.pool_size = 4;
+  auto store = storage::PgStore::Open(options);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<storage::Store>(std::move(*store));
+}
+
+std::string TestStoreFileBytes(const std::string& dir) {
+  std::vector<std::string> files;
+  if (!TestStoreIsPostgres()) {
+    files = {dir + "/store.db", dir + "/store.db-wal"};
+  } else {
+    for (const auto& entry :
+         std::filesystem::recursive_directory_iterator(TestPostgresDir() + "/data")) {
+      if (entry.is_regular_file()) files.push_back(entry.path().string());
+    }
+  }
+  std::string bytes;
+  for (const std::string& path : files) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    bytes += s.str();
+  }
+  return bytes;
+}
+
+std::vector<std::string> TestStoreServerFlags(const std::string& dir) {
+  if (!TestStoreIsPostgres()) return {};
+  auto url = TestPostgresUrl(dir);
+  if (!url.ok()) return {"--database_url=unavailable:" + url.status().ToString()};
+  return {"--database_url=" + *url, "--database_password_file=" + TestPostgresDir() + "/password"};
+}
+
+}  // namespace switchyard::testing

@@ -1,0 +1,47 @@
+#ifndef SWITCHYARD_TESTS_SUPPORT_TEST_STORE_H_
+#define SWITCHYARD_TESTS_SUPPORT_TEST_STORE_H_
+
+// The store a test runs on. By default the embedded SQLite store in a
+// directory of the test; when the environment variable
+// SWITCHYARD_TEST_POSTGRES names the directory of a test PostgreSQL server
+// (started by scripts/postgres-test.sh, as CTest does for the ".postgres"
+// variants of the store tests), a fresh schema of that server instead. The
+// same tests thus run, unchanged, on both backends.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/storage/store.h"
+
+namespace switchyard::testing {
+
+// Whether tests run on PostgreSQL.
+bool TestStoreIsPostgres();
+
+// The directory of the test PostgreSQL server ("" on SQLite). It holds `url`
+// (an admin connection URI) and `password`.
+std::string TestPostgresDir();
+
+// Opens the store for `dir` (a directory of the test). On PostgreSQL, the
+// schema is made for `dir` on first use and reused by later calls with the
+// same `dir`, so a reopened store sees the same rows.
+absl::StatusOr<std::unique_ptr<storage::Store>> OpenTestStore(const std::string& dir);
+
+// Every byte the store of `dir` keeps on disk: the SQLite database and its
+// write-ahead log, or every file of the test PostgreSQL cluster (its WAL holds
+// every committed row). For tests that look for what must never be stored.
+std::string TestStoreFileBytes(const std::string& dir);
+
+// The server flags selecting the same store for a server whose data
+// directory is `dir` (none on SQLite, which lives in the data directory).
+std::vector<std::string> TestStoreServerFlags(const std::string& dir);
+
+// A connection URI to the schema of `dir` (made on first use). PostgreSQL
+// only.
+absl::StatusOr<std::string> TestPostgresUrl(const std::string& dir);
+
+}  // namespace switchyard::testing
+
+#endif  // SWITCHYARD_TESTS_SUPPORT_TEST_STORE_H_
