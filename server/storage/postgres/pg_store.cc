@@ -480,10 +480,11 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgConn::Connect(const PgStoreOptions& op
     return Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
                  absl::StrCat("cannot connect to PostgreSQL: ", message));
   }
-  const std::string settings = absl::StrCat(
-      "SET statement_timeout = ", absl::ToInt64Milliseconds(options.statement_timeout),
-      "; SET idle_in_transaction_session_timeout = ",
-      absl::ToInt64Milliseconds(options.statement_timeout * 3), "; SET TIME ZONE 'UTC'; SET client_min_messages = warning");
+  const std::string settings =
+      absl::StrCat("SET statement_timeout = ", absl::ToInt64Milliseconds(options.statement_timeout),
+                   "; SET idle_in_transaction_session_timeout = ",
+                   absl::ToInt64Milliseconds(options.statement_timeout * 3),
+                   "; SET TIME ZONE 'UTC'; SET client_min_messages = warning");
   SY_RETURN_IF_ERROR(conn->Exec(settings.c_str()));
   return conn;
 }
@@ -621,6 +622,10 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const PgStoreOptions& opt
   if (channel.size() > 63) channel.resize(63);  // NAMEDATALEN
   auto store = std::unique_ptr<PgStore>(new PgStore(options, schema, channel));
   store->Release(std::move(conn));
+  if (!store->listening_.WaitForNotificationWithTimeout(options.connect_timeout)) {
+    log::Warning("store notification listener not ready; events of other replicas may arrive "
+                 "late until it connects");
+  }
   return store;
 }
 
@@ -662,10 +667,13 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgStore::Acquire() {
       return Error(absl::StatusCode::kUnavailable, "STORE_BUSY",
                    "store: every database connection stayed busy; retry");
     }
-    if (!idle_.empty()) {
+    while (!idle_.empty()) {
       std::unique_ptr<PgConn> conn = std::move(idle_.back());
       idle_.pop_back();
-      return conn;
+      // A server that shut down or restarted has closed the idle connections;
+      // reading what it sent notices that before a statement fails on them.
+      if (PQconsumeInput(conn->handle()) != 0 && !conn->broken()) return conn;
+      --open_;
     }
     if (absl::Now() < down_until_) {
       return Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
@@ -677,7 +685,7 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgStore::Acquire() {
   if (!conn.ok()) {
     absl::MutexLock lock(&pool_mu_);
     --open_;
-    down_until_ = absl::Now() + absl::Milliseconds(500);
+    down_until_ = absl::Now() + options_.reconnect_backoff;
   }
   return conn;
 }
@@ -742,8 +750,9 @@ absl::Status PgStore::RunWrite(absl::FunctionRef<absl::Status(Transaction&)> fn)
                      "store: the transaction kept conflicting with concurrent ones; retry");
       }
       conflict_retries_.fetch_add(1, std::memory_order_relaxed);
-      // Randomized backoff so that the conflicting transactions drift apart.
-      absl::SleepFor(absl::Microseconds(absl::Uniform(gen, 0, 200 << std::min(attempt, 6))));
+      // Randomized, growing backoff so that the conflicting transactions
+      // drift apart: up to 0.4 ms after the first conflict, at most 50 ms.
+      absl::SleepFor(absl::Microseconds(absl::Uniform(gen, 0, std::min(200 << attempt, 50000))));
       continue;
     }
     if (status.ok() && !inserted.empty()) {
@@ -846,6 +855,7 @@ void PgStore::ListenLoop() {
       continue;
     }
     backoff = absl::Milliseconds(100);
+    if (!listening_.HasBeenNotified()) listening_.Notify();
     PgConn& c = **conn;
     if (reconnected) {
       // Notifications sent while this connection was down are lost: announce

@@ -27,6 +27,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "server/storage/fair_queue.h"
 #include "server/storage/store.h"
@@ -53,14 +54,20 @@ struct PgStoreOptions {
   // connection of the pool.
   absl::Duration statement_timeout = absl::Seconds(10);
   // Runs of a write transaction that keeps losing serialization conflicts
-  // before it fails with kAborted.
-  int max_attempts = 10;
+  // before it fails with kAborted. Conflicts are expected on hot rows (a
+  // pool's balance); attempts back off with jitter.
+  int max_attempts = 30;
+  // After a failed connect, how long callers fail fast instead of each
+  // waiting for a connect of its own.
+  absl::Duration reconnect_backoff = absl::Milliseconds(500);
 };
 
 // Thread-safe.
 class PgStore final : public Store {
  public:
-  // Connects, applies pending migrations and starts the LISTEN thread.
+  // Connects, applies pending migrations and starts the LISTEN thread; returns
+  // once that thread listens (or after connect_timeout), so that no commit of
+  // another replica made after Open goes unannounced.
   // kUnavailable when the database cannot be reached; kFailedPrecondition
   // when its schema is newer than this binary or the search path names no
   // existing schema.
@@ -105,8 +112,7 @@ class PgStore final : public Store {
   absl::Mutex pool_mu_;
   std::vector<std::unique_ptr<PgConn>> idle_ ABSL_GUARDED_BY(pool_mu_);
   int open_ ABSL_GUARDED_BY(pool_mu_) = 0;
-  // After a failed connect, callers fail fast until then instead of each
-  // waiting for its own connect timeout.
+  // After a failed connect, callers fail fast until then (reconnect_backoff).
   absl::Time down_until_ ABSL_GUARDED_BY(pool_mu_) = absl::InfinitePast();
 
   absl::Mutex queue_mu_;
@@ -116,6 +122,7 @@ class PgStore final : public Store {
   std::atomic<CommitListener*> listener_{nullptr};
   std::atomic<int64_t> conflict_retries_{0};
   std::atomic<bool> listen_stopping_{false};
+  absl::Notification listening_;  // the first LISTEN succeeded
   int stop_pipe_[2] = {-1, -1};  // written once to wake the LISTEN thread
 
   std::vector<std::thread> workers_;

@@ -1,0 +1,241 @@
+#include "server/storage/postgres/pg_store.h"
+
+#include <libpq-fe.h>
+
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/common/status.h"
+#include "tests/support/postgres_server.h"
+#include "tests/support/temp_dir.h"
+#include "tests/support/test_store.h"
+
+namespace switchyard::storage {
+namespace {
+
+using ::testing::ElementsAre;
+
+// What only the PostgreSQL store does: several replicas on one database,
+// conflicts, notifications between replicas, database restarts. Runs against
+// the shared test server (a schema per test) or a private cluster.
+class PgStoreTest : public ::testing::Test {
+ protected:
+  PgStoreOptions Options() {
+    auto url = testing::TestPostgresUrl(dir_.path());
+    EXPECT_TRUE(url.ok()) << url.status();
+    PgStoreOptions options;
+    options.url = url.ok() ? *url : "";
+    std::ifstream in(testing::TestPostgresDir() + "/password");
+    std::getline(in, options.password);
+    options.pool_size = 4;
+    return options;
+  }
+
+  // A replica: another store on the same schema.
+  std::unique_ptr<PgStore> Replica() {
+    auto store = PgStore::Open(Options());
+    EXPECT_TRUE(store.ok()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+
+  static PoolRow Pool(const std::string& id, int64_t capacity) {
+    PoolRow row;
+    row.id = id;
+    row.capacity = capacity;
+    return row;
+  }
+
+  static absl::StatusOr<int64_t> Capacity(Store& store, const std::string& id) {
+    int64_t capacity = -1;
+    SY_RETURN_IF_ERROR(store.Read([&](Transaction& tx) -> absl::Status {
+      SY_ASSIGN_OR_RETURN(std::optional<PoolRow> row, tx.GetPool(id));
+      if (row.has_value()) capacity = row->capacity;
+      return absl::OkStatus();
+    }));
+    return capacity;
+  }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(PgStoreTest, ReplicasUpdatingOneRowNeverLoseAnUpdate) {
+  auto a = Replica();
+  auto b = Replica();
+  ASSERT_TRUE(a->Write([](Transaction& tx) { return tx.InsertPool(Pool("p", 0)); }).ok());
+  constexpr int kThreadsPerReplica = 4;
+  constexpr int kIncrements = 40;
+  std::vector<std::thread> threads;
+  for (PgStore* store : {a.get(), b.get()}) {
+    for (int t = 0; t < kThreadsPerReplica; ++t) {
+      threads.emplace_back([store] {
+        for (int i = 0; i < kIncrements; ++i) {
+          // Read, then write back: the pattern of every balance update.
+          absl::Status s = store->Write([](Transaction& tx) -> absl::Status {
+            SY_ASSIGN_OR_RETURN(std::optional<PoolRow> row, tx.GetPool("p"));
+            row->capacity += 1;
+            return tx.UpdatePool(*row);
+          });
+          EXPECT_TRUE(s.ok()) << s;
+        }
+      });
+    }
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(*Capacity(*a, "p"), 2 * kThreadsPerReplica * kIncrements);
+  // Serializable transactions conflicted and ran again rather than
+  // overwriting each other.
+  EXPECT_GT(a->ConflictRetries() + b->ConflictRetries(), 0);
+}
+
+class Listener final : public CommitListener {
+ public:
+  void EventsCommitted(const std::vector<EventNotice>& notices) override {
+    absl::MutexLock lock(&mu);
+    for (const auto& n : notices) seen.push_back(absl::StrCat(n.connection_id, "@", n.sequence));
+  }
+  // Waits until `count` notices arrived (at most 30 s); returns them.
+  std::vector<std::string> WaitFor(size_t count) {
+    absl::MutexLock lock(&mu);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return seen.size() >= count; };
+    mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(30));
+    return seen;
+  }
+  absl::Mutex mu;
+  std::vector<std::string> seen ABSL_GUARDED_BY(mu);
+};
+
+EventRow Event(const std::string& connection, int64_t sequence) {
+  EventRow row;
+  row.tenant_id = "t";
+  row.connection_id = connection;
+  row.sequence = sequence;
+  row.event_id = absl::StrCat(connection, "-", sequence);
+  row.receive_time = absl::FromUnixSeconds(1800000000);
+  row.body = "{}";
+  return row;
+}
+
+TEST_F(PgStoreTest, EventsCommittedOnOneReplicaAreAnnouncedOnTheOthers) {
+  auto a = Replica();
+  auto b = Replica();
+  Listener on_a, on_b;
+  a->SetCommitListener(&on_a);
+  b->SetCommitListener(&on_b);
+  ASSERT_TRUE(a->Write([](Transaction& tx) -> absl::Status {
+                 SY_RETURN_IF_ERROR(tx.InsertEvent(Event("x", 1)));
+                 SY_RETURN_IF_ERROR(tx.InsertEvent(Event("x", 2)));
+                 return tx.InsertEvent(Event("y", 1));
+               }).ok());
+  EXPECT_THAT(on_b.WaitFor(2), ElementsAre("x@2", "y@1"));
+  ASSERT_TRUE(b->Write([](Transaction& tx) { return tx.InsertEvent(Event("x", 3)); }).ok());
+  // A replica hears of its own commits once, directly, and not again by
+  // NOTIFY: notifications arrive in commit order, so an echo of a's own
+  // commit would come before b's x@3.
+  EXPECT_THAT(on_a.WaitFor(3), ElementsAre("x@2", "y@1", "x@3"));
+  EXPECT_THAT(on_b.WaitFor(3), ElementsAre("x@2", "y@1", "x@3"));
+  a->SetCommitListener(nullptr);
+  b->SetCommitListener(nullptr);
+}
+
+TEST_F(PgStoreTest, ReplicasStartingTogetherApplyEachMigrationOnce) {
+  PgStoreOptions options = Options();
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> results(4);
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] { results[i] = PgStore::Open(options).status(); });
+  }
+  for (auto& t : threads) t.join();
+  for (const absl::Status& s : results) EXPECT_TRUE(s.ok()) << s;
+  const char* keys[] = {"dbname", "password", nullptr};
+  const char* values[] = {options.url.c_str(), options.password.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keys, values, 1);
+  ASSERT_EQ(PQstatus(conn), CONNECTION_OK) << PQerrorMessage(conn);
+  PGresult* res =
+      PQexec(conn, "SELECT COUNT(*), COUNT(DISTINCT version), MAX(version) FROM schema_version");
+  ASSERT_EQ(PQresultStatus(res), PGRES_TUPLES_OK) << PQresultErrorMessage(res);
+  EXPECT_STREQ(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));  // no version twice
+  EXPECT_STREQ(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
+  PQclear(res);
+  PQfinish(conn);
+}
+
+TEST_F(PgStoreTest, AFunctionThatIgnoresAFailedStatementCommitsNothing) {
+  auto store = Replica();
+  ASSERT_TRUE(store->Write([](Transaction& tx) { return tx.InsertPool(Pool("p", 1)); }).ok());
+  absl::Status status = store->Write([](Transaction& tx) -> absl::Status {
+    SY_RETURN_IF_ERROR(tx.InsertPool(Pool("q", 1)));
+    tx.InsertPool(Pool("p", 2)).IgnoreError();  // taken: PostgreSQL aborts the transaction
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
+  EXPECT_EQ(*Capacity(*store, "q"), -1);  // not half committed
+}
+
+TEST_F(PgStoreTest, AsynchronousWritesOfOneKeyRunInOrderWhileKeysRunInParallel) {
+  auto store = Replica();
+  absl::Mutex mu;
+  std::vector<int> order;  // of key "k"
+  int done = 0;
+  constexpr int kWrites = 100;
+  for (int i = 0; i < kWrites; ++i) {
+    store->WriteAsync(
+        [&, i](Transaction& tx) -> absl::Status {
+          SY_RETURN_IF_ERROR(tx.InsertPool(Pool(absl::StrCat("k", i), i)));
+          absl::MutexLock lock(&mu);
+          order.push_back(i);
+          return absl::OkStatus();
+        },
+        [&](absl::Status s) {
+          EXPECT_TRUE(s.ok()) << s;
+          absl::MutexLock lock(&mu);
+          ++done;
+        },
+        "k");
+    store->WriteAsync([i](Transaction& tx) { return tx.InsertPool(Pool(absl::StrCat("o", i), i)); },
+                      [&](absl::Status s) {
+                        EXPECT_TRUE(s.ok()) << s;
+                        absl::MutexLock lock(&mu);
+                        ++done;
+                      },
+                      absl::StrCat("other", i % 7));
+  }
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(
+      +[](int* d) { return *d == 2 * kWrites; }, &done));
+  ASSERT_EQ(order.size(), static_cast<size_t>(kWrites));
+  for (int i = 0; i < kWrites; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST_F(PgStoreTest, ADatabaseRestartFailsCallsClearlyAndTheStoreRecoversByItself) {
+  auto server = testing::PostgresServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  PgStoreOptions options;
+  options.url = (*server)->url();
+  options.password = (*server)->password();
+  options.pool_size = 2;
+  options.connect_timeout = absl::Seconds(2);
+  options.reconnect_backoff = absl::ZeroDuration();
+  auto store = PgStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->Write([](Transaction& tx) { return tx.InsertPool(Pool("p", 1)); }).ok());
+
+  ASSERT_TRUE((*server)->Stop().ok());
+  absl::Status down = (*store)->Write([](Transaction& tx) { return tx.InsertPool(Pool("q", 1)); });
+  EXPECT_EQ(down.code(), absl::StatusCode::kUnavailable) << down;
+  EXPECT_EQ(ReasonOf(down), "STORE_UNAVAILABLE");
+  EXPECT_EQ(Capacity(**store, "p").status().code(), absl::StatusCode::kUnavailable);
+
+  ASSERT_TRUE((*server)->Resume().ok());
+  // The same store object serves again: broken connections were replaced.
+  EXPECT_EQ(*Capacity(**store, "p"), 1);
+  EXPECT_TRUE((*store)->Write([](Transaction& tx) { return tx.InsertPool(Pool("q", 2)); }).ok());
+  EXPECT_EQ(*Capacity(**store, "q"), 2);
+}
+
+}  // namespace
+}  // namespace switchyard::storage
