@@ -437,6 +437,7 @@ void Server::CheckComponents() {
   // The store: a read must succeed.
   absl::Status store =
       store_->Read([](storage::Transaction& tx) { return tx.GetPool("$probe").status(); });
+  SetStoreReady(store.ok());
   // Webhook ingest: no webhook refused because the store failed since the
   // last check.
   int64_t ingest_failures = 0;
@@ -495,11 +496,23 @@ void Server::CheckComponents() {
 }
 
 void Server::SetServing(bool serving) {
+  absl::MutexLock lock(&health_mu_);
   serving_ = serving;
   for (grpc::Server* s : {grpc_server_.get(), health_server_.get()}) {
     if (s == nullptr) continue;
     s->GetHealthCheckService()->SetServingStatus(serving);
-    s->GetHealthCheckService()->SetServingStatus("switchyard.v1.Gateway", serving);
+    s->GetHealthCheckService()->SetServingStatus("switchyard.v1.Gateway", serving && store_ready_);
+  }
+}
+
+void Server::SetStoreReady(bool ready) {
+  absl::MutexLock lock(&health_mu_);
+  if (ready == store_ready_) return;
+  store_ready_ = ready;
+  log::Warning(ready ? "ready again: the store answers" : "not ready: the store does not answer");
+  if (!serving_) return;
+  for (grpc::Server* s : {grpc_server_.get(), health_server_.get()}) {
+    if (s != nullptr) s->GetHealthCheckService()->SetServingStatus("switchyard.v1.Gateway", ready);
   }
 }
 

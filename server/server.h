@@ -184,8 +184,13 @@ class Server {
  private:
   explicit Server(const ServerOptions& options, Clock& clock);
   void MaintenanceLoop() ABSL_LOCKS_EXCLUDED(mu_);
-  // Reports `serving` on the health service of every listener.
-  void SetServing(bool serving);
+  // Reports `serving` on the health service of every listener: the overall
+  // status ("", liveness) is `serving`; the gateway's service (readiness) is
+  // `serving` while the store answers too.
+  void SetServing(bool serving) ABSL_LOCKS_EXCLUDED(health_mu_);
+  // Readiness follows the store: not ready while it cannot be read, so that
+  // a load balancer sends calls to replicas that can serve them.
+  void SetStoreReady(bool ready) ABSL_LOCKS_EXCLUDED(health_mu_);
   // Registers what /metrics reads at every scrape.
   void AddMetricSources();
 
@@ -226,6 +231,8 @@ class Server {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<bool> serving_{false};
+  absl::Mutex health_mu_;  // orders the updates of the health service
+  bool store_ready_ ABSL_GUARDED_BY(health_mu_) = true;
   mutable absl::Mutex components_mu_;
   std::vector<Component> components_ ABSL_GUARDED_BY(components_mu_);
   // Counters seen by the last CheckComponents (maintenance thread only).

@@ -8,9 +8,6 @@
 // every operation the server acknowledged must be visible.
 
 #include <atomic>
-#include <map>
-#include <random>
-#include <set>
 #include <thread>
 #include <vector>
 
@@ -18,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "client/gateway_client.h"
 #include "gtest/gtest.h"
+#include "tests/support/credit_workload.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
 
@@ -25,17 +23,6 @@ namespace switchyard {
 namespace {
 
 constexpr int kClients = 64;
-constexpr int kTenants = 8;
-constexpr int64_t kCapacity = 240;
-
-// What the server acknowledged, per resource name.
-struct Acknowledged {
-  absl::Mutex mu;
-  std::set<std::string> connected ABSL_GUARDED_BY(mu);
-  std::set<std::string> disconnected ABSL_GUARDED_BY(mu);
-  std::set<std::string> reserved ABSL_GUARDED_BY(mu);
-  std::map<std::string, v1::CreditReservation::State> resolved ABSL_GUARDED_BY(mu);
-};
 
 class CreditInvariantTest : public ::testing::Test {
  protected:
@@ -45,7 +32,7 @@ class CreditInvariantTest : public ::testing::Test {
     server_ = *std::move(server);
   }
 
-  std::unique_ptr<client::GatewayClient> NewClient(int attempts = 4) {
+  std::unique_ptr<client::GatewayClient> NewClient(int attempts) {
     client::ClientOptions options;
     options.target = server_->target();
     options.api_key = server_->operator_key();
@@ -54,229 +41,39 @@ class CreditInvariantTest : public ::testing::Test {
     return client::GatewayClient::Create(options);
   }
 
-  void CreatePoolAndTenants() {
-    auto c = NewClient();
-    v1::CreateCreditPoolRequest pool;
-    pool.set_credit_pool_id("shared");
-    pool.mutable_credit_pool()->set_capacity(kCapacity);
-    ASSERT_TRUE(c->CreateCreditPool(pool).ok());
-    for (int t = 0; t < kTenants; ++t) {
-      v1::CreateTenantRequest tenant;
-      tenant.set_tenant_id(absl::StrCat("tenant-", t));
-      tenant.mutable_tenant()->set_credit_pool("creditPools/shared");
-      if (t == 0) tenant.mutable_tenant()->set_credit_limit(20);
-      ASSERT_TRUE(c->CreateTenant(tenant).ok());
-    }
-  }
-
-  // One client's random walk. Returns when `ops` operations were made or
-  // `stop` is set. Only successful answers are recorded as acknowledged.
-  void RunClient(int id, int ops, const std::atomic<bool>& stop, std::atomic<int>& done,
-                 int attempts) {
-    auto c = NewClient(attempts);
-    std::mt19937 rng(static_cast<uint32_t>(1234 + id));
-    const std::string tenant = absl::StrCat("tenants/tenant-", id % kTenants);
-    const std::vector<std::pair<std::string, v1::Deployment>> systems = {
-        {"sap-s4hana", v1::CLOUD}, {"sap-ecc", v1::ON_PREMISES}, {"maintainx", v1::CLOUD},
-        {"netsuite", v1::CLOUD},   {"ibm-maximo", v1::CLOUD},    {"odoo", v1::ON_PREMISES}};
-    std::vector<std::string> my_connections, my_reservations;
-    for (int i = 0; i < ops && !stop.load(); ++i) {
-      const int choice = static_cast<int>(rng() % 10);
-      if (choice < 3) {
-        const auto& [system, deployment] = systems[rng() % systems.size()];
-        v1::CreateConnectionRequest req;
-        req.set_parent(tenant);
-        req.set_connection_id(absl::StrCat("c", id, "-", i));
-        req.mutable_connection()->set_system("systems/" + system);
-        req.mutable_connection()->set_deployment(deployment);
-        auto r = c->CreateConnection(req);
-        if (r.ok()) {
-          my_connections.push_back(r->name());
-          absl::MutexLock lock(&ack_.mu);
-          ack_.connected.insert(r->name());
-        }
-      } else if (choice < 5 && !my_connections.empty()) {
-        const size_t k = rng() % my_connections.size();
-        v1::DeleteConnectionRequest req;
-        req.set_name(my_connections[k]);
-        auto r = c->DeleteConnection(req);
-        if (r.ok()) {
-          absl::MutexLock lock(&ack_.mu);
-          ack_.disconnected.insert(r->name());
-        }
-        my_connections.erase(my_connections.begin() + static_cast<long>(k));
-      } else if (choice < 8) {
-        v1::ReserveCreditsRequest req;
-        req.set_parent(tenant);
-        req.set_reservation_id(absl::StrCat("r", id, "-", i));
-        req.set_amount(1 + static_cast<int64_t>(rng() % 6));
-        req.mutable_ttl()->set_seconds(choice == 7 ? 1 : 600);
-        auto r = c->ReserveCredits(req);
-        if (r.ok()) {
-          my_reservations.push_back(r->name());
-          absl::MutexLock lock(&ack_.mu);
-          ack_.reserved.insert(r->name());
-        }
-      } else if (!my_reservations.empty()) {
-        const size_t k = rng() % my_reservations.size();
-        const std::string name = my_reservations[k];
-        my_reservations.erase(my_reservations.begin() + static_cast<long>(k));
-        absl::StatusOr<v1::CreditReservation> r;
-        if (choice == 8) {
-          v1::CommitCreditReservationRequest req;
-          req.set_name(name);
-          r = c->CommitCreditReservation(req);
-        } else {
-          v1::ReleaseCreditReservationRequest req;
-          req.set_name(name);
-          r = c->ReleaseCreditReservation(req);
-        }
-        if (r.ok()) {
-          absl::MutexLock lock(&ack_.mu);
-          ack_.resolved[name] = r->state();
-        }
-      }
-      done.fetch_add(1);
-    }
-  }
-
-  // Reads the pool until `stop`, checking the balance at every read.
-  void Watch(const std::atomic<bool>& stop, std::atomic<int>& reads) {
-    auto c = NewClient(1);
-    v1::GetCreditPoolRequest req;
-    req.set_name("creditPools/shared");
-    while (!stop.load()) {
-      auto pool = c->GetCreditPool(req);
-      if (!pool.ok()) continue;  // the server may be down during the kill -9 test
-      ++reads;
-      EXPECT_EQ(pool->capacity(), pool->available() + pool->reserved() + pool->consumed());
-      EXPECT_GE(pool->available(), 0);
-      EXPECT_EQ(pool->capacity(), kCapacity);
-    }
-  }
-
-  // Checks the final state against the journal, the tenants and what was
-  // acknowledged.
-  void VerifyEverything() {
-    auto c = NewClient();
-    v1::GetCreditPoolRequest get;
-    get.set_name("creditPools/shared");
-    auto pool = c->GetCreditPool(get);
-    ASSERT_TRUE(pool.ok()) << pool.status();
-    EXPECT_EQ(pool->capacity(), pool->available() + pool->reserved() + pool->consumed());
-
-    int64_t capacity = 0, reserved = 0, consumed = 0, entries = 0;
-    v1::ListLedgerEntriesRequest list;
-    list.set_parent("creditPools/shared");
-    list.set_page_size(1000);
-    while (true) {
-      auto page = c->ListLedgerEntries(list);
-      ASSERT_TRUE(page.ok()) << page.status();
-      for (const v1::LedgerEntry& e : page->entries()) {
-        ++entries;
-        switch (e.kind()) {
-          case v1::LedgerEntry::CAPACITY_CHANGE:
-            capacity += e.amount();
-            break;
-          case v1::LedgerEntry::RESERVE:
-            reserved += e.amount();
-            break;
-          case v1::LedgerEntry::COMMIT:
-            reserved -= e.amount();
-            consumed += e.amount();
-            break;
-          case v1::LedgerEntry::RELEASE:
-          case v1::LedgerEntry::EXPIRE:
-            reserved -= e.amount();
-            break;
-          case v1::LedgerEntry::DISCONNECT_RETURN:
-            consumed -= e.amount();
-            break;
-          default:
-            ADD_FAILURE() << "unknown kind";
-        }
-        ASSERT_GE(reserved, 0);
-        ASSERT_GE(consumed, 0);
-        ASSERT_LE(reserved + consumed, capacity);
-      }
-      if (page->next_page_token().empty()) break;
-      list.set_page_token(page->next_page_token());
-    }
-    EXPECT_GT(entries, kClients);
-    EXPECT_EQ(capacity, pool->capacity());
-    EXPECT_EQ(reserved, pool->reserved());
-    EXPECT_EQ(consumed, pool->consumed());
-
-    int64_t tenant_reserved = 0, tenant_consumed = 0;
-    auto tenants = c->ListTenants({});
-    ASSERT_TRUE(tenants.ok());
-    ASSERT_EQ(tenants->tenants_size(), kTenants);
-    for (const v1::Tenant& t : tenants->tenants()) {
-      tenant_reserved += t.reserved_credits();
-      tenant_consumed += t.consumed_credits();
-      if (t.credit_limit() > 0) {
-        EXPECT_LE(t.reserved_credits() + t.consumed_credits(), t.credit_limit());
-      }
-    }
-    EXPECT_EQ(tenant_reserved, pool->reserved());
-    EXPECT_EQ(tenant_consumed, pool->consumed());
-
-    absl::MutexLock lock(&ack_.mu);
-    for (const std::string& name : ack_.connected) {
-      v1::GetConnectionRequest req;
-      req.set_name(name);
-      auto conn = c->GetConnection(req);
-      ASSERT_TRUE(conn.ok()) << name << ": " << conn.status();
-      if (ack_.disconnected.count(name)) {
-        EXPECT_EQ(conn->state(), v1::Connection::DISCONNECTED) << name;
-      }
-    }
-    for (const std::string& name : ack_.reserved) {
-      v1::GetCreditReservationRequest req;
-      req.set_name(name);
-      auto r = c->GetCreditReservation(req);
-      ASSERT_TRUE(r.ok()) << name << ": " << r.status();
-      auto it = ack_.resolved.find(name);
-      if (it != ack_.resolved.end()) {
-        EXPECT_EQ(r->state(), it->second) << name;
-      }
-    }
-  }
-
   testing::TempDir dir_;
   std::unique_ptr<testing::ServerProcess> server_;
-  Acknowledged ack_;
+  testing::CreditWorkload load_{[this](int, int attempts) { return NewClient(attempts); }};
 };
-
 TEST_F(CreditInvariantTest, SixtyFourConcurrentClientsNeverOverdrawOrLeakCredits) {
   StartServer();
-  CreatePoolAndTenants();
+  load_.CreatePoolAndTenants();
   std::atomic<bool> stop{false};
   std::atomic<int> done{0}, reads{0};
-  std::thread watcher([&] { Watch(stop, reads); });
+  std::thread watcher([&] { load_.Watch(0, stop, reads); });
   std::vector<std::thread> clients;
   for (int i = 0; i < kClients; ++i) {
-    clients.emplace_back([&, i] { RunClient(i, 60, stop, done, 4); });
+    clients.emplace_back([&, i] { load_.RunClient(i, 60, stop, done, 4); });
   }
   for (auto& t : clients) t.join();
   stop = true;
   watcher.join();
   EXPECT_EQ(done.load(), kClients * 60);
   EXPECT_GT(reads.load(), 0);
-  VerifyEverything();
+  load_.VerifyEverything(kClients);
 }
 
 TEST_F(CreditInvariantTest, KillNineInTheMiddleOfTheLoadLosesNothingAcknowledged) {
   StartServer();
-  CreatePoolAndTenants();
+  load_.CreatePoolAndTenants();
   std::atomic<bool> stop{false};
   std::atomic<int> done{0}, reads{0};
-  std::thread watcher([&] { Watch(stop, reads); });
+  std::thread watcher([&] { load_.Watch(0, stop, reads); });
   std::vector<std::thread> clients;
   for (int i = 0; i < kClients; ++i) {
     // One attempt per call: after the kill, calls fail fast instead of
     // retrying against a dead server.
-    clients.emplace_back([&, i] { RunClient(i, 1000000, stop, done, 1); });
+    clients.emplace_back([&, i] { load_.RunClient(i, 1000000, stop, done, 1); });
   }
   {
     // Kill once a good amount of work has been acknowledged and more is in
@@ -292,7 +89,7 @@ TEST_F(CreditInvariantTest, KillNineInTheMiddleOfTheLoadLosesNothingAcknowledged
   watcher.join();
 
   StartServer();
-  VerifyEverything();
+  load_.VerifyEverything(kClients);
 }
 
 }  // namespace

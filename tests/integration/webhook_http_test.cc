@@ -15,6 +15,7 @@
 #include "client/gateway_client.h"
 #include "gtest/gtest.h"
 #include "server/webhooks/signature.h"
+#include "tests/support/event_consumer.h"
 #include "tests/support/http_client.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
@@ -22,6 +23,7 @@
 namespace switchyard {
 namespace {
 
+using testing::Consumer;
 using testing::HttpConnection;
 using Reply = testing::HttpReply;
 
@@ -195,77 +197,6 @@ TEST_F(WebhookHttpTest, ANoisyConnectionIsRateLimitedWithRetryAfter) {
   // Another connection is not affected.
   EXPECT_EQ(http.Send("POST", Path(1), Headers(1, "x", "{}"), "{}").status, 200);
 }
-
-// Reads a subscription on its own thread, acknowledging everything, and
-// records each delivery; Stop ends the stream.
-class Consumer {
- public:
-  Consumer(client::GatewayClient& client, const std::string& subscription) {
-    stream_ = client.StreamEvents(subscription);
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~Consumer() { Stop().IgnoreError(); }
-
-  struct Delivery {
-    std::string connection;
-    int64_t sequence;
-    std::string event_id;
-    int attempt;
-  };
-
-  // Waits until `done` holds for the deliveries, or `timeout`; false on timeout.
-  bool WaitFor(std::function<bool(const std::vector<Delivery>&)> done, absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ended_ || done(deliveries_); };
-    mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
-    return done(deliveries_);
-  }
-  std::vector<Delivery> Deliveries() {
-    absl::MutexLock lock(&mu_);
-    return deliveries_;
-  }
-  // Ends the stream; returns how it ended.
-  absl::Status Stop() {
-    if (thread_.joinable()) {
-      stream_->Cancel();
-      thread_.join();
-    }
-    return status_;
-  }
-  // Waits for the server to end the stream.
-  absl::Status Join() {
-    if (thread_.joinable()) thread_.join();
-    return status_;
-  }
-
- private:
-  void Run() {
-    v1::StreamEventsResponse response;
-    while (stream_->Next(&response)) {
-      std::vector<std::string> acks;
-      {
-        absl::MutexLock lock(&mu_);
-        for (const auto& r : response.received_events()) {
-          const std::string& name = r.event().name();  // tenants/t/connections/c/events/n
-          deliveries_.push_back({name.substr(0, name.rfind("/events/")), r.event().sequence(),
-                                 r.event().event_id(), r.delivery_attempt()});
-          acks.push_back(r.ack_id());
-        }
-      }
-      stream_->Ack(acks);
-    }
-    status_ = stream_->Finish();
-    absl::MutexLock lock(&mu_);
-    ended_ = true;
-  }
-
-  std::unique_ptr<client::EventStream> stream_;
-  absl::Mutex mu_;
-  std::vector<Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
-  bool ended_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Status status_;
-  std::thread thread_;
-};
 
 TEST_F(WebhookHttpTest, WebhooksReachStreamsAndStreamsEndCleanlyOnShutdown) {
   Start();
