@@ -43,6 +43,7 @@ int HttpStatusFor(const absl::Status& status) {
     case absl::StatusCode::kResourceExhausted:
       return 429;
     case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kAborted:  // the store kept losing conflicts: retry
       return 503;
     default:
       return 500;
