@@ -2,6 +2,7 @@
 // waits for SIGTERM or SIGINT, then drains and exits.
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +13,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/clock.h"
@@ -34,6 +36,13 @@ ABSL_FLAG(std::string, database_password_file, "",
 ABSL_FLAG(int32_t, database_pool_size, 8, "PostgreSQL connections kept per replica");
 ABSL_FLAG(absl::Duration, database_statement_timeout, absl::Seconds(10),
           "longest a PostgreSQL statement may run, and longest a call waits for a connection");
+ABSL_FLAG(std::string, replica_id, "",
+          "names this replica in delivery leases; a replica restarted with the same id takes "
+          "its lanes back at once. Default: the embedded store's only replica, or "
+          "HOSTNAME-PID with --database_url");
+ABSL_FLAG(absl::Duration, delivery_lease_ttl, absl::Seconds(15),
+          "how long a replica's delivery leases last unrenewed: the longest its connections "
+          "wait for another replica after it dies");
 ABSL_FLAG(std::string, catalog_file, "",
           "system catalog (text format of switchyard.v1.SystemCatalogConfig); empty uses the "
           "built-in catalog, a copy of config/catalog.textproto");
@@ -127,6 +136,17 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.catalog_file = absl::GetFlag(FLAGS_catalog_file);
   options.database_url = absl::GetFlag(FLAGS_database_url);
+  options.delivery.replica_id = absl::GetFlag(FLAGS_replica_id);
+  if (options.delivery.replica_id.empty()) {
+    // One replica on the embedded store; several may share PostgreSQL, so
+    // each needs its own name (a pod's HOSTNAME is unique, and a container
+    // restarted in place keeps it and its PID 1).
+    char host[256] = {0};
+    ::gethostname(host, sizeof(host) - 1);
+    options.delivery.replica_id =
+        options.database_url.empty() ? "embedded" : absl::StrCat(host, "-", ::getpid());
+  }
+  options.delivery.lease_ttl = absl::GetFlag(FLAGS_delivery_lease_ttl);
   options.database_pool_size = absl::GetFlag(FLAGS_database_pool_size);
   options.database_statement_timeout = absl::GetFlag(FLAGS_database_statement_timeout);
   {

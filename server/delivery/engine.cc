@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -135,6 +136,12 @@ struct DeliveryEngine::Lane {
   StreamId stream = 0;  // while anything is outstanding
   bool queued = false;  // in Sub::runnable
   bool dirty = false;   // in Sub::dirty
+  bool leased = false;  // this replica holds the lane's lease
+  // Given back once nothing is outstanding: no new event is sent meanwhile.
+  bool draining = false;
+  bool Idle() const {
+    return outstanding.empty() && !dirty && resolved_above.empty() && replayed_above.empty();
+  }
 };
 
 namespace {
@@ -175,6 +182,12 @@ struct DeliveryEngine::Sub {
   bool flushing = false;
   absl::Time last_flush = absl::InfinitePast();
   bool replay_pending = false;  // dead letters were marked for replay
+
+  bool lease_due = true;  // lanes without a lease decision (new, or after a load)
+  absl::Time next_lease = absl::InfinitePast();
+  absl::Time leased_until = absl::InfinitePast();  // last renewal + TTL
+  bool member = false;                             // registered in the store
+  int draining = 0;                                // lanes being given back
 
   bool TypeMatches(absl::string_view type) const {
     if (types.empty()) return true;
@@ -234,14 +247,25 @@ struct DeliveryEngine::FlushBatch {
   uint64_t incarnation = 0;
   SubscriptionKey key;
   int64_t generation = 0;
+  std::string holder;  // cursors are written only for lanes it still holds
   std::vector<Cursor> cursors;
   std::vector<storage::DeadLetterRow> dead;
   std::vector<int64_t> undead;
   absl::Status status;
 };
 
+namespace {
+std::string RandomReplicaId() {
+  absl::BitGen gen;
+  return absl::StrCat("r", absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+}
+}  // namespace
+
 DeliveryEngine::DeliveryEngine(storage::Store& store, Clock& clock, EngineOptions options)
-    : store_(store), clock_(clock), options_(options) {}
+    : store_(store),
+      clock_(clock),
+      options_(options),
+      holder_(options.replica_id.empty() ? RandomReplicaId() : options.replica_id) {}
 
 DeliveryEngine::~DeliveryEngine() { Shutdown(); }
 
@@ -405,6 +429,7 @@ void DeliveryEngine::Pump() {
       // a stream comes back (its state is read again from the store).
       Flush(sub, now, false);
       if (!sub.HasPendingWrites() && !sub.flushing) {
+        if (sub.member) Leave(sub);
         subs_.erase(it);
         continue;
       }
@@ -421,6 +446,15 @@ void DeliveryEngine::Pump() {
                      {{"subscription", name}, {"error", replays.ToString()}});
       }
     }
+    if (sub.draining > 0 && !sub.lease_due && !sub.flushing) {
+      // A draining lane whose events are all settled and written goes back
+      // now rather than at the next renewal.
+      for (auto& [key, lane] : sub.lanes) {
+        if (lane->draining && lane->Idle()) sub.lease_due = true;
+      }
+    }
+    if (sub.lease_due || now >= sub.next_lease) Lease(sub, now);
+    wake = std::min(wake, sub.next_lease);
     Expire(sub, now);
     bool more = false;
     for (int round = 0; round < kRoundsPerPump; ++round) {
@@ -433,7 +467,7 @@ void DeliveryEngine::Pump() {
       more = Dispatch(sub, now);
       if (!more) break;
     }
-    if (more) wake = now;
+    if (more || sub.lease_due) wake = now;
     Flush(sub, now, false);
     if (!sub.expiries.empty()) wake = std::min(wake, sub.expiries.top().deadline);
     if (sub.HasPendingWrites() && !sub.flushing) {
@@ -641,6 +675,7 @@ absl::Status DeliveryEngine::AddLane(Sub& sub, storage::Transaction& tx,
   lane->loaded_through = lane->resolved_through;
   Lane& added = *lane;
   sub.lanes[key] = std::move(lane);
+  sub.lease_due = true;
   sub.Wake(added);
   return absl::OkStatus();
 }
@@ -768,7 +803,7 @@ absl::Status DeliveryEngine::LoadReplays(Sub& sub, storage::Transaction& tx) {
 absl::Status DeliveryEngine::Fill(Sub& sub) {
   std::vector<Lane*> wanting;
   for (Lane* lane : sub.runnable) {
-    if (static_cast<int>(lane->ready.size()) < options_.lane_buffer / 2 + 1 &&
+    if (lane->leased && static_cast<int>(lane->ready.size()) < options_.lane_buffer / 2 + 1 &&
         lane->loaded_through < lane->known_last) {
       wanting.push_back(lane);
     }
@@ -787,7 +822,7 @@ absl::Status DeliveryEngine::Fill(Sub& sub) {
         auto lane = sub.lanes.find(key);
         if (lane != sub.lanes.end()) {
           lane->second->known_last = std::max(lane->second->known_last, last);
-          if (lane->second->loaded_through < lane->second->known_last) {
+          if (lane->second->leased && lane->second->loaded_through < lane->second->known_last) {
             wanting.push_back(lane->second.get());
           }
         }
@@ -827,6 +862,10 @@ bool DeliveryEngine::Dispatch(Sub& sub, absl::Time now) {
   for (size_t i = 0; i < n; ++i) {
     Lane* lane = sub.runnable.front();
     sub.runnable.pop_front();
+    if (!lane->leased || lane->draining || now >= sub.leased_until) {
+      lane->queued = false;  // woken when its lease is taken or renewed
+      continue;
+    }
     if (lane->ready.empty()) {
       if (lane->loaded_through < lane->known_last) {
         sub.runnable.push_back(lane);  // Fill reads more
@@ -893,6 +932,153 @@ bool DeliveryEngine::Dispatch(Sub& sub, absl::Time now) {
     sub.runnable.push_back(lane);
   }
   return progress;
+}
+
+void DeliveryEngine::Lease(Sub& sub, absl::Time now) {
+  const absl::Time expire = now + options_.lease_ttl;
+  std::vector<Lane*> lanes;
+  lanes.reserve(sub.lanes.size());
+  for (auto& [key, lane] : sub.lanes) lanes.push_back(lane.get());
+  std::sort(lanes.begin(), lanes.end(), [](Lane* a, Lane* b) { return a->key < b->key; });
+  struct Plan {
+    bool moved = false;  // seek or delete: Invalidate reloads the subscription
+    std::vector<std::pair<Lane*, std::optional<int64_t>>> gained;  // with the stored cursor
+    std::vector<Lane*> lost;
+    std::vector<Lane*> released;
+    std::vector<Lane*> kept;
+    std::vector<Lane*> draining;
+  };
+  Plan plan;
+  absl::Status status = store_.Write([&](storage::Transaction& tx) -> absl::Status {
+    plan = Plan();  // the function runs again after a conflict
+    const std::string& tenant = sub.key.tenant_id;
+    const std::string& id = sub.key.id;
+    SY_ASSIGN_OR_RETURN(std::optional<storage::SubscriptionRow> row,
+                        tx.GetSubscription(tenant, id));
+    if (!row.has_value() || row->generation != sub.generation) {
+      plan.moved = true;
+      return absl::OkStatus();
+    }
+    SY_RETURN_IF_ERROR(tx.PutDeliveryMember({tenant, id, holder_, expire}));
+    SY_ASSIGN_OR_RETURN(std::vector<storage::DeliveryMemberRow> members,
+                        tx.ListDeliveryMembers(tenant, id));
+    size_t present = 0;
+    for (const auto& m : members) present += m.expire_time > now ? 1 : 0;
+    const size_t share = (lanes.size() + present - 1) / std::max<size_t>(present, 1);
+    SY_ASSIGN_OR_RETURN(std::vector<storage::DeliveryLeaseRow> leases,
+                        tx.ListDeliveryLeases(tenant, id));
+    absl::flat_hash_map<std::string, const storage::DeliveryLeaseRow*> lease_of;
+    for (const auto& l : leases) lease_of[LaneKey(l.tenant_id, l.connection_id)] = &l;
+    SY_ASSIGN_OR_RETURN(std::vector<storage::SubscriptionCursorRow> cursors,
+                        tx.ListSubscriptionCursors(tenant, id));
+    absl::flat_hash_map<std::string, int64_t> cursor_of;
+    for (const auto& c : cursors) {
+      cursor_of[LaneKey(c.tenant_id, c.connection_id)] = c.resolved_through;
+    }
+    auto cursor = [&](Lane* lane) -> std::optional<int64_t> {
+      auto it = cursor_of.find(lane->key);
+      if (it == cursor_of.end()) return std::nullopt;
+      return it->second;
+    };
+    std::vector<Lane*> mine, free;
+    for (Lane* lane : lanes) {
+      auto it = lease_of.find(lane->key);
+      if (it != lease_of.end() && it->second->holder == holder_) {
+        mine.push_back(lane);
+        continue;
+      }
+      if (lane->leased) plan.lost.push_back(lane);
+      if (it == lease_of.end() || it->second->expire_time <= now) free.push_back(lane);
+    }
+    // Extras go back, those with nothing in flight (a lane with outstanding
+    // events drains first: nothing new is sent on it until they are settled,
+    // then it goes back at once).
+    size_t held = mine.size();
+    for (Lane* lane : mine) {
+      if (held > share && (lane->Idle() || !lane->leased)) {
+        if (lane->leased) {
+          SY_RETURN_IF_ERROR(tx.PutSubscriptionCursor(
+              {tenant, id, lane->tenant_id, lane->connection_id, lane->resolved_through}));
+        }
+        SY_RETURN_IF_ERROR(
+            tx.DeleteDeliveryLease(tenant, id, lane->tenant_id, lane->connection_id, holder_));
+        plan.released.push_back(lane);
+        --held;
+        continue;
+      }
+      SY_RETURN_IF_ERROR(
+          tx.PutDeliveryLease({tenant, id, lane->tenant_id, lane->connection_id, holder_, expire}));
+      if (!lane->leased) plan.gained.emplace_back(lane, cursor(lane));
+      plan.kept.push_back(lane);
+    }
+    // Of those kept, the ones beyond the share drain.
+    for (size_t i = share; i < plan.kept.size(); ++i) plan.draining.push_back(plan.kept[i]);
+    for (Lane* lane : free) {
+      if (held >= share) break;
+      SY_RETURN_IF_ERROR(
+          tx.PutDeliveryLease({tenant, id, lane->tenant_id, lane->connection_id, holder_, expire}));
+      plan.gained.emplace_back(lane, cursor(lane));
+      ++held;
+    }
+    return absl::OkStatus();
+  });
+  if (!status.ok()) {
+    log::Warning("delivery: renewing leases failed; will retry",
+                 {{"subscription", sub.name}, {"error", status.ToString()}});
+    sub.next_lease = now + std::min(options_.lease_ttl / 3, absl::Seconds(1));
+    return;
+  }
+  sub.lease_due = false;
+  sub.next_lease = now + options_.lease_ttl / 3;
+  if (plan.moved) return;
+  sub.member = true;
+  sub.leased_until = expire;
+  for (Lane* lane : plan.lost) DropLane(*lane);
+  for (Lane* lane : plan.released) DropLane(*lane);
+  for (auto& [key, lane] : sub.lanes) lane->draining = false;
+  for (Lane* lane : plan.draining) lane->draining = true;
+  sub.draining = static_cast<int>(plan.draining.size());
+  for (auto& [lane, cursor] : plan.gained) {
+    lane->leased = true;
+    if (cursor.has_value() && *cursor != lane->resolved_through) {
+      // Another replica moved the lane since it was read here.
+      DropLane(*lane);
+      lane->leased = true;
+      lane->resolved_through = *cursor;
+      lane->loaded_through = *cursor;
+    }
+  }
+  for (Lane* lane : lanes) {
+    if (lane->leased) sub.Wake(*lane);
+  }
+}
+
+void DeliveryEngine::DropLane(Lane& lane) {
+  for (auto& [sequence, d] : lane.outstanding) {
+    auto stream = streams_.find(d.stream);
+    if (stream != streams_.end()) {
+      --stream->second->outstanding;
+      stream->second->outstanding_bytes -= static_cast<int64_t>(d.event->body().size());
+    }
+  }
+  lane.outstanding.clear();
+  lane.ready.clear();
+  lane.resolved_above.clear();
+  lane.replayed_above.clear();
+  lane.stream = 0;
+  lane.leased = false;
+  lane.loaded_through = lane.resolved_through;
+}
+
+void DeliveryEngine::Leave(Sub& sub) {
+  absl::Status left = store_.Write([&](storage::Transaction& tx) {
+    return tx.LeaveDelivery(sub.key.tenant_id, sub.key.id, holder_);
+  });
+  if (!left.ok()) {
+    log::Warning("delivery: giving back leases failed; they expire by themselves",
+                 {{"subscription", sub.name}, {"error", left.ToString()}});
+  }
+  sub.member = false;
 }
 
 void DeliveryEngine::Expire(Sub& sub, absl::Time now) {
@@ -1069,6 +1255,7 @@ void DeliveryEngine::Flush(Sub& sub, absl::Time now, bool wait) {
   batch->incarnation = sub.incarnation;
   batch->key = sub.key;
   batch->generation = sub.generation;
+  batch->holder = holder_;
   for (Lane* lane : sub.dirty) {
     lane->dirty = false;
     batch->cursors.push_back({lane,
@@ -1088,6 +1275,12 @@ void DeliveryEngine::Flush(Sub& sub, absl::Time now, bool wait) {
     // Deleted, or moved by a seek since these acknowledgements were made.
     if (!row.has_value() || row->generation != batch->generation) return absl::OkStatus();
     for (const FlushBatch::Cursor& c : batch->cursors) {
+      // A lane whose lease went to another replica is that replica's to move.
+      SY_ASSIGN_OR_RETURN(
+          std::string holder,
+          tx.DeliveryLeaseHolder(c.row.subscription_tenant_id, c.row.subscription_id,
+                                 c.row.tenant_id, c.row.connection_id));
+      if (holder != batch->holder) continue;
       SY_RETURN_IF_ERROR(tx.PutSubscriptionCursor(c.row));
     }
     for (const storage::DeadLetterRow& d : batch->dead) SY_RETURN_IF_ERROR(tx.PutDeadLetter(d));
@@ -1181,6 +1374,10 @@ void DeliveryEngine::Shutdown() {
   if (absl::Status flushed = FlushAll(now); !flushed.ok()) {
     log::Error("delivery: acknowledgements not written at shutdown; they will be delivered again",
                {{"error", flushed.ToString()}});
+  }
+  // Other replicas take the lanes over at once instead of after the TTL.
+  for (auto& [name, sub] : subs_) {
+    if (sub->member) Leave(*sub);
   }
   shut_down_ = true;
 }

@@ -18,6 +18,14 @@
 // Delivery attempt counts live in memory: after a restart an event starts
 // again at attempt 1.
 //
+// Replicas: a replica delivers a connection's events to a subscription only
+// while it holds that lane's lease in the store. Replicas with streams on a
+// subscription register as its members and share its lanes evenly: each
+// takes free or expired leases up to its share and gives back extras that
+// have nothing outstanding. Leases are renewed every third of their TTL; a
+// replica that dies leaves its lanes to the others when its leases expire.
+// Acknowledgements are accepted by the replica that delivered the event.
+//
 // Threading: every public method is thread-safe and never blocks on I/O; it
 // queues its input and wakes the engine thread (Start), which does all reads
 // and writes. Tests may instead call Pump() themselves with a manual clock.
@@ -64,6 +72,11 @@ struct EngineOptions {
   int lane_buffer = 64;
   // Most events in one stream message. Default 100.
   int max_events_per_message = 100;
+  // Names this replica in delivery leases; empty: a random id.
+  std::string replica_id;
+  // How long delivery leases last without renewal (renewed every third of
+  // it). Default 15s.
+  absl::Duration lease_ttl = absl::Seconds(15);
 };
 
 // Counters since start, for logs, metrics and benchmarks.
@@ -194,6 +207,13 @@ class DeliveryEngine final : public storage::CommitListener {
   void Skipped(Sub& sub, Lane& lane, int64_t from, int64_t to)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   bool Dispatch(Sub& sub, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Registers this replica as a member of the subscription, renews its
+  // leases, takes free ones up to its share and gives back extras.
+  void Lease(Sub& sub, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // The lane's lease went to another replica: forget what was read and sent.
+  void DropLane(Lane& lane) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Gives back the subscription's leases and membership (no streams left).
+  void Leave(Sub& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   void Expire(Sub& sub, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   // Applies acks, nacks and deadline changes; false when the stream was ended
   // for a malformed request.
@@ -215,6 +235,7 @@ class DeliveryEngine final : public storage::CommitListener {
   storage::Store& store_;
   Clock& clock_;
   const EngineOptions options_;
+  const std::string holder_;  // this replica in leases
 
   mutable absl::Mutex inbox_mu_;
   std::vector<Work> inbox_ ABSL_GUARDED_BY(inbox_mu_);

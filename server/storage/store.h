@@ -205,6 +205,28 @@ struct DeadLetterRow {
   bool replaying = false;  // being delivered again
 };
 
+// Which replica delivers one connection's events to a subscription, until
+// when. A replica delivers a connection only while it holds its lease, so
+// that streams on several replicas share a subscription's work with each
+// connection's events in order.
+struct DeliveryLeaseRow {
+  std::string subscription_tenant_id;
+  std::string subscription_id;
+  std::string tenant_id;
+  std::string connection_id;
+  std::string holder;  // the replica
+  absl::Time expire_time = absl::InfinitePast();
+};
+
+// A replica with streams on a subscription, until when (renewed with its
+// leases): the replicas present share the connections evenly.
+struct DeliveryMemberRow {
+  std::string subscription_tenant_id;
+  std::string subscription_id;
+  std::string holder;
+  absl::Time expire_time = absl::InfinitePast();
+};
+
 // The health check of a connection and what it found.
 struct ConnectionHealthRow {
   std::string tenant_id;
@@ -402,7 +424,8 @@ class Transaction {
   // kAlreadyExists when (tenant_id, id) is taken.
   virtual absl::Status InsertSubscription(const SubscriptionRow& row) = 0;
   virtual absl::Status UpdateSubscription(const SubscriptionRow& row) = 0;
-  // Deletes the subscription with its cursors and dead letters.
+  // Deletes the subscription with its cursors, dead letters, leases and
+  // members.
   virtual absl::Status DeleteSubscription(absl::string_view tenant_id, absl::string_view id) = 0;
   virtual absl::StatusOr<std::vector<SubscriptionRow>> ListSubscriptions(
       absl::string_view tenant_id, absl::string_view after, int limit) = 0;
@@ -421,6 +444,32 @@ class Transaction {
   virtual absl::StatusOr<std::vector<DeadLetterRow>> ListDeadLetters(
       absl::string_view subscription_tenant_id, absl::string_view subscription_id, int64_t after,
       int limit, bool replaying_only) = 0;
+
+  // The delivery leases of a subscription, by tenant and connection.
+  virtual absl::StatusOr<std::vector<DeliveryLeaseRow>> ListDeliveryLeases(
+      absl::string_view subscription_tenant_id, absl::string_view subscription_id) = 0;
+  // Inserts or replaces.
+  virtual absl::Status PutDeliveryLease(const DeliveryLeaseRow& row) = 0;
+  // Deletes the lease of one connection if `holder` holds it.
+  virtual absl::Status DeleteDeliveryLease(absl::string_view subscription_tenant_id,
+                                           absl::string_view subscription_id,
+                                           absl::string_view tenant_id,
+                                           absl::string_view connection_id,
+                                           absl::string_view holder) = 0;
+  // The holder of one connection's lease ("" when none), expired or not.
+  virtual absl::StatusOr<std::string> DeliveryLeaseHolder(absl::string_view subscription_tenant_id,
+                                                          absl::string_view subscription_id,
+                                                          absl::string_view tenant_id,
+                                                          absl::string_view connection_id) = 0;
+  virtual absl::StatusOr<std::vector<DeliveryMemberRow>> ListDeliveryMembers(
+      absl::string_view subscription_tenant_id, absl::string_view subscription_id) = 0;
+  // Inserts or replaces.
+  virtual absl::Status PutDeliveryMember(const DeliveryMemberRow& row) = 0;
+  // Deletes `holder`'s membership and every lease it holds on the
+  // subscription.
+  virtual absl::Status LeaveDelivery(absl::string_view subscription_tenant_id,
+                                     absl::string_view subscription_id,
+                                     absl::string_view holder) = 0;
 
   virtual absl::StatusOr<std::optional<ConnectionHealthRow>> GetConnectionHealth(
       absl::string_view tenant_id, absl::string_view connection_id) = 0;

@@ -537,5 +537,97 @@ TEST_F(EngineTest, SubscriptionsValidateTheirSettingsAndOwners) {
       absl::StatusCode::kNotFound);
 }
 
+// Hands committed events to several engines, as NOTIFY does for replicas.
+class Fanout final : public storage::CommitListener {
+ public:
+  explicit Fanout(std::vector<DeliveryEngine*> engines) : engines_(std::move(engines)) {}
+  void EventsCommitted(const std::vector<storage::EventNotice>& notices) override {
+    for (DeliveryEngine* e : engines_) e->EventsCommitted(notices);
+  }
+
+ private:
+  std::vector<DeliveryEngine*> engines_;
+};
+
+TEST_F(EngineTest, ReplicasShareASubscriptionsConnectionsAndTakeOverWhenOneDies) {
+  engine_->Shutdown();
+  EngineOptions options;
+  options.lease_ttl = absl::Seconds(15);
+  options.replica_id = "replica-a";
+  DeliveryEngine a(*store_, clock_, options);
+  options.replica_id = "replica-b";
+  DeliveryEngine b(*store_, clock_, options);
+  Fanout fanout({&a, &b});
+  store_->SetCommitListener(&fanout);
+  CreateSubscription("tenants/acme", "orders");
+  auto open = [&](DeliveryEngine& engine) {
+    auto sink = std::make_shared<RecordingSink>();
+    const DeliveryEngine::StreamId id = engine.Open(sink, Scope::All());
+    v1::StreamEventsRequest first;
+    first.set_subscription(kSub);
+    engine.Handle(id, first);
+    engine.Pump();
+    return OpenStream{sink, id};
+  };
+  auto ack = [&](DeliveryEngine& engine, const OpenStream& stream,
+                 const std::vector<v1::ReceivedEvent>& received) {
+    v1::StreamEventsRequest req;
+    for (const auto& r : received) req.add_ack_ids(r.ack_id());
+    engine.Handle(stream.id, req);
+    engine.Pump();
+  };
+  auto pump = [&] {
+    a.Pump();
+    b.Pump();
+  };
+
+  // A comes first and takes both connections; B joins and gets none yet.
+  OpenStream on_a = open(a);
+  OpenStream on_b = open(b);
+  Publish(kErp, {"e1", "e2"});
+  Publish(kCmms, {"c1", "c2"});
+  pump();
+  std::vector<v1::ReceivedEvent> got = on_a.sink->Take();
+  EXPECT_THAT(EventIds(got), ::testing::UnorderedElementsAre("e1", "e2", "c1", "c2"));
+  EXPECT_TRUE(on_b.sink->Take().empty());
+  ack(a, on_a, got);
+  pump();  // the acknowledgements are written
+
+  // At the next renewal A gives back its share's extra, and B takes it.
+  clock_.Advance(absl::Seconds(5));
+  pump();
+  pump();
+  Publish(kErp, {"e3"});
+  Publish(kCmms, {"c3"});
+  pump();
+  std::vector<v1::ReceivedEvent> at_a = on_a.sink->Take();
+  std::vector<v1::ReceivedEvent> at_b = on_b.sink->Take();
+  ASSERT_EQ(at_a.size(), 1u);
+  ASSERT_EQ(at_b.size(), 1u);
+  // Each connection goes to one replica, and nothing is delivered twice.
+  EXPECT_NE(at_a[0].event().name().substr(0, 28), at_b[0].event().name().substr(0, 28));
+  const bool a_has_erp = at_a[0].event().event_id() == "e3";
+  DeliveryEngine& erp_engine = a_has_erp ? a : b;
+  const OpenStream& erp_stream = a_has_erp ? on_a : on_b;
+  DeliveryEngine& cmms_engine = a_has_erp ? b : a;
+  const OpenStream& cmms_stream = a_has_erp ? on_b : on_a;
+  ack(cmms_engine, cmms_stream, a_has_erp ? at_b : at_a);
+  // e3 stays unacknowledged.
+
+  // The replica holding erp dies (it stops renewing). Once its lease
+  // expires, the other one takes erp over from its last written cursor: e3
+  // again, then e4, in order.
+  Publish(kErp, {"e4"});
+  clock_.Advance(absl::Seconds(16));
+  cmms_engine.Pump();
+  cmms_engine.Pump();
+  EXPECT_THAT(EventIds(cmms_stream.sink->Take()), ElementsAre("e3", "e4"));
+  erp_stream.sink->Take();
+
+  b.Shutdown();
+  a.Shutdown();
+  store_->SetCommitListener(nullptr);
+}
+
 }  // namespace
 }  // namespace switchyard::delivery

@@ -59,8 +59,8 @@ class Posters {
   };
 
   // Poster p posts to targets[p % size]. With `stop_on_error`, a poster stops
-  // at its first answer other than 200 (its replica is gone); otherwise it
-  // goes on (the database may come back).
+  // when its replica is gone (the connection fails); answers other than 200
+  // are counted and the poster goes on (the database may come back).
   Posters(std::vector<Target> targets, int count, bool stop_on_error)
       : targets_(std::move(targets)), acked_(static_cast<size_t>(count)) {
     for (int p = 0; p < count; ++p) {
@@ -77,6 +77,11 @@ class Posters {
   }
   int acked() const { return count_.load(); }
   int refused() const { return refused_.load(); }
+  // Answers other than 200, by HTTP status (0: the connection failed).
+  std::map<int, int> RefusedByStatus() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return refused_by_status_;
+  }
   // Ids answered 200, per poster, in the order answered.
   std::vector<std::vector<std::string>> Acked() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -107,8 +112,14 @@ class Posters {
         ++count_;
         continue;
       }
+      if (stop_on_error && r.status == 0) return;
       ++refused_;
-      if (stop_on_error) return;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (++refused_by_status_[r.status] == 1) {
+          std::printf("first webhook answered %d: %s\n", r.status, r.body.c_str());
+        }
+      }
       // The connection may have been closed with the error: open a new one.
       http = std::make_unique<HttpConnection>(target.http_port);
       absl::Mutex m;
@@ -125,7 +136,21 @@ class Posters {
   std::atomic<int> refused_{0};
   std::mutex mu_;
   std::vector<std::vector<std::string>> acked_;  // guarded by mu_
+  std::map<int, int> refused_by_status_;         // guarded by mu_
   std::vector<std::thread> threads_;
+};
+
+// Stops and joins the load's threads, also when a test returns early.
+struct LoadThreads {
+  std::atomic<bool>& stop;
+  std::vector<std::thread> threads;
+  void Join() {
+    stop = true;
+    for (auto& t : threads) {
+      if (t.joinable()) t.join();
+    }
+  }
+  ~LoadThreads() { Join(); }
 };
 
 class ReplicasTest : public ::testing::Test {
@@ -227,22 +252,27 @@ class ReplicasTest : public ::testing::Test {
     }
   }
 
-  // The consumer receives every acknowledged webhook, each connection's in
-  // sequence.
-  void ExpectDelivered(Consumer& consumer, const std::vector<std::vector<std::string>>& acked) {
+  // Every acknowledged webhook reaches `consumer` or was in `earlier` (what
+  // another stream of the subscription received), and each stream received
+  // each connection's events in sequence.
+  void ExpectDelivered(Consumer& consumer, const std::vector<Consumer::Delivery>& earlier,
+                       const std::vector<std::vector<std::string>>& acked) {
     std::set<std::string> expected;
     for (const auto& ids : acked) expected.insert(ids.begin(), ids.end());
     auto covered = [&](const std::vector<Consumer::Delivery>& deliveries) {
       std::set<std::string> seen;
+      for (const auto& d : earlier) seen.insert(d.event_id);
       for (const auto& d : deliveries) seen.insert(d.event_id);
       return std::includes(seen.begin(), seen.end(), expected.begin(), expected.end());
     };
     EXPECT_TRUE(consumer.WaitFor(covered, absl::Seconds(60)))
         << "acknowledged webhooks not delivered";
-    std::map<std::string, int64_t> last;
-    for (const auto& d : consumer.Deliveries()) {
-      EXPECT_GT(d.sequence, last[d.connection]) << d.connection << " out of order";
-      last[d.connection] = d.sequence;
+    for (const auto& deliveries : {earlier, consumer.Deliveries()}) {
+      std::map<std::string, int64_t> last;
+      for (const auto& d : deliveries) {
+        EXPECT_GT(d.sequence, last[d.connection]) << d.connection << " out of order";
+        last[d.connection] = d.sequence;
+      }
     }
   }
 
@@ -252,7 +282,8 @@ class ReplicasTest : public ::testing::Test {
 
 TEST_F(ReplicasTest, ThreeReplicasShareCreditsTokensAndEventsAndSurviveKillNine) {
   ASSERT_TRUE(testing::TestStoreIsPostgres()) << "runs on PostgreSQL only";
-  for (int i = 0; i < 3; ++i) StartReplica(i);
+  // Short leases, so that replicas balance and take over within seconds.
+  for (int i = 0; i < 3; ++i) StartReplica(i, {"--delivery_lease_ttl=3s"});
   auto a = Client(0);
   auto b = Client(1);
   auto c = Client(2);
@@ -277,7 +308,8 @@ TEST_F(ReplicasTest, ThreeReplicasShareCreditsTokensAndEventsAndSurviveKillNine)
   sub.set_subscription_id("ordered");
   sub.mutable_subscription()->set_ordered(true);
   ASSERT_TRUE(a->CreateSubscription(sub).ok());
-  // Streams from replica B; webhooks arrive at A, B and C.
+  // Streams from replicas B and C share the subscription; webhooks arrive
+  // at A, B and C.
   Consumer consumer(*b, "tenants/acme/subscriptions/ordered");
   {
     // A webhook accepted by A alone reaches the stream on B, announced by
@@ -304,6 +336,7 @@ TEST_F(ReplicasTest, ThreeReplicasShareCreditsTokensAndEventsAndSurviveKillNine)
     std::printf("webhook on replica A to stream on replica B: %.1f ms\n",
                 absl::ToDoubleMilliseconds(absl::Now() - posted));
   }
+  auto on_c = std::make_unique<Consumer>(*c, "tenants/acme/subscriptions/ordered");
 
   // 48 credit clients and 16 webhook posters, spread over the replicas.
   constexpr int kCreditClients = 48;
@@ -317,35 +350,51 @@ TEST_F(ReplicasTest, ThreeReplicasShareCreditsTokensAndEventsAndSurviveKillNine)
   }
   std::atomic<bool> stop{false};
   std::atomic<int> done{0}, reads{0};
-  std::thread watcher([&] { load.Watch(0, stop, reads); });
-  std::vector<std::thread> clients;
+  LoadThreads clients{stop};
+  clients.threads.emplace_back([&] { load.Watch(0, stop, reads); });
   for (int i = 0; i < kCreditClients; ++i) {
-    clients.emplace_back([&, i] { load.RunClient(i, 1000000, stop, done, 1); });
+    clients.threads.emplace_back([&, i] { load.RunClient(i, 1000000, stop, done, 1); });
   }
   Posters posters(targets, kPosters, /*stop_on_error=*/true);
 
-  ASSERT_TRUE(
-      Eventually([&] { return done.load() >= 600 && posters.acked() >= 300; }, absl::Seconds(90)))
+  // Kill C once the load runs and C's stream has its share of the work.
+  ASSERT_TRUE(Eventually(
+      [&] { return done.load() >= 600 && posters.acked() >= 300 && !on_c->Deliveries().empty(); },
+      absl::Seconds(90)))
       << "the load never got going: " << done.load() << " credit calls, " << posters.acked()
-      << " webhooks";
-  replicas_[2]->Kill();  // C
+      << " webhooks, " << on_c->Deliveries().size() << " delivered on C";
+  replicas_[2]->Kill();        // C
+  on_c->Join().IgnoreError();  // its connection broke
+  const std::vector<Consumer::Delivery> delivered_on_c = on_c->Deliveries();
+  const size_t delivered_on_b = consumer.Deliveries().size();
+  // B and C shared the connections: neither had them all.
+  std::set<std::string> connections_b, connections_c;
+  for (const auto& d : consumer.Deliveries()) connections_b.insert(d.connection);
+  for (const auto& d : delivered_on_c) connections_c.insert(d.connection);
+  EXPECT_GT(delivered_on_b, 0u);
+  EXPECT_LT(connections_c.size(), static_cast<size_t>(kConnections));
   const int done_at_kill = done.load();
   const int acked_at_kill = posters.acked();
   // The other two replicas go on serving.
   EXPECT_TRUE(Eventually(
       [&] { return done.load() >= done_at_kill + 400 && posters.acked() >= acked_at_kill + 200; },
       absl::Seconds(90)))
-      << "the surviving replicas stopped serving";
-  stop = true;
-  for (auto& t : clients) t.join();
-  watcher.join();
+      << "the surviving replicas stopped serving: " << done.load() - done_at_kill
+      << " credit calls and " << posters.acked() - acked_at_kill << " webhooks since the kill";
+  clients.Join();
+  for (const auto& [status, count] : posters.RefusedByStatus()) {
+    std::printf("webhooks answered %d: %d\n", status, count);
+    // Concurrent replicas may ask a sender to retry (503), never fail it.
+    EXPECT_EQ(status, 503) << count << " webhooks answered " << status;
+  }
   posters.Stop();
   EXPECT_GT(reads.load(), 0);
 
   load.VerifyEverything(kCreditClients);
   const auto acked = posters.Acked();
   ExpectStoredInOrder(*a, posters, acked, "acme", kConnections);
-  ExpectDelivered(consumer, acked);
+  // B took C's connections over when C's leases expired.
+  ExpectDelivered(consumer, delivered_on_c, acked);
 }
 
 TEST_F(ReplicasTest, APostgresRestartUnderLoadLosesNothingAndNeedsNoGatewayRestart) {
@@ -400,7 +449,7 @@ TEST_F(ReplicasTest, APostgresRestartUnderLoadLosesNothingAndNeedsNoGatewayResta
   const auto acked = posters.Acked();
   ExpectStoredInOrder(*a, posters, acked, "acme", kConnections);
   Consumer consumer(*a, "tenants/acme/subscriptions/ordered");
-  ExpectDelivered(consumer, acked);
+  ExpectDelivered(consumer, {}, acked);
 }
 
 }  // namespace

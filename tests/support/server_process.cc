@@ -57,6 +57,9 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     args.push_back("--bootstrap_operator_key_file=" + data_dir + "/operator.key");
   }
   for (std::string& flag : TestStoreServerFlags(data_dir)) args.push_back(std::move(flag));
+  // A server restarted on the same data directory is the same replica, as a
+  // pod restarted in place is.
+  args.push_back("--replica_id=" + std::filesystem::path(data_dir).filename().string());
   args.insert(args.end(), extra_flags.begin(), extra_flags.end());
   const std::string log_path = data_dir + "/server.log";
   int pipe_fds[2];

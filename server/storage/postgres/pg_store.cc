@@ -242,6 +242,24 @@ CREATE TABLE change_feeds (
   PRIMARY KEY (tenant_id, connection_id)
 );
 )sql",
+    R"sql(
+CREATE TABLE delivery_leases (
+  subscription_tenant_id TEXT COLLATE "C" NOT NULL,
+  subscription_id TEXT COLLATE "C" NOT NULL,
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  connection_id TEXT COLLATE "C" NOT NULL,
+  holder TEXT COLLATE "C" NOT NULL,
+  expire_time BIGINT,
+  PRIMARY KEY (subscription_tenant_id, subscription_id, tenant_id, connection_id)
+);
+CREATE TABLE delivery_members (
+  subscription_tenant_id TEXT COLLATE "C" NOT NULL,
+  subscription_id TEXT COLLATE "C" NOT NULL,
+  holder TEXT COLLATE "C" NOT NULL,
+  expire_time BIGINT,
+  PRIMARY KEY (subscription_tenant_id, subscription_id, holder)
+);
+)sql",
 };
 
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
@@ -536,7 +554,21 @@ absl::Status PgConn::Failure(const PGresult* res, absl::string_view what) {
     conflict_ = true;
     return Error(absl::StatusCode::kAborted, "STORE_CONFLICT", message);
   }
-  if (state == "23505") return Error(absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS", message);
+  if (state == "23505") {
+    // An event's sequence is the connection's last plus one, and its id was
+    // looked up first: a taken one means a concurrent transaction (another
+    // replica) stored an event of the same connection since. SERIALIZABLE
+    // does not report that as a conflict, so it is treated as one here: run
+    // again, and the new run sees the other event.
+    const char* constraint =
+        res == nullptr ? nullptr : PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    const absl::string_view name = constraint == nullptr ? "" : constraint;
+    if (name == "events_by_sequence" || name == "events_by_id") {
+      conflict_ = true;
+      return Error(absl::StatusCode::kAborted, "STORE_CONFLICT", message);
+    }
+    return Error(absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS", message);
+  }
   if (absl::StartsWith(state, "23")) {
     // A constraint guards an invariant the domain code must keep.
     return Error(absl::StatusCode::kInternal, "STORE_INVARIANT_VIOLATED", message);

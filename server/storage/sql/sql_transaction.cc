@@ -726,6 +726,88 @@ class SqlTransaction final : public Transaction {
     return Collect<EventRow>(q, ReadEvent);
   }
 
+  absl::StatusOr<std::vector<DeliveryLeaseRow>> ListDeliveryLeases(
+      absl::string_view subscription_tenant_id, absl::string_view subscription_id) override {
+    static constexpr const char* kSql =
+        "SELECT subscription_tenant_id, subscription_id, tenant_id, connection_id, holder, "
+        "expire_time FROM delivery_leases WHERE subscription_tenant_id = ? AND "
+        "subscription_id = ? ORDER BY tenant_id, connection_id";
+    Query q(db_, kSql);
+    q.BindAll(subscription_tenant_id, subscription_id);
+    return Collect<DeliveryLeaseRow>(q, [](const Query& q) {
+      return DeliveryLeaseRow{q.Text(0), q.Text(1), q.Text(2), q.Text(3), q.Text(4), q.Time(5)};
+    });
+  }
+  absl::Status PutDeliveryLease(const DeliveryLeaseRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO delivery_leases (subscription_tenant_id, subscription_id, tenant_id, "
+        "connection_id, holder, expire_time) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+        "(subscription_tenant_id, subscription_id, tenant_id, connection_id) DO UPDATE SET "
+        "holder = excluded.holder, expire_time = excluded.expire_time";
+    Query q(db_, kSql);
+    return q
+        .BindAll(r.subscription_tenant_id, r.subscription_id, r.tenant_id, r.connection_id,
+                 r.holder, r.expire_time)
+        .Run();
+  }
+  absl::Status DeleteDeliveryLease(absl::string_view subscription_tenant_id,
+                                   absl::string_view subscription_id, absl::string_view tenant_id,
+                                   absl::string_view connection_id,
+                                   absl::string_view holder) override {
+    static constexpr const char* kSql =
+        "DELETE FROM delivery_leases WHERE subscription_tenant_id = ? AND subscription_id = ? "
+        "AND tenant_id = ? AND connection_id = ? AND holder = ?";
+    Query q(db_, kSql);
+    return q.BindAll(subscription_tenant_id, subscription_id, tenant_id, connection_id, holder)
+        .Run();
+  }
+  absl::StatusOr<std::string> DeliveryLeaseHolder(absl::string_view subscription_tenant_id,
+                                                  absl::string_view subscription_id,
+                                                  absl::string_view tenant_id,
+                                                  absl::string_view connection_id) override {
+    static constexpr const char* kSql =
+        "SELECT holder FROM delivery_leases WHERE subscription_tenant_id = ? AND "
+        "subscription_id = ? AND tenant_id = ? AND connection_id = ?";
+    Query q(db_, kSql);
+    q.BindAll(subscription_tenant_id, subscription_id, tenant_id, connection_id);
+    SY_ASSIGN_OR_RETURN(bool has_row, q.Step());
+    return has_row ? q.Text(0) : std::string();
+  }
+  absl::StatusOr<std::vector<DeliveryMemberRow>> ListDeliveryMembers(
+      absl::string_view subscription_tenant_id, absl::string_view subscription_id) override {
+    static constexpr const char* kSql =
+        "SELECT subscription_tenant_id, subscription_id, holder, expire_time FROM "
+        "delivery_members WHERE subscription_tenant_id = ? AND subscription_id = ? ORDER BY "
+        "holder";
+    Query q(db_, kSql);
+    q.BindAll(subscription_tenant_id, subscription_id);
+    return Collect<DeliveryMemberRow>(q, [](const Query& q) {
+      return DeliveryMemberRow{q.Text(0), q.Text(1), q.Text(2), q.Time(3)};
+    });
+  }
+  absl::Status PutDeliveryMember(const DeliveryMemberRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO delivery_members (subscription_tenant_id, subscription_id, holder, "
+        "expire_time) VALUES (?, ?, ?, ?) ON CONFLICT (subscription_tenant_id, subscription_id, "
+        "holder) DO UPDATE SET expire_time = excluded.expire_time";
+    Query q(db_, kSql);
+    return q.BindAll(r.subscription_tenant_id, r.subscription_id, r.holder, r.expire_time).Run();
+  }
+  absl::Status LeaveDelivery(absl::string_view subscription_tenant_id,
+                             absl::string_view subscription_id, absl::string_view holder) override {
+    static constexpr const char* kSql[] = {
+        "DELETE FROM delivery_leases WHERE subscription_tenant_id = ? AND subscription_id = ? "
+        "AND holder = ?",
+        "DELETE FROM delivery_members WHERE subscription_tenant_id = ? AND subscription_id = ? "
+        "AND holder = ?",
+    };
+    for (const char* sql : kSql) {
+      Query q(db_, sql);
+      SY_RETURN_IF_ERROR(q.BindAll(subscription_tenant_id, subscription_id, holder).Run());
+    }
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<std::optional<ConnectionHealthRow>> GetConnectionHealth(
       absl::string_view tenant_id, absl::string_view connection_id) override {
     static constexpr const char* kSql =
@@ -983,6 +1065,8 @@ class SqlTransaction final : public Transaction {
         "DELETE FROM subscription_cursors WHERE subscription_tenant_id = ? AND "
         "subscription_id = ?",
         "DELETE FROM dead_letters WHERE subscription_tenant_id = ? AND subscription_id = ?",
+        "DELETE FROM delivery_leases WHERE subscription_tenant_id = ? AND subscription_id = ?",
+        "DELETE FROM delivery_members WHERE subscription_tenant_id = ? AND subscription_id = ?",
     };
     for (const char* sql : kSql) {
       Query q(db_, sql);

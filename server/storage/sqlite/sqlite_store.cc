@@ -261,6 +261,24 @@ CREATE TABLE change_feeds (
   PRIMARY KEY (tenant_id, connection_id)
 ) WITHOUT ROWID;
 )sql",
+    R"sql(
+CREATE TABLE delivery_leases (
+  subscription_tenant_id TEXT NOT NULL,
+  subscription_id TEXT NOT NULL,
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  holder TEXT NOT NULL,
+  expire_time INTEGER,
+  PRIMARY KEY (subscription_tenant_id, subscription_id, tenant_id, connection_id)
+) WITHOUT ROWID;
+CREATE TABLE delivery_members (
+  subscription_tenant_id TEXT NOT NULL,
+  subscription_id TEXT NOT NULL,
+  holder TEXT NOT NULL,
+  expire_time INTEGER,
+  PRIMARY KEY (subscription_tenant_id, subscription_id, holder)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
