@@ -591,7 +591,7 @@ TEST_F(EngineTest, ReplicasShareASubscriptionsConnectionsAndTakeOverWhenOneDies)
   EXPECT_THAT(EventIds(got), ::testing::UnorderedElementsAre("e1", "e2", "c1", "c2"));
   EXPECT_TRUE(on_b.sink->Take().empty());
   ack(a, on_a, got);
-  pump();  // the acknowledgements are written
+  ASSERT_TRUE(a.Checkpoint().ok());  // the acknowledgements are written
 
   // At the next renewal A gives back its share's extra, and B takes it.
   clock_.Advance(absl::Seconds(5));
@@ -612,6 +612,8 @@ TEST_F(EngineTest, ReplicasShareASubscriptionsConnectionsAndTakeOverWhenOneDies)
   DeliveryEngine& cmms_engine = a_has_erp ? b : a;
   const OpenStream& cmms_stream = a_has_erp ? on_b : on_a;
   ack(cmms_engine, cmms_stream, a_has_erp ? at_b : at_a);
+  ASSERT_TRUE(a.Checkpoint().ok());
+  ASSERT_TRUE(b.Checkpoint().ok());
   // e3 stays unacknowledged.
 
   // The replica holding erp dies (it stops renewing). Once its lease

@@ -653,6 +653,10 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const PgStoreOptions& opt
   std::string channel = absl::StrCat("switchyard_events:", schema);
   if (channel.size() > 63) channel.resize(63);  // NAMEDATALEN
   auto store = std::unique_ptr<PgStore>(new PgStore(options, schema, channel));
+  {
+    absl::MutexLock lock(&store->pool_mu_);
+    ++store->open_;  // the migration's connection joins the pool
+  }
   store->Release(std::move(conn));
   if (!store->listening_.WaitForNotificationWithTimeout(options.connect_timeout)) {
     log::Warning("store notification listener not ready; events of other replicas may arrive "
