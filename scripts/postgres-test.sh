@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The PostgreSQL server of the test suite: a private cluster in DIR, listening
-# on a free loopback port with password (SCRAM) authentication.
+# The PostgreSQL server of the test suite: a private cluster listening on a
+# free loopback port with password (SCRAM) authentication.
 #
 #   scripts/postgres-test.sh start DIR   new cluster; writes DIR/url, DIR/password
 #   scripts/postgres-test.sh stop DIR    fast shutdown (data kept)
 #   scripts/postgres-test.sh resume DIR  starts the kept cluster on its port again
-#   scripts/postgres-test.sh destroy DIR stops it and removes DIR
+#   scripts/postgres-test.sh destroy DIR stops it and removes its files
 #
 # PostgreSQL refuses to run as root; as root the cluster runs as the
-# `postgres` user that Debian's package creates.
+# `postgres` user that Debian's package creates. Its files live in a fresh
+# directory under /tmp (named in DIR/cluster), which that user can reach
+# wherever DIR is.
 set -euo pipefail
 cmd=${1:?usage: postgres-test.sh start|stop|resume|destroy DIR}
 dir=$(realpath -m "${2:?DIR missing}")
@@ -22,23 +24,43 @@ as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-running() { [ -d "$dir/data" ] && as_owner "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; }
+cluster() { cat "$dir/cluster" 2>/dev/null || true; }
+
+running() {
+  local c
+  c=$(cluster)
+  [ -n "$c" ] && [ -d "$c/data" ] && as_owner "$bin/pg_ctl" -D "$c/data" status >/dev/null 2>&1
+}
 
 start_server() {
-  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $(cat "$dir/port") -k $dir -c max_connections=300" \
+  local c
+  c=$(cluster)
+  as_owner "$bin/pg_ctl" -D "$c/data" -l "$c/server.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $(cat "$dir/port") -k $c -c max_connections=300" \
     start >/dev/null
+}
+
+remove() {
+  local c
+  c=$(cluster)
+  if running; then as_owner "$bin/pg_ctl" -D "$c/data" -m immediate stop >/dev/null; fi
+  if [ -n "$c" ]; then rm -rf "$c"; fi
+  rm -rf "$dir"
 }
 
 case "$cmd" in
   start)
-    if running; then as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate stop >/dev/null; fi
-    rm -rf "$dir"
+    remove
     mkdir -p "$dir"
+    c=$(mktemp -d /tmp/switchyard-pg.XXXXXX)
+    chmod 755 "$c"
+    echo "$c" >"$dir/cluster"
     echo "switchyard-test" >"$dir/password"
-    if [ "$(id -u)" = 0 ]; then chown -R postgres "$dir"; fi
-    as_owner "$bin/initdb" -D "$dir/data" -U switchyard --pwfile="$dir/password" \
+    cp "$dir/password" "$c/pwfile"
+    if [ "$(id -u)" = 0 ]; then chown -R postgres "$c"; fi
+    as_owner "$bin/initdb" -D "$c/data" -U switchyard --pwfile="$c/pwfile" \
       --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --no-sync >"$dir/initdb.log"
+    rm -f "$c/pwfile"
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
       >"$dir/port"
     start_server
@@ -46,14 +68,13 @@ case "$cmd" in
     echo "postgres-test: $(cat "$dir/url") ($("$bin/postgres" --version))"
     ;;
   stop)
-    if running; then as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; fi
+    if running; then as_owner "$bin/pg_ctl" -D "$(cluster)/data" -m fast -w stop >/dev/null; fi
     ;;
   resume)
     running || start_server
     ;;
   destroy)
-    if running; then as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null; fi
-    rm -rf "$dir"
+    remove
     ;;
   *)
     echo "usage: postgres-test.sh start|stop|resume|destroy DIR" >&2

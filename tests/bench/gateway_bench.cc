@@ -2,6 +2,11 @@
 // ratio to the transport ceiling measured in the same run.
 //
 //   gateway_bench [--callers=64] [--seconds=5] [--target=HOST:PORT]
+//                 [--database_url=URL --database_password_file=F --replicas=N]
+//                 [--phases=health,authed,connect,reserve]
+//
+// With --database_url the gateway runs on PostgreSQL, as N replicas sharing
+// the database; callers are spread over the replicas.
 //
 // Without --target it starts switchyard-server on port 0 in a temp dir. Each
 // phase runs `callers` threads, each with its own channel, for `seconds`:
@@ -33,6 +38,7 @@
 #include "server/auth/api_keys.h"
 #include "server/common/clock.h"
 #include "server/storage/sqlite/sqlite_store.h"
+#include "tests/support/replica_set.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
 
@@ -40,6 +46,10 @@ ABSL_FLAG(int, callers, 64, "concurrent callers");
 ABSL_FLAG(double, seconds, 5, "duration of each phase");
 ABSL_FLAG(std::string, target, "", "existing gateway; empty starts one");
 ABSL_FLAG(std::string, api_key, "", "operator key for --target");
+ABSL_FLAG(std::string, database_url, "", "PostgreSQL for the gateway; empty: embedded store");
+ABSL_FLAG(std::string, database_password_file, "", "PostgreSQL password file");
+ABSL_FLAG(int, replicas, 1, "gateway replicas sharing --database_url");
+ABSL_FLAG(std::string, phases, "health,authed,connect,reserve", "phases to run");
 
 namespace switchyard {
 namespace {
@@ -57,7 +67,15 @@ double ProcessCpuSeconds(pid_t pid) {
          static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-pid_t server_pid = 0;  // set when this process started the server
+std::vector<int> server_pids;  // the servers this process started
+
+// CPU seconds of every started server, or -1.
+double ServerCpuSeconds() {
+  if (server_pids.empty()) return -1;
+  double total = 0;
+  for (int pid : server_pids) total += ProcessCpuSeconds(pid);
+  return total;
+}
 
 struct Result {
   double server_cpu_us = -1;  // server CPU per operation, when known
@@ -67,9 +85,10 @@ struct Result {
   int64_t errors = 0;
 };
 
-// Runs `op(caller, client, iteration)` in `callers` threads for `duration`.
+// Runs `op(caller, client, iteration)` in `callers` threads for `duration`;
+// caller i calls targets[i % targets.size()].
 template <typename Op>
-Result RunPhase(const std::string& target, const std::string& api_key, int callers,
+Result RunPhase(const std::vector<std::string>& targets, const std::string& api_key, int callers,
                 absl::Duration duration, Op op) {
   std::vector<std::vector<double>> latencies(static_cast<size_t>(callers));
   std::atomic<int64_t> errors{0};
@@ -78,13 +97,13 @@ Result RunPhase(const std::string& target, const std::string& api_key, int calle
   std::vector<std::unique_ptr<client::GatewayClient>> clients;
   for (int i = 0; i < callers; ++i) {
     client::ClientOptions options;
-    options.target = target;
+    options.target = targets[static_cast<size_t>(i) % targets.size()];
     options.api_key = api_key;
     options.max_attempts = 1;
     clients.push_back(client::GatewayClient::Create(options));
     (void)clients.back()->CheckHealth("");  // connect before timing
   }
-  const double cpu_before = server_pid > 0 ? ProcessCpuSeconds(server_pid) : -1;
+  const double cpu_before = ServerCpuSeconds();
   const absl::Time start = absl::Now();
   const absl::Time end = start + duration;
   for (int i = 0; i < callers; ++i) {
@@ -110,8 +129,7 @@ Result RunPhase(const std::string& target, const std::string& api_key, int calle
   }
   r.errors = errors.load();
   if (cpu_before >= 0 && !all.empty()) {
-    r.server_cpu_us =
-        (ProcessCpuSeconds(server_pid) - cpu_before) * 1e6 / static_cast<double>(all.size());
+    r.server_cpu_us = (ServerCpuSeconds() - cpu_before) * 1e6 / static_cast<double>(all.size());
   }
   return r;
 }
@@ -139,22 +157,28 @@ double AuthenticateMicros() {
 int Main() {
   const int callers = absl::GetFlag(FLAGS_callers);
   const absl::Duration duration = absl::Seconds(absl::GetFlag(FLAGS_seconds));
-  std::unique_ptr<testing::TempDir> dir;
-  std::unique_ptr<testing::ServerProcess> server;
+  std::unique_ptr<testing::ReplicaSet> replicas;
   std::string target = absl::GetFlag(FLAGS_target);
   std::string api_key = absl::GetFlag(FLAGS_api_key);
+  std::vector<std::string> targets = {target};
   if (target.empty()) {
-    dir = std::make_unique<testing::TempDir>();
-    auto started = testing::ServerProcess::Start(dir->path());
+    auto started =
+        testing::ReplicaSet::Start(absl::GetFlag(FLAGS_replicas), absl::GetFlag(FLAGS_database_url),
+                                   absl::GetFlag(FLAGS_database_password_file), {});
     if (!started.ok()) {
       std::fprintf(stderr, "cannot start server: %s\n", started.status().ToString().c_str());
       return 1;
     }
-    server = *std::move(started);
-    target = server->target();
-    api_key = server->operator_key();
-    server_pid = server->pid();
+    replicas = *std::move(started);
+    targets = replicas->targets();
+    target = targets[0];
+    api_key = replicas->replica(0).operator_key();
+    server_pids = replicas->pids();
   }
+  const std::vector<std::string> phase_list = absl::StrSplit(absl::GetFlag(FLAGS_phases), ',');
+  auto wanted = [&](absl::string_view phase) {
+    return std::find(phase_list.begin(), phase_list.end(), phase) != phase_list.end();
+  };
 
   // One pool large enough that no phase runs out; one tenant per caller.
   client::ClientOptions admin_options;
@@ -181,80 +205,98 @@ int Main() {
     tenants.push_back("tenants/" + t.tenant_id());
   }
 
-  Result health =
-      RunPhase(target, api_key, callers, duration,
-               [](int, client::GatewayClient& c, int64_t) { return c.CheckHealth("").ok(); });
-  // Authentication cost: the same cheap call (catalog lookup, no store) with a
-  // valid operator key, and anonymously (the catalog is open to anyone).
-  // Alternating rounds, so that drift of a shared 2-core machine hits both;
-  // each figure is the median round.
-  auto get_system = [](int, client::GatewayClient& c, int64_t) {
-    v1::GetSystemRequest r;
-    r.set_name("systems/maintainx");
-    return c.GetSystem(r).ok();
-  };
-  std::vector<Result> authed_rounds, anonymous_rounds;
-  for (int round = 0; round < 3; ++round) {
-    authed_rounds.push_back(RunPhase(target, api_key, callers, duration / 3, get_system));
-    anonymous_rounds.push_back(RunPhase(target, "", callers, duration / 3, get_system));
+  Result health, authed, anonymous, connect, reserve;
+  if (wanted("health")) {
+    health =
+        RunPhase(targets, api_key, callers, duration,
+                 [](int, client::GatewayClient& c, int64_t) { return c.CheckHealth("").ok(); });
   }
-  auto median = [](std::vector<Result> rounds) {
-    std::sort(rounds.begin(), rounds.end(),
-              [](const Result& a, const Result& b) { return a.per_second < b.per_second; });
-    Result m = rounds[rounds.size() / 2];
-    for (const Result& r : rounds) m.errors = std::max(m.errors, r.errors);
-    return m;
-  };
-  const Result authed = median(authed_rounds);
-  const Result anonymous = median(anonymous_rounds);
-  Result connect =
-      RunPhase(target, api_key, callers, duration, [&](int i, client::GatewayClient& c, int64_t n) {
-        v1::CreateConnectionRequest req;
-        req.set_parent(tenants[static_cast<size_t>(i)]);
-        req.set_connection_id(absl::StrCat("c", n));
-        req.mutable_connection()->set_system("systems/maintainx");
-        req.mutable_connection()->set_deployment(v1::CLOUD);
-        auto created = c.CreateConnection(req);
-        if (!created.ok()) return false;
-        v1::DeleteConnectionRequest del;
-        del.set_name(created->name());
-        return c.DeleteConnection(del).ok();
-      });
-  Result reserve =
-      RunPhase(target, api_key, callers, duration, [&](int i, client::GatewayClient& c, int64_t n) {
-        v1::ReserveCreditsRequest req;
-        req.set_parent(tenants[static_cast<size_t>(i)]);
-        req.set_reservation_id(absl::StrCat("r", n));
-        req.set_amount(2);
-        auto r = c.ReserveCredits(req);
-        if (!r.ok()) return false;
-        v1::ReleaseCreditReservationRequest rel;
-        rel.set_name(r->name());
-        return c.ReleaseCreditReservation(rel).ok();
-      });
+  if (wanted("authed")) {
+    // Authentication cost: the same cheap call (catalog lookup, no store)
+    // with a valid operator key, and anonymously (the catalog is open to
+    // anyone). Alternating rounds, so that drift of a shared 2-core machine
+    // hits both; each figure is the median round.
+    auto get_system = [](int, client::GatewayClient& c, int64_t) {
+      v1::GetSystemRequest r;
+      r.set_name("systems/maintainx");
+      return c.GetSystem(r).ok();
+    };
+    std::vector<Result> authed_rounds, anonymous_rounds;
+    for (int round = 0; round < 3; ++round) {
+      authed_rounds.push_back(RunPhase(targets, api_key, callers, duration / 3, get_system));
+      anonymous_rounds.push_back(RunPhase(targets, "", callers, duration / 3, get_system));
+    }
+    auto median = [](std::vector<Result> rounds) {
+      std::sort(rounds.begin(), rounds.end(),
+                [](const Result& a, const Result& b) { return a.per_second < b.per_second; });
+      Result m = rounds[rounds.size() / 2];
+      for (const Result& r : rounds) m.errors = std::max(m.errors, r.errors);
+      return m;
+    };
+    authed = median(authed_rounds);
+    anonymous = median(anonymous_rounds);
+  }
+  if (wanted("connect")) {
+    connect = RunPhase(targets, api_key, callers, duration,
+                       [&](int i, client::GatewayClient& c, int64_t n) {
+                         v1::CreateConnectionRequest req;
+                         req.set_parent(tenants[static_cast<size_t>(i)]);
+                         req.set_connection_id(absl::StrCat("c", n));
+                         req.mutable_connection()->set_system("systems/maintainx");
+                         req.mutable_connection()->set_deployment(v1::CLOUD);
+                         auto created = c.CreateConnection(req);
+                         if (!created.ok()) return false;
+                         v1::DeleteConnectionRequest del;
+                         del.set_name(created->name());
+                         return c.DeleteConnection(del).ok();
+                       });
+  }
+  if (wanted("reserve")) {
+    reserve = RunPhase(targets, api_key, callers, duration,
+                       [&](int i, client::GatewayClient& c, int64_t n) {
+                         v1::ReserveCreditsRequest req;
+                         req.set_parent(tenants[static_cast<size_t>(i)]);
+                         req.set_reservation_id(absl::StrCat("r", n));
+                         req.set_amount(2);
+                         auto r = c.ReserveCredits(req);
+                         if (!r.ok()) return false;
+                         v1::ReleaseCreditReservationRequest rel;
+                         rel.set_name(r->name());
+                         return c.ReleaseCreditReservation(rel).ok();
+                       });
+  }
 
-  std::printf("gateway_bench: %d callers, %.1fs per phase, target %s\n", callers,
-              absl::ToDoubleSeconds(duration), target.c_str());
+  std::printf("gateway_bench: %d callers, %.1fs per phase, %s\n", callers,
+              absl::ToDoubleSeconds(duration),
+              absl::GetFlag(FLAGS_database_url).empty()
+                  ? ("target " + target).c_str()
+                  : absl::StrCat("PostgreSQL, ", targets.size(), " replica(s)").c_str());
   std::printf("%-26s %10s %8s %8s %7s %18s %15s\n", "phase", "ops/s", "p50 ms", "p99 ms", "errors",
               "calls/s vs health", "server CPU/op");
   auto row = [&](const char* name, const Result& r, int calls_per_op) {
-    std::printf("%-26s %10.0f %8.2f %8.2f %7lld %17.1f%% %12.1f us\n", name, r.per_second, r.p50_ms,
-                r.p99_ms, static_cast<long long>(r.errors),
-                100.0 * r.per_second * calls_per_op / health.per_second, r.server_cpu_us);
+    std::printf(
+        "%-26s %10.0f %8.2f %8.2f %7lld %17.1f%% %12.1f us\n", name, r.per_second, r.p50_ms,
+        r.p99_ms, static_cast<long long>(r.errors),
+        health.per_second > 0 ? 100.0 * r.per_second * calls_per_op / health.per_second : 0.0,
+        r.server_cpu_us);
   };
-  row("health Check (baseline)", health, 1);
-  row("GetSystem, operator key", authed, 1);
-  row("GetSystem, anonymous", anonymous, 1);
-  row("connect+disconnect pairs", connect, 2);
-  row("reserve+release pairs", reserve, 2);
-  std::printf("authenticated GetSystem / unauthenticated GetSystem: %.1f%%\n",
-              100.0 * authed.per_second / anonymous.per_second);
-  const double auth_us = AuthenticateMicros();
-  std::printf(
-      "authentication (verify a key, cached): %.2f us per call = %.1f%% of the server CPU of an "
-      "authenticated GetSystem (%.1f us)\n",
-      auth_us, authed.server_cpu_us > 0 ? 100.0 * auth_us / authed.server_cpu_us : -1.0,
-      authed.server_cpu_us);
+  if (wanted("health")) row("health Check (baseline)", health, 1);
+  if (wanted("authed")) {
+    row("GetSystem, operator key", authed, 1);
+    row("GetSystem, anonymous", anonymous, 1);
+  }
+  if (wanted("connect")) row("connect+disconnect pairs", connect, 2);
+  if (wanted("reserve")) row("reserve+release pairs", reserve, 2);
+  if (wanted("authed")) {
+    std::printf("authenticated GetSystem / unauthenticated GetSystem: %.1f%%\n",
+                100.0 * authed.per_second / anonymous.per_second);
+    const double auth_us = AuthenticateMicros();
+    std::printf(
+        "authentication (verify a key, cached): %.2f us per call = %.1f%% of the server CPU of "
+        "an authenticated GetSystem (%.1f us)\n",
+        auth_us, authed.server_cpu_us > 0 ? 100.0 * auth_us / authed.server_cpu_us : -1.0,
+        authed.server_cpu_us);
+  }
   return health.errors + authed.errors + anonymous.errors + connect.errors + reserve.errors == 0
              ? 0
              : 1;

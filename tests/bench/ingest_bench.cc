@@ -4,6 +4,10 @@
 //
 //   ingest_bench [--connections=64] [--seconds=5] [--body_bytes=1024]
 //                [--ceiling_script=../shared/bench/http-ceiling]
+//                [--database_url=URL --database_password_file=F --replicas=N]
+//
+// With --database_url the gateway runs on PostgreSQL, as N replicas sharing
+// the database; the HTTP connections are spread over the replicas.
 //
 // Each of `connections` keep-alive HTTP/1.1 connections posts signed
 // Standard Webhooks (unique ids, pre-signed before timing) as fast as it gets
@@ -28,6 +32,7 @@
 #include "absl/time/clock.h"
 #include "client/gateway_client.h"
 #include "server/webhooks/signature.h"
+#include "tests/support/replica_set.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
 
@@ -37,6 +42,9 @@ ABSL_FLAG(int, body_bytes, 1024, "webhook body size");
 ABSL_FLAG(std::string, ceiling_script, "../shared/bench/http-ceiling",
           "script that starts/stops the do-nothing HTTP 200 endpoint; skipped when missing");
 ABSL_FLAG(int, ceiling_port, 18089, "port for the ceiling endpoint");
+ABSL_FLAG(std::string, database_url, "", "PostgreSQL for the gateway; empty: embedded store");
+ABSL_FLAG(std::string, database_password_file, "", "PostgreSQL password file");
+ABSL_FLAG(int, replicas, 1, "gateway replicas sharing --database_url");
 
 namespace switchyard {
 namespace {
@@ -62,7 +70,9 @@ struct Result {
 
 // Sends `requests[worker][i]` in order on one connection per worker until the
 // time is up.
-Result Drive(int port, std::vector<std::vector<Request>>& requests, absl::Duration duration) {
+// Worker w connects to ports[w % ports.size()].
+Result Drive(const std::vector<int>& ports, std::vector<std::vector<Request>>& requests,
+             absl::Duration duration) {
   const int workers = static_cast<int>(requests.size());
   std::vector<std::vector<double>> latencies(static_cast<size_t>(workers));
   std::atomic<int64_t> non_200{0}, failed{0};
@@ -71,6 +81,7 @@ Result Drive(int port, std::vector<std::vector<Request>>& requests, absl::Durati
   const absl::Time end = start + duration;
   for (int w = 0; w < workers; ++w) {
     threads.emplace_back([&, w] {
+      const int port = ports[static_cast<size_t>(w) % ports.size()];
       asio::io_context ioc;
       tcp::socket socket(ioc);
       beast::error_code ec;
@@ -148,17 +159,20 @@ std::vector<std::vector<Request>> MakeRequests(int workers, absl::Duration durat
 int Main() {
   const int connections = absl::GetFlag(FLAGS_connections);
   const absl::Duration duration = absl::Seconds(absl::GetFlag(FLAGS_seconds));
-  testing::TempDir dir;
-  auto server = testing::ServerProcess::Start(
-      dir.path(),
+  auto replicas = testing::ReplicaSet::Start(
+      absl::GetFlag(FLAGS_replicas), absl::GetFlag(FLAGS_database_url),
+      absl::GetFlag(FLAGS_database_password_file),
       {"--webhook_rate_per_connection=1000000", "--webhook_burst_per_connection=1000000"});
-  if (!server.ok()) {
-    std::fprintf(stderr, "cannot start server: %s\n", server.status().ToString().c_str());
+  if (!replicas.ok()) {
+    std::fprintf(stderr, "cannot start server: %s\n", replicas.status().ToString().c_str());
     return 1;
   }
+  std::vector<int> ports;
+  for (int i = 0; i < (*replicas)->size(); ++i)
+    ports.push_back((*replicas)->replica(i).http_port());
   client::ClientOptions options;
-  options.target = (*server)->target();
-  options.api_key = (*server)->operator_key();
+  options.target = (*replicas)->replica(0).target();
+  options.api_key = (*replicas)->replica(0).operator_key();
   auto c = client::GatewayClient::Create(options);
   v1::CreateCreditPoolRequest pool;
   pool.set_credit_pool_id("bench");
@@ -183,7 +197,7 @@ int Main() {
   }
 
   auto gateway_requests = MakeRequests(connections, duration, secrets, "gw");
-  const Result gateway = Drive((*server)->http_port(), gateway_requests, duration);
+  const Result gateway = Drive(ports, gateway_requests, duration);
 
   Result ceiling;
   bool have_ceiling = false;
@@ -193,14 +207,17 @@ int Main() {
     const std::string start = absl::StrCat(script, " start ", ceiling_port, " >/dev/null 2>&1");
     if (std::system(start.c_str()) == 0) {
       auto ceiling_requests = MakeRequests(connections, duration, secrets, "ng");
-      ceiling = Drive(ceiling_port, ceiling_requests, duration);
+      ceiling = Drive({ceiling_port}, ceiling_requests, duration);
       have_ceiling = true;
       std::system(absl::StrCat(script, " stop ", ceiling_port, " >/dev/null 2>&1").c_str());
     }
   }
 
-  std::printf("ingest_bench: %d keep-alive connections, %d-byte signed webhooks, %.1fs\n",
-              connections, absl::GetFlag(FLAGS_body_bytes), absl::ToDoubleSeconds(duration));
+  std::printf("ingest_bench: %d keep-alive connections, %d-byte signed webhooks, %.1fs, %s\n",
+              connections, absl::GetFlag(FLAGS_body_bytes), absl::ToDoubleSeconds(duration),
+              absl::GetFlag(FLAGS_database_url).empty()
+                  ? "embedded store"
+                  : absl::StrCat("PostgreSQL, ", (*replicas)->size(), " replica(s)").c_str());
   std::printf("%-28s %12s %9s %9s %8s %8s\n", "endpoint", "requests/s", "p50 ms", "p99 ms",
               "non-200", "failed");
   auto row = [](const char* name, const Result& r) {

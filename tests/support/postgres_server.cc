@@ -1,6 +1,5 @@
 #include "tests/support/postgres_server.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -27,8 +26,6 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
   const char* tmp = std::getenv("TMPDIR");
   std::string base = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/sy-pg-XXXXXX");
   if (::mkdtemp(base.data()) == nullptr) return absl::InternalError("mkdtemp failed");
-  // As root the cluster runs as `postgres`, which must reach its directory.
-  ::chmod(base.c_str(), 0755);
   const std::string dir = base + "/cluster";
   auto server = std::unique_ptr<PostgresServer>(new PostgresServer(base, dir));
   if (absl::Status s = server->Run("start"); !s.ok()) return s;

@@ -95,8 +95,8 @@ std::string TestStoreFileBytes(const std::string& dir) {
   if (!TestStoreIsPostgres()) {
     files = {dir + "/store.db", dir + "/store.db-wal"};
   } else {
-    for (const auto& entry :
-         std::filesystem::recursive_directory_iterator(TestPostgresDir() + "/data")) {
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(
+             ReadTrimmed(TestPostgresDir() + "/cluster") + "/data")) {
       if (entry.is_regular_file()) files.push_back(entry.path().string());
     }
   }

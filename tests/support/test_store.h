@@ -21,7 +21,8 @@ namespace switchyard::testing {
 bool TestStoreIsPostgres();
 
 // The directory of the test PostgreSQL server ("" on SQLite). It holds `url`
-// (an admin connection URI) and `password`.
+// (an admin connection URI), `password`, and `cluster` (where the cluster's
+// files are).
 std::string TestPostgresDir();
 
 // Opens the store for `dir` (a directory of the test). On PostgreSQL, the

@@ -806,7 +806,18 @@ absl::Status PgStore::Write(absl::FunctionRef<absl::Status(Transaction&)> fn) {
       return Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down");
     }
   }
-  return RunWrite(fn);
+  {
+    absl::MutexLock lock(&writers_mu_);
+    auto turn = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writers_mu_) {
+      return writers_ < std::max(1, options_.max_concurrent_writes);
+    };
+    writers_mu_.Await(absl::Condition(&turn));
+    ++writers_;
+  }
+  absl::Status status = RunWrite(fn);
+  absl::MutexLock lock(&writers_mu_);
+  --writers_;
+  return status;
 }
 
 void PgStore::WriteAsync(std::function<absl::Status(Transaction&)> fn,

@@ -57,6 +57,11 @@ struct PgStoreOptions {
   // before it fails with kAborted. Conflicts are expected on hot rows (a
   // pool's balance); attempts back off with jitter.
   int max_attempts = 30;
+  // Synchronous write transactions running at once in this replica; more
+  // callers wait their turn. Concurrent transactions on the same rows (a
+  // pool's balance) lose serialization conflicts and run again, so letting
+  // them queue here costs less than letting them collide. Default 1.
+  int max_concurrent_writes = 1;
   // After a failed connect, how long callers fail fast instead of each
   // waiting for a connect of its own.
   absl::Duration reconnect_backoff = absl::Milliseconds(500);
@@ -114,6 +119,9 @@ class PgStore final : public Store {
   int open_ ABSL_GUARDED_BY(pool_mu_) = 0;
   // After a failed connect, callers fail fast until then (reconnect_backoff).
   absl::Time down_until_ ABSL_GUARDED_BY(pool_mu_) = absl::InfinitePast();
+
+  absl::Mutex writers_mu_;
+  int writers_ ABSL_GUARDED_BY(writers_mu_) = 0;  // synchronous writes running
 
   absl::Mutex queue_mu_;
   FairQueue<AsyncWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
