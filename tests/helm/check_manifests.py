@@ -115,10 +115,6 @@ class Rendering:
         return None
 
 
-# Flags of the PostgreSQL backend, which the server does not define yet (external mode only).
-PENDING_FLAGS = {"database_url", "database_password_file"}
-
-
 def read_server_flags(repo_root):
     """{flag name: C++ type} from the ABSL_FLAG definitions of server/main.cc."""
     path = os.path.join(repo_root, "server", "main.cc")
@@ -134,9 +130,6 @@ def check_flags_known(c, flags, server_flags):
         return
     duration = re.compile(r"^-?([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$|^0$|^inf$")
     for name, value in flags.items():
-        if name in PENDING_FLAGS:
-            print(f"  note  --{name} awaits the PostgreSQL-capable server")
-            continue
         kind = server_flags.get(name)
         if not c.check(kind is not None, f"--{name} is a flag of switchyard-server"):
             continue

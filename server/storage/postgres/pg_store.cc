@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <tuple>
@@ -15,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "server/common/log.h"
 #include "server/common/status.h"
@@ -324,6 +326,8 @@ class PgConn final : public SqlConnection {
     conflict_ = false;
     failed_ = false;
   }
+  // The statements of the next write of a group: failed() tells of them.
+  void BeginStatementGroup() { failed_ = false; }
   // A statement of the current transaction lost a serialization conflict.
   bool conflict() const { return conflict_; }
   // A statement of the current transaction failed (PostgreSQL then aborts the
@@ -632,10 +636,32 @@ std::string RandomReplicaId() {
 
 }  // namespace
 
-struct PgStore::AsyncWrite {
-  std::function<absl::Status(Transaction&)> fn;
+struct PgStore::Task {
+  explicit Task(absl::FunctionRef<absl::Status(Transaction&)> f) : fn(f) {}
+  absl::FunctionRef<absl::Status(Transaction&)> fn;
+  absl::Status result;
+  bool finished = false;  // a synchronous write's caller waits for it
+  // An asynchronous write owns its function (which `fn` refers to) and is
+  // answered through `done`; the writer thread deletes it.
+  std::unique_ptr<std::function<absl::Status(Transaction&)>> owned;
   std::function<void(absl::Status)> done;
+  std::string key;  // fairness key; "" for synchronous writes
 };
+
+namespace {
+
+// A hash of a fairness key that every replica computes alike (FNV-1a), for
+// advisory locks.
+int64_t StableKeyHash(absl::string_view key) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return static_cast<int64_t>(h);
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const PgStoreOptions& options) {
   if (options.url.empty()) return InvalidArgument("DATABASE_URL_REQUIRED", "no database URL");
@@ -659,8 +685,9 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const PgStoreOptions& opt
   }
   store->Release(std::move(conn));
   if (!store->listening_.WaitForNotificationWithTimeout(options.connect_timeout)) {
-    log::Warning("store notification listener not ready; events of other replicas may arrive "
-                 "late until it connects");
+    log::Warning(
+        "store notification listener not ready; events of other replicas may arrive "
+        "late until it connects");
   }
   return store;
 }
@@ -671,8 +698,8 @@ PgStore::PgStore(PgStoreOptions options, std::string schema, std::string channel
       channel_(std::move(channel)),
       replica_id_(RandomReplicaId()) {
   if (pipe(stop_pipe_) != 0) stop_pipe_[0] = stop_pipe_[1] = -1;
-  for (int i = 0; i < std::max(1, options_.pool_size); ++i) {
-    workers_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < std::max(1, options_.writers); ++i) {
+    writers_.emplace_back([this] { WriterLoop(); });
   }
   listen_thread_ = std::thread([this] { ListenLoop(); });
 }
@@ -682,7 +709,7 @@ PgStore::~PgStore() {
     absl::MutexLock lock(&queue_mu_);
     stopping_ = true;
   }
-  for (std::thread& t : workers_) t.join();
+  for (std::thread& t : writers_) t.join();
   listen_stopping_.store(true);
   if (stop_pipe_[1] >= 0) {
     char c = 1;
@@ -752,38 +779,96 @@ absl::Status PgStore::Notify(PgConn& conn, const std::vector<EventNotice>& notic
   return payload.size() > replica_id_.size() ? send() : absl::OkStatus();
 }
 
-absl::Status PgStore::RunWrite(absl::FunctionRef<absl::Status(Transaction&)> fn) {
+void PgStore::RunBatch(const std::vector<Task*>& batch) {
   absl::BitGen gen;
+  auto fail_all = [&](const absl::Status& status) {
+    for (Task* task : batch) task->result = status;
+  };
   for (int attempt = 1;; ++attempt) {
-    SY_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, Acquire());
-    conn->BeginTransaction();
-    std::vector<EventNotice> inserted;
-    absl::Status status = conn->Exec("BEGIN ISOLATION LEVEL SERIALIZABLE");
-    if (status.ok()) status = fn(*NewSqlTransaction(*conn, &inserted));
-    if (status.ok() && conn->failed()) {
-      // The function went on after a failed statement; PostgreSQL aborted the
-      // transaction, so COMMIT would silently roll it back.
-      status = Error(absl::StatusCode::kInternal, "STORE_ERROR",
-                     "store: a statement failed inside a transaction that reported success");
+    absl::StatusOr<std::unique_ptr<PgConn>> acquired = Acquire();
+    if (!acquired.ok()) {
+      fail_all(acquired.status());
+      return;
     }
-    if (status.ok() && !inserted.empty()) status = Notify(*conn, inserted);
-    if (status.ok()) {
-      status = conn->Exec("COMMIT");
-      if (!status.ok() && !conn->conflict()) {
-        // The outcome is unknown when the connection broke during COMMIT; the
-        // caller retries, and ids make a retried write harmless.
-        status = Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
-                       absl::StrCat("store commit failed; retry: ", status.message()));
+    PgConn& conn = **acquired;
+    conn.BeginTransaction();
+    // Writes of one key from several replicas would conflict on every group:
+    // a connection's events (its key), or a pool's balance (synchronous
+    // writes, key ""). A session lock per key, taken in one order before the
+    // snapshot, runs them one replica after the other instead; writes of
+    // different keys still run on every replica at once.
+    std::vector<int64_t> keys;
+    for (Task* task : batch) keys.push_back(StableKeyHash(task->key));
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    if (!keys.empty()) {
+      absl::StatusOr<PGresult*> locked =
+          conn.Query("SELECT pg_advisory_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
+                     {absl::StrCat("{", absl::StrJoin(keys, ","), "}")});
+      if (!locked.ok()) {
+        Release(*std::move(acquired));
+        fail_all(locked.status());
+        return;
       }
-    } else if (!conn->broken()) {
-      conn->Exec("ROLLBACK").IgnoreError();
+      PQclear(*locked);
     }
-    const bool conflict = conn->conflict();
-    Release(std::move(conn));
+    std::vector<EventNotice> inserted;
+    // A failure that ends the whole group (conflict, broken connection).
+    absl::Status aborted = conn.Exec("BEGIN ISOLATION LEVEL SERIALIZABLE; SAVEPOINT task");
+    for (Task* task : batch) {
+      if (!aborted.ok()) break;
+      const size_t mark = inserted.size();
+      conn.BeginStatementGroup();
+      absl::Status status = task->fn(*NewSqlTransaction(conn, &inserted));
+      if (conn.conflict() || conn.broken()) {
+        aborted = status.ok() ? Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
+                                      "store: the connection broke; retry")
+                              : status;
+        break;
+      }
+      if (status.ok() && conn.failed()) {
+        // The function went on after a failed statement: PostgreSQL aborted
+        // its work, so it must not be reported as done.
+        status = Error(absl::StatusCode::kInternal, "STORE_ERROR",
+                       "store: a statement failed inside a transaction that reported success");
+      }
+      if (status.ok()) {
+        aborted = conn.Exec("RELEASE SAVEPOINT task; SAVEPOINT task");
+      } else {
+        inserted.resize(mark);
+        aborted = conn.Exec("ROLLBACK TO SAVEPOINT task");
+      }
+      task->result = std::move(status);
+    }
+    if (aborted.ok() && !inserted.empty()) aborted = Notify(conn, inserted);
+    if (aborted.ok()) {
+      aborted = conn.Exec("COMMIT");
+      if (!aborted.ok() && !conn.conflict()) {
+        // The outcome is unknown when the connection broke during COMMIT; the
+        // callers retry, and ids make a retried write harmless.
+        aborted = Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
+                        absl::StrCat("store commit failed; retry: ", aborted.message()));
+      }
+    } else if (!conn.broken()) {
+      conn.Exec("ROLLBACK").IgnoreError();
+    }
+    if (!keys.empty() && !conn.broken()) {
+      conn.Exec("SELECT pg_advisory_unlock_all()").IgnoreError();
+    }
+    const bool conflict = conn.conflict();
+    Release(*std::move(acquired));
+    if (conflict && batch.size() > 1) {
+      // One conflicting write would take its whole group with it on every
+      // attempt: the group's writes run again one by one.
+      conflict_retries_.fetch_add(1, std::memory_order_relaxed);
+      for (Task* task : batch) RunBatch({task});
+      return;
+    }
     if (conflict) {
       if (attempt >= options_.max_attempts) {
-        return Error(absl::StatusCode::kAborted, "STORE_CONFLICT",
-                     "store: the transaction kept conflicting with concurrent ones; retry");
+        fail_all(Error(absl::StatusCode::kAborted, "STORE_CONFLICT",
+                       "store: the transaction kept conflicting with concurrent ones; retry"));
+        return;
       }
       conflict_retries_.fetch_add(1, std::memory_order_relaxed);
       // Randomized, growing backoff so that the conflicting transactions
@@ -791,53 +876,56 @@ absl::Status PgStore::RunWrite(absl::FunctionRef<absl::Status(Transaction&)> fn)
       absl::SleepFor(absl::Microseconds(absl::Uniform(gen, 0, std::min(200 << attempt, 50000))));
       continue;
     }
-    if (status.ok() && !inserted.empty()) {
+    if (!aborted.ok()) {
+      fail_all(aborted);
+      return;
+    }
+    if (!inserted.empty()) {
       CommitListener* listener = listener_.load(std::memory_order_acquire);
       if (listener != nullptr) listener->EventsCommitted(MergeNotices(std::move(inserted)));
     }
-    return status;
+    return;
   }
 }
 
 absl::Status PgStore::Write(absl::FunctionRef<absl::Status(Transaction&)> fn) {
-  {
-    absl::MutexLock lock(&queue_mu_);
-    if (stopping_) {
-      return Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down");
-    }
+  Task task(fn);
+  absl::MutexLock lock(&queue_mu_);
+  if (stopping_) {
+    return Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down");
   }
-  {
-    absl::MutexLock lock(&writers_mu_);
-    auto turn = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(writers_mu_) {
-      return writers_ < std::max(1, options_.max_concurrent_writes);
-    };
-    writers_mu_.Await(absl::Condition(&turn));
-    ++writers_;
-  }
-  absl::Status status = RunWrite(fn);
-  absl::MutexLock lock(&writers_mu_);
-  --writers_;
-  return status;
+  queue_.Push("", &task);
+  queue_mu_.Await(absl::Condition(&task.finished));
+  return task.result;
 }
 
 void PgStore::WriteAsync(std::function<absl::Status(Transaction&)> fn,
                          std::function<void(absl::Status)> done, absl::string_view fairness_key) {
-  auto* write = new AsyncWrite{std::move(fn), std::move(done)};
+  auto owned = std::make_unique<std::function<absl::Status(Transaction&)>>(std::move(fn));
+  auto* task = new Task(*owned);
+  task->owned = std::move(owned);
+  task->done = std::move(done);
+  task->key = std::string(fairness_key);
   {
     absl::MutexLock lock(&queue_mu_);
     if (!stopping_) {
-      queue_.Push(fairness_key, write);
+      queue_.Push(fairness_key, task);
       return;
     }
   }
-  write->done(Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down"));
-  delete write;
+  task->done(Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down"));
+  delete task;
 }
 
-void PgStore::WorkerLoop() {
+void PgStore::WriterLoop() {
+  // With one writer, a group may hold several writes of one key (run in
+  // order); with more, a key is held by one group at a time.
+  const bool single = options_.writers <= 1;
+  std::vector<Task*> batch;
+  std::vector<std::string> held;
   while (true) {
-    std::string key;
-    AsyncWrite* write = nullptr;
+    batch.clear();
+    held.clear();
     {
       absl::MutexLock lock(&queue_mu_);
       queue_mu_.Await(absl::Condition(
@@ -846,13 +934,33 @@ void PgStore::WorkerLoop() {
           },
           this));
       if (!queue_.ready()) return;  // stopping, and nothing left to do
-      std::tie(key, write) = queue_.PopHolding();
+      while (queue_.ready() && static_cast<int>(batch.size()) < std::max(1, options_.max_batch)) {
+        if (single) {
+          batch.push_back(queue_.Pop());
+        } else {
+          auto [key, task] = queue_.PopHolding();
+          held.push_back(std::move(key));
+          batch.push_back(task);
+        }
+      }
     }
-    absl::Status status = RunWrite(write->fn);
-    write->done(status);
-    delete write;
-    absl::MutexLock lock(&queue_mu_);
-    queue_.Resume(key);
+    RunBatch(batch);
+    std::vector<Task*> async;
+    {
+      absl::MutexLock lock(&queue_mu_);
+      for (const std::string& key : held) queue_.Resume(key);
+      for (Task* task : batch) {
+        if (task->done) {
+          async.push_back(task);
+        } else {
+          task->finished = true;  // the waiting caller owns it
+        }
+      }
+    }
+    for (Task* task : async) {
+      task->done(task->result);
+      delete task;
+    }
   }
 }
 

@@ -4,10 +4,14 @@
 // The PostgreSQL store: the same tables and transactions as the embedded
 // store, shared by every gateway replica connected to one database.
 //
-// - Write transactions run SERIALIZABLE, so that concurrent replicas reading a
-//   balance and writing it back cannot overdraw it; a transaction that loses a
-//   serialization conflict runs again from the start (its function runs once
-//   per attempt, up to `max_attempts`).
+// - Writes go through a writer thread that groups the writes waiting at that
+//   moment into one transaction (group commit), each in its own SAVEPOINT so
+//   that a failing write rolls back alone; every caller is answered after the
+//   COMMIT. Write transactions run SERIALIZABLE, so that concurrent replicas
+//   reading a balance and writing it back cannot overdraw it; a transaction
+//   that loses a serialization conflict runs again from the start, with every
+//   write of its group (a write's function runs once per attempt, up to
+//   `max_attempts`).
 // - A pool of connections serves transactions; statements are prepared once
 //   per connection. A connection that breaks is dropped and replaced on next
 //   use, so the store recovers by itself when the database comes back.
@@ -19,6 +23,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -45,9 +50,14 @@ struct PgStoreOptions {
   // The password, when `url` has none (read from a file or the environment by
   // the caller). Empty: libpq's own sources (PGPASSWORD, ~/.pgpass).
   std::string password;
-  // Connections for transactions; also the number of threads running
-  // asynchronous writes. Default 8.
+  // Connections for transactions (the writers' and the readers'). Default 8.
   int pool_size = 8;
+  // Writer threads. One per replica avoids conflicts between the replica's
+  // own writes (which would each run again); more overlap their round trips.
+  // Writes of one fairness key never run in two groups at once. Default 1.
+  int writers = 1;
+  // Most writes grouped into one transaction. Default 64.
+  int max_batch = 64;
   // Longest wait for a new connection to be established.
   absl::Duration connect_timeout = absl::Seconds(5);
   // Longest a statement may run, and longest a caller waits for a free
@@ -57,11 +67,6 @@ struct PgStoreOptions {
   // before it fails with kAborted. Conflicts are expected on hot rows (a
   // pool's balance); attempts back off with jitter.
   int max_attempts = 30;
-  // Synchronous write transactions running at once in this replica; more
-  // callers wait their turn. Concurrent transactions on the same rows (a
-  // pool's balance) lose serialization conflicts and run again, so letting
-  // them queue here costs less than letting them collide. Default 1.
-  int max_concurrent_writes = 1;
   // After a failed connect, how long callers fail fast instead of each
   // waiting for a connect of its own.
   absl::Duration reconnect_backoff = absl::Milliseconds(500);
@@ -81,7 +86,8 @@ class PgStore final : public Store {
   // Finishes queued asynchronous writes, then closes every connection.
   ~PgStore() override;
 
-  absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) override;
+  absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) override
+      ABSL_LOCKS_EXCLUDED(queue_mu_);
   void WriteAsync(std::function<absl::Status(Transaction&)> fn,
                   std::function<void(absl::Status)> done, absl::string_view fairness_key) override
       ABSL_LOCKS_EXCLUDED(queue_mu_);
@@ -92,17 +98,18 @@ class PgStore final : public Store {
   int64_t ConflictRetries() const { return conflict_retries_.load(std::memory_order_relaxed); }
 
  private:
-  struct AsyncWrite;
+  struct Task;
   PgStore(PgStoreOptions options, std::string schema, std::string channel);
 
   // One connection of the pool, waiting up to statement_timeout for a free
   // slot. kUnavailable when none frees up or the database cannot be reached.
   absl::StatusOr<std::unique_ptr<PgConn>> Acquire() ABSL_LOCKS_EXCLUDED(pool_mu_);
   void Release(std::unique_ptr<PgConn> conn) ABSL_LOCKS_EXCLUDED(pool_mu_);
-  absl::Status RunWrite(absl::FunctionRef<absl::Status(Transaction&)> fn);
+  // Runs `batch` as one transaction and sets each task's result.
+  void RunBatch(const std::vector<Task*>& batch);
   // Sends `notices` to the other replicas when the transaction commits.
   absl::Status Notify(PgConn& conn, const std::vector<EventNotice>& notices);
-  void WorkerLoop() ABSL_LOCKS_EXCLUDED(queue_mu_);
+  void WriterLoop() ABSL_LOCKS_EXCLUDED(queue_mu_);
   void ListenLoop();
   // Waits on the stop pipe and `fd` (-1: none) up to `timeout`; false when
   // stopping.
@@ -120,20 +127,17 @@ class PgStore final : public Store {
   // After a failed connect, callers fail fast until then (reconnect_backoff).
   absl::Time down_until_ ABSL_GUARDED_BY(pool_mu_) = absl::InfinitePast();
 
-  absl::Mutex writers_mu_;
-  int writers_ ABSL_GUARDED_BY(writers_mu_) = 0;  // synchronous writes running
-
   absl::Mutex queue_mu_;
-  FairQueue<AsyncWrite*> queue_ ABSL_GUARDED_BY(queue_mu_);
+  FairQueue<Task*> queue_ ABSL_GUARDED_BY(queue_mu_);
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
 
   std::atomic<CommitListener*> listener_{nullptr};
   std::atomic<int64_t> conflict_retries_{0};
   std::atomic<bool> listen_stopping_{false};
   absl::Notification listening_;  // the first LISTEN succeeded
-  int stop_pipe_[2] = {-1, -1};  // written once to wake the LISTEN thread
+  int stop_pipe_[2] = {-1, -1};   // written once to wake the LISTEN thread
 
-  std::vector<std::thread> workers_;
+  std::vector<std::thread> writers_;
   std::thread listen_thread_;
 };
 
