@@ -139,9 +139,10 @@ struct DeliveryEngine::Lane {
   bool leased = false;  // this replica holds the lane's lease
   // Given back once nothing is outstanding: no new event is sent meanwhile.
   bool draining = false;
-  bool Idle() const {
-    return outstanding.empty() && !dirty && resolved_above.empty() && replayed_above.empty();
-  }
+  // Nothing sent is waiting for its ack and the cursor is written: the lane
+  // can go to another replica, which resumes at the cursor (events acked
+  // above a gap, or waiting to be sent again, are delivered by it).
+  bool Idle() const { return outstanding.empty() && !dirty; }
 };
 
 namespace {
@@ -436,6 +437,15 @@ void DeliveryEngine::Pump() {
       if (!sub.flushing) wake = std::min(wake, sub.last_flush + options_.flush_interval);
       continue;
     }
+    if (sub.draining > 0 && !sub.lease_due && !sub.flushing) {
+      // A draining lane whose events are all settled and written goes back
+      // now rather than at the next renewal.
+      for (auto& [key, lane] : sub.lanes) {
+        if (lane->draining && lane->Idle()) sub.lease_due = true;
+      }
+    }
+    if (sub.lease_due || now >= sub.next_lease) Lease(sub, now);
+    wake = std::min(wake, sub.next_lease);
     if (sub.replay_pending) {
       absl::Status replays =
           store_.Read([&](storage::Transaction& tx) { return LoadReplays(sub, tx); });
@@ -446,15 +456,6 @@ void DeliveryEngine::Pump() {
                      {{"subscription", name}, {"error", replays.ToString()}});
       }
     }
-    if (sub.draining > 0 && !sub.lease_due && !sub.flushing) {
-      // A draining lane whose events are all settled and written goes back
-      // now rather than at the next renewal.
-      for (auto& [key, lane] : sub.lanes) {
-        if (lane->draining && lane->Idle()) sub.lease_due = true;
-      }
-    }
-    if (sub.lease_due || now >= sub.next_lease) Lease(sub, now);
-    wake = std::min(wake, sub.next_lease);
     Expire(sub, now);
     bool more = false;
     for (int round = 0; round < kRoundsPerPump; ++round) {
@@ -779,7 +780,7 @@ absl::Status DeliveryEngine::LoadReplays(Sub& sub, storage::Transaction& tx) {
                         tx.ListDeadLetters(sub.key.tenant_id, sub.key.id, after, 1000, true));
     for (const storage::DeadLetterRow& d : replays) {
       auto it = sub.lanes.find(LaneKey(d.tenant_id, d.connection_id));
-      if (it == sub.lanes.end()) continue;
+      if (it == sub.lanes.end() || !it->second->leased) continue;  // another replica's
       Lane& lane = *it->second;
       const bool present = lane.ready.contains(d.sequence) || lane.outstanding.contains(d.sequence);
       if (present || d.sequence > lane.loaded_through) {
@@ -1022,15 +1023,23 @@ void DeliveryEngine::Lease(Sub& sub, absl::Time now) {
     }
     return absl::OkStatus();
   });
+  sub.lease_due = false;
   if (!status.ok()) {
     log::Warning("delivery: renewing leases failed; will retry",
                  {{"subscription", sub.name}, {"error", status.ToString()}});
     sub.next_lease = now + std::min(options_.lease_ttl / 3, absl::Seconds(1));
     return;
   }
-  sub.lease_due = false;
   sub.next_lease = now + options_.lease_ttl / 3;
-  if (plan.moved) return;
+  if (plan.moved) {
+    // Sought or deleted, possibly through another replica: read it again
+    // (a deleted one ends its streams).
+    Invalidate(sub.name);
+    return;
+  }
+  // Dead letters marked for replay through any replica, and those of lanes
+  // just gained, are read again.
+  sub.replay_pending = true;
   sub.member = true;
   sub.leased_until = expire;
   for (Lane* lane : plan.lost) DropLane(*lane);

@@ -305,6 +305,7 @@ absl::StatusOr<bool> FeedPoller::Store(storage::ChangeFeedRow& row,
   SY_RETURN_IF_ERROR(store_.Write([&](storage::Transaction& tx) -> absl::Status {
     added = 0;
     updated = row;
+    gone = false;
     SY_ASSIGN_OR_RETURN(std::optional<storage::ChangeFeedRow> stored,
                         tx.GetChangeFeed(row.tenant_id, row.connection_id));
     if (!stored.has_value() || !SameSettings(*stored, row)) return absl::OkStatus();  // changed

@@ -393,7 +393,9 @@ class Transaction {
   // The highest sequence of a connection's events; 0 when it has none.
   virtual absl::StatusOr<int64_t> LastEventSequence(absl::string_view tenant_id,
                                                     absl::string_view connection_id) = 0;
-  // kAlreadyExists when the sequence or the event id is taken.
+  // kAlreadyExists when the sequence or the event id is taken; on PostgreSQL,
+  // where that means a concurrent writer stored an event of the connection,
+  // kAborted (STORE_CONFLICT), and the transaction runs again.
   virtual absl::Status InsertEvent(const EventRow& row) = 0;
   // Events of a connection with sequence > `after`, in sequence order.
   virtual absl::StatusOr<std::vector<EventRow>> ListEvents(absl::string_view tenant_id,
@@ -548,8 +550,12 @@ class Store {
   // Runs `fn` in a read-write transaction. When `fn` returns OK its writes are
   // committed and durable before Write returns OK; when `fn` fails none of its
   // writes persist and its status is returned. A storage failure returns
-  // kUnavailable (retryable) or kInternal. `fn` may run on another thread
-  // while the caller waits; it must not call back into the store.
+  // kUnavailable (retryable), kAborted (STORE_CONFLICT: concurrent writers kept
+  // conflicting; retryable), kInvalidArgument (TEXT_NOT_STORABLE: text the
+  // database cannot hold) or kInternal. `fn` may run on another thread while
+  // the caller waits; it must not call back into the store. `fn` may run more
+  // than once (a transaction that lost a conflict runs again): it must act
+  // only through the transaction and set its results anew on every run.
   virtual absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) = 0;
 
   // Write without waiting: runs `fn` as Write does and then calls `done`

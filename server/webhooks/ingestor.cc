@@ -168,6 +168,7 @@ absl::Time Ingestor::LastWebhookTime(absl::string_view tenant_id,
 
 absl::Status Ingestor::Append(storage::Transaction& tx, const Webhook& webhook, absl::Time sent,
                               absl::Time now, Appended& appended) {
+  appended = Appended();  // the store may run this more than once
   // The connection's state is authoritative here, not in the cache.
   SY_ASSIGN_OR_RETURN(std::optional<int> state,
                       tx.GetConnectionState(webhook.tenant_id, webhook.connection_id));

@@ -631,5 +631,45 @@ TEST_F(EngineTest, ReplicasShareASubscriptionsConnectionsAndTakeOverWhenOneDies)
   store_->SetCommitListener(nullptr);
 }
 
+TEST_F(EngineTest, ASeekThroughAnotherReplicaReachesTheReplicaThatDelivers) {
+  engine_->Shutdown();
+  EngineOptions options;
+  options.replica_id = "replica-b";
+  DeliveryEngine b(*store_, clock_, options);
+  store_->SetCommitListener(&b);
+  CreateSubscription("tenants/acme", "orders");
+  // The seek is served by a replica with no streams: B hears of it only
+  // through the store.
+  SubscriptionManager elsewhere(
+      *store_, clock_, [](const std::string&) {}, [](const std::string&) {},
+      [] { return absl::OkStatus(); });
+  auto sink = std::make_shared<RecordingSink>();
+  const DeliveryEngine::StreamId id = b.Open(sink, Scope::All());
+  v1::StreamEventsRequest first;
+  first.set_subscription(kSub);
+  b.Handle(id, first);
+  Publish(kErp, {"e1", "e2"});
+  b.Pump();
+  std::vector<v1::ReceivedEvent> got = sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1", "e2"));
+  v1::StreamEventsRequest acks;
+  for (const auto& r : got) acks.add_ack_ids(r.ack_id());
+  b.Handle(id, acks);
+  b.Pump();
+  ASSERT_TRUE(b.Checkpoint().ok());
+
+  v1::SeekSubscriptionRequest seek;
+  seek.set_subscription(kSub);
+  seek.mutable_position()->set_connection(kErp);
+  seek.mutable_position()->set_after_sequence(1);  // after connection.created
+  ASSERT_TRUE(elsewhere.Seek(seek, Scope::All()).ok());
+  clock_.Advance(absl::Seconds(6));  // B's next lease renewal
+  b.Pump();
+  b.Pump();
+  EXPECT_THAT(EventIds(sink->Take()), ElementsAre("e1", "e2"));
+  b.Shutdown();
+  store_->SetCommitListener(nullptr);
+}
+
 }  // namespace
 }  // namespace switchyard::delivery

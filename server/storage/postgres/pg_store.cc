@@ -334,6 +334,10 @@ class PgConn final : public SqlConnection {
   // whole transaction, whatever its function does with the error).
   bool failed() const { return failed_; }
   bool broken() const { return PQstatus(conn_) != CONNECTION_OK; }
+  // The connection may hold session state it could not clean up (advisory
+  // locks): the pool drops it instead of lending it again.
+  void MarkUnusable() { unusable_ = true; }
+  bool unusable() const { return unusable_; }
   PGconn* handle() const { return conn_; }
 
  private:
@@ -342,6 +346,7 @@ class PgConn final : public SqlConnection {
   PGconn* conn_;
   bool conflict_ = false;
   bool failed_ = false;
+  bool unusable_ = false;
   int next_statement_ = 0;
   // Keyed by the address of the SQL literal, like the SQLite cache.
   std::unordered_map<const char*, std::unique_ptr<PgStatement>> statements_;
@@ -755,7 +760,7 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgStore::Acquire() {
 
 void PgStore::Release(std::unique_ptr<PgConn> conn) {
   absl::MutexLock lock(&pool_mu_);
-  if (conn->broken() || PQtransactionStatus(conn->handle()) != PQTRANS_IDLE) {
+  if (conn->broken() || conn->unusable() || PQtransactionStatus(conn->handle()) != PQTRANS_IDLE) {
     --open_;  // dropped; the next Acquire connects anew
     return;
   }
@@ -806,6 +811,11 @@ void PgStore::RunBatch(const std::vector<Task*>& batch) {
           conn.Query("SELECT pg_advisory_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
                      {absl::StrCat("{", absl::StrJoin(keys, ","), "}")});
       if (!locked.ok()) {
+        // Some keys may be locked already (a timeout while waiting for the
+        // next): they must not stay locked with the pooled connection.
+        if (conn.broken() || !conn.Exec("SELECT pg_advisory_unlock_all()").ok()) {
+          conn.MarkUnusable();
+        }
         Release(*std::move(acquired));
         fail_all(locked.status());
         return;
@@ -852,8 +862,8 @@ void PgStore::RunBatch(const std::vector<Task*>& batch) {
     } else if (!conn.broken()) {
       conn.Exec("ROLLBACK").IgnoreError();
     }
-    if (!keys.empty() && !conn.broken()) {
-      conn.Exec("SELECT pg_advisory_unlock_all()").IgnoreError();
+    if (!keys.empty() && !conn.broken() && !conn.Exec("SELECT pg_advisory_unlock_all()").ok()) {
+      conn.MarkUnusable();
     }
     const bool conflict = conn.conflict();
     Release(*std::move(acquired));
