@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -67,6 +68,10 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");
   if (pid == 0) {
+    // A test that crashes takes its servers with it instead of leaving them
+    // running (the signal comes when the thread that started it exits, and
+    // tests start servers from their main thread).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) ::dup2(fd, STDERR_FILENO);
     ::dup2(pipe_fds[1], STDOUT_FILENO);
