@@ -19,6 +19,7 @@ SERVER = sys.argv.pop(1)
 sys.path.insert(0, sys.argv.pop(1))
 
 import grpc  # noqa: E402
+import test_store  # noqa: E402
 from google.rpc import error_details_pb2, status_pb2  # noqa: E402
 from switchyard.v1 import gateway_pb2  # noqa: E402
 
@@ -31,7 +32,7 @@ class ServerProcess:
         # Dev mode: the server makes its own master key and operator key.
         self.proc = subprocess.Popen(
             [SERVER, "--listen=127.0.0.1:0", "--data_dir=" + data_dir, "--port_file=-",
-             "--dev_mode", "--http_listen=127.0.0.1:0"],
+             "--dev_mode", "--http_listen=127.0.0.1:0"] + test_store.server_flags(),
             stdout=subprocess.PIPE, stderr=self.log)
         line = self.proc.stdout.readline()
         if not line:

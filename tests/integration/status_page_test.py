@@ -22,6 +22,7 @@ sys.path.insert(0, sys.argv.pop(1))
 ARTIFACTS = sys.argv.pop(1)
 
 import grpc  # noqa: E402
+import test_store  # noqa: E402
 from switchyard.v1 import gateway_pb2  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -33,7 +34,7 @@ class StatusPageTest(unittest.TestCase):
         self.log = open(os.path.join(self.dir.name, "server.log"), "wb")
         self.proc = subprocess.Popen(
             [SERVER, "--listen=127.0.0.1:0", "--data_dir=" + self.dir.name, "--port_file=-",
-             "--dev_mode", "--http_listen=127.0.0.1:0"],
+             "--dev_mode", "--http_listen=127.0.0.1:0"] + test_store.server_flags(),
             stdout=subprocess.PIPE, stderr=self.log)
         self.port = int(self.proc.stdout.readline())
         with open(os.path.join(self.dir.name, "dev-operator-key")) as f:
