@@ -175,6 +175,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->delivery_ =
       std::make_unique<delivery::DeliveryEngine>(*server->store_, clock, options.delivery);
   server->store_->SetCommitListener(server->delivery_.get());
+  server->store_->SetChangeListener(server->keys_.get());
   server->delivery_->Start();
   server->subscriptions_ = std::make_unique<delivery::SubscriptionManager>(
       *server->store_, clock,
@@ -592,6 +593,7 @@ void Server::Shutdown() {
     delivery_->Shutdown();
     store_->SetCommitListener(nullptr);
   }
+  if (store_ != nullptr) store_->SetChangeListener(nullptr);
   store_.reset();
   log::Info("stopped");
   absl::MutexLock lock(&mu_);

@@ -193,6 +193,14 @@ absl::StatusOr<Principal> ApiKeyManager::Authenticate(absl::string_view token) {
   return principal;
 }
 
+void ApiKeyManager::ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) {
+  std::vector<std::string> ids;
+  for (const storage::ChangeNotice& c : changes) {
+    if (c.topic == kApiKeyTopic) ids.push_back(c.id);
+  }
+  if (!ids.empty()) Forget(ids);
+}
+
 void ApiKeyManager::Forget(const std::vector<std::string>& key_ids) {
   absl::MutexLock lock(&mu_);
   ++generation_;
@@ -249,6 +257,7 @@ absl::StatusOr<std::vector<std::string>> ApiKeyManager::RevokeAllInTx(
       row.state = ApiKey::REVOKED;
       row.revoke_time = now;
       SY_RETURN_IF_ERROR(tx.UpdateApiKey(row));
+      tx.AnnounceChange(kApiKeyTopic, row.id);
       revoked.push_back(row.id);
     }
     if (page.size() < 500) return revoked;
@@ -385,6 +394,7 @@ absl::StatusOr<v1::CreateApiKeyResponse> ApiKeyManager::Rotate(const v1::RotateA
       old->revoke_time = now;
     }
     SY_RETURN_IF_ERROR(tx.UpdateApiKey(*old));
+    tx.AnnounceChange(kApiKeyTopic, old->id);
     *response.mutable_api_key() = ToProto(fresh, now);
     return absl::OkStatus();
   }));
@@ -407,6 +417,7 @@ absl::StatusOr<ApiKey> ApiKeyManager::Revoke(const v1::RevokeApiKeyRequest& req,
       row->state = ApiKey::REVOKED;
       row->revoke_time = now;
       SY_RETURN_IF_ERROR(tx.UpdateApiKey(*row));
+      tx.AnnounceChange(kApiKeyTopic, row->id);
       changed = true;
     }
     result = ToProto(*row, now);

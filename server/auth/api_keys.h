@@ -73,7 +73,10 @@ struct ApiKeyOptions {
 };
 
 // Thread-safe. Borrows `store` and `clock`, which must outlive it.
-class ApiKeyManager {
+// The topic of AnnounceChange for a key revoked or cut short, with its id.
+inline constexpr char kApiKeyTopic[] = "api_key";
+
+class ApiKeyManager final : public storage::ChangeListener {
  public:
   // `hash_key` keys the HMAC of stored tokens (32 bytes).
   ApiKeyManager(const ApiKeyOptions& options, storage::Store& store, Clock& clock,
@@ -106,6 +109,10 @@ class ApiKeyManager {
   // Drops the cached verifications of `key_ids`, and keeps any verification
   // that read the store before this call from entering the cache.
   void Forget(const std::vector<std::string>& key_ids) ABSL_LOCKS_EXCLUDED(mu_);
+  // storage::ChangeListener: keys revoked or rotated through another replica
+  // are forgotten here too, instead of living on until the cache TTL.
+  void ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) override
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // The API key calls. Operator scope sees every key; a tenant scope sees only
   // the connection tokens of its tenant (NOT_FOUND for other tenants,

@@ -519,6 +519,12 @@ class Transaction {
   virtual absl::Status PutIdempotency(const IdempotencyRow& row) = 0;
   // Deletes records created before `cutoff`; returns how many.
   virtual absl::StatusOr<int64_t> DeleteIdempotencyBefore(absl::Time cutoff) = 0;
+
+  // Tells the other replicas, once this transaction commits, that `id` of
+  // `topic` changed (for example a revoked API key), so that they drop what
+  // they cached of it. Does nothing when there are no other replicas (the
+  // embedded store) or when the transaction does not commit.
+  virtual void AnnounceChange(absl::string_view topic, absl::string_view id) = 0;
 };
 
 // Events made durable by one commit: the last sequence of one connection.
@@ -526,6 +532,20 @@ struct EventNotice {
   std::string tenant_id;
   std::string connection_id;
   int64_t sequence = 0;
+};
+
+// A change announced by a transaction of another replica (AnnounceChange).
+struct ChangeNotice {
+  std::string topic;
+  std::string id;
+};
+
+// Told about changes other replicas announced.
+class ChangeListener {
+ public:
+  virtual ~ChangeListener() = default;
+  // Called on a store thread: must be quick and must not wait for the store.
+  virtual void ChangesAnnounced(const std::vector<ChangeNotice>& changes) = 0;
 };
 
 // Told about committed events, so consumers need not poll the store.
@@ -546,6 +566,9 @@ class Store {
   // Registers the listener of committed events (nullptr: none). Borrowed: it
   // must outlive the store or be unregistered first.
   virtual void SetCommitListener(CommitListener* listener) = 0;
+  // Registers the listener of changes announced by other replicas (nullptr:
+  // none); borrowed like the commit listener.
+  virtual void SetChangeListener(ChangeListener* listener) = 0;
 
   // Runs `fn` in a read-write transaction. When `fn` returns OK its writes are
   // committed and durable before Write returns OK; when `fn` fails none of its

@@ -282,8 +282,12 @@ class ReplicasTest : public ::testing::Test {
 
 TEST_F(ReplicasTest, ThreeReplicasShareCreditsTokensAndEventsAndSurviveKillNine) {
   ASSERT_TRUE(testing::TestStoreIsPostgres()) << "runs on PostgreSQL only";
-  // Short leases, so that replicas balance and take over within seconds.
-  for (int i = 0; i < 3; ++i) StartReplica(i, {"--delivery_lease_ttl=3s"});
+  // Short leases, so that replicas balance and take over within seconds; a
+  // long credential cache, so that only the announcement of a revocation can
+  // end a cached key's use on another replica.
+  for (int i = 0; i < 3; ++i) {
+    StartReplica(i, {"--delivery_lease_ttl=3s", "--auth_cache_ttl=1h"});
+  }
   auto a = Client(0);
   auto b = Client(1);
   auto c = Client(2);
@@ -299,6 +303,19 @@ TEST_F(ReplicasTest, ThreeReplicasShareCreditsTokensAndEventsAndSurviveKillNine)
   get_tenant.set_name("tenants/tenant-1");
   EXPECT_TRUE(Client(0, 1, tenant_key->token())->GetTenant(get_tenant).ok());
   EXPECT_TRUE(Client(1, 1, tenant_key->token())->GetTenant(get_tenant).ok());
+  // Revoked through C, it stops working on A and B, which had it cached.
+  v1::RevokeApiKeyRequest revoke;
+  revoke.set_name(tenant_key->api_key().name());
+  ASSERT_TRUE(c->RevokeApiKey(revoke).ok());
+  for (int replica : {0, 1}) {
+    auto user = Client(replica, 1, tenant_key->token());
+    EXPECT_TRUE(Eventually(
+        [&] {
+          return user->GetTenant(get_tenant).status().code() == absl::StatusCode::kUnauthenticated;
+        },
+        absl::Seconds(30)))
+        << "a key revoked through replica C still works on replica " << replica;
+  }
   constexpr int kConnections = 4;
   std::vector<crypto::Secret> secrets = WebhookConnections(*a, *c, "acme", kConnections);
   ASSERT_EQ(secrets.size(), static_cast<size_t>(kConnections));

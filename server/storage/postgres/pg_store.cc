@@ -767,7 +767,8 @@ void PgStore::Release(std::unique_ptr<PgConn> conn) {
   idle_.push_back(std::move(conn));
 }
 
-absl::Status PgStore::Notify(PgConn& conn, const std::vector<EventNotice>& notices) {
+absl::Status PgStore::Notify(PgConn& conn, const std::vector<EventNotice>& notices,
+                             const std::vector<ChangeNotice>& changes) {
   std::string payload = replica_id_;
   auto send = [&]() -> absl::Status {
     SY_ASSIGN_OR_RETURN(PGresult * res,
@@ -776,8 +777,14 @@ absl::Status PgStore::Notify(PgConn& conn, const std::vector<EventNotice>& notic
     payload = replica_id_;
     return absl::OkStatus();
   };
+  // One line per notice: "E\ttenant\tconnection\tsequence" for events,
+  // "C\ttopic\tid" for changes.
+  std::vector<std::string> lines;
   for (const EventNotice& n : MergeNotices(notices)) {
-    std::string line = absl::StrCat("\n", n.tenant_id, "\t", n.connection_id, "\t", n.sequence);
+    lines.push_back(absl::StrCat("\nE\t", n.tenant_id, "\t", n.connection_id, "\t", n.sequence));
+  }
+  for (const ChangeNotice& c : changes) lines.push_back(absl::StrCat("\nC\t", c.topic, "\t", c.id));
+  for (const std::string& line : lines) {
     if (payload.size() + line.size() > kMaxNotifyPayload) SY_RETURN_IF_ERROR(send());
     payload += line;
   }
@@ -823,13 +830,15 @@ void PgStore::RunBatch(const std::vector<Task*>& batch) {
       PQclear(*locked);
     }
     std::vector<EventNotice> inserted;
+    std::vector<ChangeNotice> changes;
     // A failure that ends the whole group (conflict, broken connection).
     absl::Status aborted = conn.Exec("BEGIN ISOLATION LEVEL SERIALIZABLE; SAVEPOINT task");
     for (Task* task : batch) {
       if (!aborted.ok()) break;
       const size_t mark = inserted.size();
+      const size_t changes_mark = changes.size();
       conn.BeginStatementGroup();
-      absl::Status status = task->fn(*NewSqlTransaction(conn, &inserted));
+      absl::Status status = task->fn(*NewSqlTransaction(conn, &inserted, &changes));
       if (conn.conflict() || conn.broken()) {
         aborted = status.ok() ? Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
                                       "store: the connection broke; retry")
@@ -846,11 +855,14 @@ void PgStore::RunBatch(const std::vector<Task*>& batch) {
         aborted = conn.Exec("RELEASE SAVEPOINT task; SAVEPOINT task");
       } else {
         inserted.resize(mark);
+        changes.resize(changes_mark);
         aborted = conn.Exec("ROLLBACK TO SAVEPOINT task");
       }
       task->result = std::move(status);
     }
-    if (aborted.ok() && !inserted.empty()) aborted = Notify(conn, inserted);
+    if (aborted.ok() && (!inserted.empty() || !changes.empty())) {
+      aborted = Notify(conn, inserted, changes);
+    }
     if (aborted.ok()) {
       aborted = conn.Exec("COMMIT");
       if (!aborted.ok() && !conn.conflict()) {
@@ -993,6 +1005,10 @@ void PgStore::SetCommitListener(CommitListener* listener) {
   listener_.store(listener, std::memory_order_release);
 }
 
+void PgStore::SetChangeListener(ChangeListener* listener) {
+  change_listener_.store(listener, std::memory_order_release);
+}
+
 bool PgStore::WaitReadable(int fd, absl::Duration timeout) {
   pollfd fds[2] = {{stop_pipe_[0], POLLIN, 0}, {fd, POLLIN, 0}};
   int n = fd >= 0 ? 2 : 1;
@@ -1047,20 +1063,28 @@ void PgStore::ListenLoop() {
         break;
       }
       std::vector<EventNotice> notices;
+      std::vector<ChangeNotice> changes;
       while (PGnotify* n = PQnotifies(c.handle())) {
         std::vector<absl::string_view> lines = absl::StrSplit(n->extra, '\n');
         if (!lines.empty() && lines[0] != replica_id_) {
           for (size_t i = 1; i < lines.size(); ++i) {
             std::vector<absl::string_view> parts = absl::StrSplit(lines[i], '\t');
             int64_t sequence = 0;
-            if (parts.size() != 3 || !absl::SimpleAtoi(parts[2], &sequence)) continue;
-            notices.push_back({std::string(parts[0]), std::string(parts[1]), sequence});
+            if (parts.size() == 4 && parts[0] == "E" && absl::SimpleAtoi(parts[3], &sequence)) {
+              notices.push_back({std::string(parts[1]), std::string(parts[2]), sequence});
+            } else if (parts.size() == 3 && parts[0] == "C") {
+              changes.push_back({std::string(parts[1]), std::string(parts[2])});
+            }
           }
         }
         PQfreemem(n);
       }
       CommitListener* listener = listener_.load(std::memory_order_acquire);
       if (listener != nullptr && !notices.empty()) listener->EventsCommitted(notices);
+      ChangeListener* change_listener = change_listener_.load(std::memory_order_acquire);
+      if (change_listener != nullptr && !changes.empty()) {
+        change_listener->ChangesAnnounced(changes);
+      }
     }
   }
 }

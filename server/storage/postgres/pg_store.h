@@ -93,6 +93,7 @@ class PgStore final : public Store {
       ABSL_LOCKS_EXCLUDED(queue_mu_);
   absl::Status Read(absl::FunctionRef<absl::Status(Transaction&)> fn) override;
   void SetCommitListener(CommitListener* listener) override;
+  void SetChangeListener(ChangeListener* listener) override;
 
   // Write transactions run again after a serialization conflict, so far.
   int64_t ConflictRetries() const { return conflict_retries_.load(std::memory_order_relaxed); }
@@ -107,8 +108,10 @@ class PgStore final : public Store {
   void Release(std::unique_ptr<PgConn> conn) ABSL_LOCKS_EXCLUDED(pool_mu_);
   // Runs `batch` as one transaction and sets each task's result.
   void RunBatch(const std::vector<Task*>& batch);
-  // Sends `notices` to the other replicas when the transaction commits.
-  absl::Status Notify(PgConn& conn, const std::vector<EventNotice>& notices);
+  // Sends `notices` and `changes` to the other replicas when the transaction
+  // commits.
+  absl::Status Notify(PgConn& conn, const std::vector<EventNotice>& notices,
+                      const std::vector<ChangeNotice>& changes);
   void WriterLoop() ABSL_LOCKS_EXCLUDED(queue_mu_);
   void ListenLoop();
   // Waits on the stop pipe and `fd` (-1: none) up to `timeout`; false when
@@ -132,6 +135,7 @@ class PgStore final : public Store {
   bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
 
   std::atomic<CommitListener*> listener_{nullptr};
+  std::atomic<ChangeListener*> change_listener_{nullptr};
   std::atomic<int64_t> conflict_retries_{0};
   std::atomic<bool> listen_stopping_{false};
   absl::Notification listening_;  // the first LISTEN succeeded

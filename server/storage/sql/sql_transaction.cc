@@ -342,8 +342,13 @@ absl::StatusOr<std::optional<Row>> One(Query& q, Reader read) {
 class SqlTransaction final : public Transaction {
  public:
   // `inserted` (optional) collects the events inserted.
-  SqlTransaction(SqlConnection& db, std::vector<EventNotice>* inserted)
-      : db_(db), inserted_(inserted) {}
+  SqlTransaction(SqlConnection& db, std::vector<EventNotice>* inserted,
+                 std::vector<ChangeNotice>* changes)
+      : db_(db), inserted_(inserted), changes_(changes) {}
+
+  void AnnounceChange(absl::string_view topic, absl::string_view id) override {
+    if (changes_ != nullptr) changes_->push_back({std::string(topic), std::string(id)});
+  }
 
   absl::StatusOr<std::optional<PoolRow>> GetPool(absl::string_view id) override {
     static constexpr const char* kSql = "SELECT " POOL_COLS " FROM pools WHERE id = ?";
@@ -1258,13 +1263,15 @@ class SqlTransaction final : public Transaction {
 
   SqlConnection& db_;
   std::vector<EventNotice>* inserted_;
+  std::vector<ChangeNotice>* changes_;
 };
 
 }  // namespace
 
 std::unique_ptr<Transaction> NewSqlTransaction(SqlConnection& connection,
-                                               std::vector<EventNotice>* inserted) {
-  return std::make_unique<SqlTransaction>(connection, inserted);
+                                               std::vector<EventNotice>* inserted,
+                                               std::vector<ChangeNotice>* changes) {
+  return std::make_unique<SqlTransaction>(connection, inserted, changes);
 }
 
 std::vector<EventNotice> MergeNotices(std::vector<EventNotice> inserted) {

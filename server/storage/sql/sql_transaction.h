@@ -15,10 +15,12 @@ namespace switchyard::storage {
 
 // A Transaction running its statements on `connection` (borrowed; it must
 // outlive the result). The caller begins and ends the database transaction.
-// `inserted` (borrowed, may be null) collects one notice per inserted event.
+// `inserted` (borrowed, may be null) collects one notice per inserted event,
+// `changes` (borrowed, may be null: nobody to tell) the announced changes.
 // Not thread-safe, like the connection.
 std::unique_ptr<Transaction> NewSqlTransaction(SqlConnection& connection,
-                                               std::vector<EventNotice>* inserted);
+                                               std::vector<EventNotice>* inserted,
+                                               std::vector<ChangeNotice>* changes = nullptr);
 
 // One notice per connection with the highest sequence of `inserted`.
 std::vector<EventNotice> MergeNotices(std::vector<EventNotice> inserted);

@@ -59,6 +59,8 @@ class SqliteStore final : public Store {
   absl::Status Read(absl::FunctionRef<absl::Status(Transaction&)> fn) override
       ABSL_LOCKS_EXCLUDED(readers_mu_);
   void SetCommitListener(CommitListener* listener) override;
+  // One replica: no other one ever announces a change.
+  void SetChangeListener(ChangeListener*) override {}
 
   // Number of SQLite commits made so far (for tests of group commit).
   int64_t CommitCountForTest() const ABSL_LOCKS_EXCLUDED(mu_);
