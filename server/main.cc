@@ -87,6 +87,8 @@ ABSL_FLAG(int64_t, webhook_max_body_bytes, 1 << 20, "largest webhook body accept
 ABSL_FLAG(double, webhook_rate_per_connection, 200,
           "webhooks per second accepted per connection before 429");
 ABSL_FLAG(double, webhook_burst_per_connection, 400, "burst above the rate per connection");
+ABSL_FLAG(absl::Duration, webhook_secret_cache_ttl, absl::Seconds(10),
+          "how long a connection's webhook secrets are reused before the store is read again");
 ABSL_FLAG(absl::Duration, auth_cache_ttl, absl::Seconds(10),
           "how long a verified credential is reused before the store is read again; bounds how "
           "long a revocation made by another replica takes to apply");
@@ -185,6 +187,7 @@ int main(int argc, char** argv) {
   options.ingest.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_webhook_max_body_bytes));
   options.ingest.rate_per_second = absl::GetFlag(FLAGS_webhook_rate_per_connection);
   options.ingest.burst = absl::GetFlag(FLAGS_webhook_burst_per_connection);
+  options.ingest.secret_cache_ttl = absl::GetFlag(FLAGS_webhook_secret_cache_ttl);
 
   switchyard::KeySources sources;
   sources.master_key_file = absl::GetFlag(FLAGS_master_key_file);

@@ -175,7 +175,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->delivery_ =
       std::make_unique<delivery::DeliveryEngine>(*server->store_, clock, options.delivery);
   server->store_->SetCommitListener(server->delivery_.get());
-  server->store_->SetChangeListener(server->keys_.get());
+  server->change_listeners_ = storage::FanOut({server->keys_.get(), server->vault_.get()});
+  server->store_->SetChangeListener(server->change_listeners_.get());
   server->delivery_->Start();
   server->subscriptions_ = std::make_unique<delivery::SubscriptionManager>(
       *server->store_, clock,

@@ -33,7 +33,8 @@ namespace switchyard {
 
 namespace storage {
 class Store;
-}
+class ChangeListener;
+}  // namespace storage
 namespace catalog {
 class SystemCatalog;
 }
@@ -202,6 +203,8 @@ class Server {
   Clock& clock_;
   std::unique_ptr<crypto::MasterKeyring> keyring_;
   std::unique_ptr<storage::Store> store_;
+  // Hands changes announced by other replicas to the caches that hold them.
+  std::unique_ptr<storage::ChangeListener> change_listeners_;
   std::unique_ptr<catalog::SystemCatalog> catalog_;
   std::unique_ptr<vault::CredentialVault> vault_;
   std::unique_ptr<auth::ApiKeyManager> keys_;

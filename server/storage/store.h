@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -547,6 +548,10 @@ class ChangeListener {
   // Called on a store thread: must be quick and must not wait for the store.
   virtual void ChangesAnnounced(const std::vector<ChangeNotice>& changes) = 0;
 };
+
+// A listener that hands every change to each of `listeners` (borrowed; they
+// must outlive it).
+std::unique_ptr<ChangeListener> FanOut(std::vector<ChangeListener*> listeners);
 
 // Told about committed events, so consumers need not poll the store.
 class CommitListener {

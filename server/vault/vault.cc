@@ -345,9 +345,19 @@ absl::StatusOr<v1::RewrapDataKeysResponse> CredentialVault::RewrapDataKeys() {
   }
 }
 
+void CredentialVault::ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) {
+  for (const storage::ChangeNotice& c : changes) {
+    if (c.topic == kWebhookSecretTopic) {
+      ++webhook_generation_;
+      return;
+    }
+  }
+}
+
 absl::Status CredentialVault::DeleteCredentialsInTx(Transaction& tx, absl::string_view tenant_id,
                                                     absl::string_view connection_id) {
   SY_RETURN_IF_ERROR(tx.DeleteWebhookSecrets(tenant_id, connection_id));
+  tx.AnnounceChange(kWebhookSecretTopic, absl::StrCat(tenant_id, "/", connection_id));
   return tx.DeleteCredentials(tenant_id, connection_id);
 }
 
@@ -416,6 +426,7 @@ absl::StatusOr<v1::WebhookSecret> CredentialVault::RotateWebhookSecret(
                                   now,           absl::InfinitePast()};
     SY_ASSIGN_OR_RETURN(row.sealed, crypto::Seal(key.key, secret.view(), WebhookSecretAad(row)));
     SY_RETURN_IF_ERROR(tx.PutWebhookSecret(row));
+    tx.AnnounceChange(kWebhookSecretTopic, absl::StrCat(ref.tenant_id, "/", ref.connection_id));
     SY_ASSIGN_OR_RETURN(auto valid,
                         ValidWebhookSecretsInTx(tx, ref.tenant_id, ref.connection_id, now));
     for (const auto& [s, expire] : valid) {
@@ -458,6 +469,7 @@ absl::Status CredentialVault::RevokeWebhookSecret(const v1::RevokeWebhookSecretR
   SY_ASSIGN_OR_RETURN(ConnectionRef ref, ParseWebhookSecretName(req.name()));
   absl::Status status = store_.Write([&](Transaction& tx) -> absl::Status {
     SY_RETURN_IF_ERROR(CheckConnection(tx, ref, scope, /*must_be_live=*/false));
+    tx.AnnounceChange(kWebhookSecretTopic, absl::StrCat(ref.tenant_id, "/", ref.connection_id));
     return tx.DeleteWebhookSecrets(ref.tenant_id, ref.connection_id);
   });
   ++webhook_generation_;

@@ -34,7 +34,11 @@
 namespace switchyard::vault {
 
 // Thread-safe. Borrows its dependencies, which must outlive it.
-class CredentialVault {
+// The topic of AnnounceChange for a connection's webhook secrets, with
+// "tenant/connection".
+inline constexpr char kWebhookSecretTopic[] = "webhook_secret";
+
+class CredentialVault final : public storage::ChangeListener {
  public:
   CredentialVault(storage::Store& store, const crypto::MasterKeyring& keyring, Clock& clock)
       : store_(store), keyring_(keyring), clock_(clock) {}
@@ -78,9 +82,13 @@ class CredentialVault {
   };
   absl::StatusOr<WebhookKeys> LoadWebhookKeys(absl::string_view tenant_id,
                                               absl::string_view connection_id);
-  // Changes whenever this process rotates or revokes a webhook secret, so
-  // that cached keys can be refreshed at once.
+  // Changes whenever a webhook secret is rotated or revoked (through this
+  // replica, or announced by another), so that cached keys can be refreshed
+  // at once.
   uint64_t webhook_secret_generation() const { return webhook_generation_.load(); }
+
+  // storage::ChangeListener: webhook secrets changed through another replica.
+  void ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) override;
 
   // Inside another module's transaction: forget one connection's
   // credentials and webhook secrets, or destroy everything a tenant holds

@@ -286,7 +286,8 @@ TEST_F(ReplicasTest, ThreeReplicasShareCreditsTokensAndEventsAndSurviveKillNine)
   // long credential cache, so that only the announcement of a revocation can
   // end a cached key's use on another replica.
   for (int i = 0; i < 3; ++i) {
-    StartReplica(i, {"--delivery_lease_ttl=3s", "--auth_cache_ttl=1h"});
+    StartReplica(
+        i, {"--delivery_lease_ttl=3s", "--auth_cache_ttl=1h", "--webhook_secret_cache_ttl=1h"});
   }
   auto a = Client(0);
   auto b = Client(1);
@@ -412,6 +413,29 @@ TEST_F(ReplicasTest, ThreeReplicasShareCreditsTokensAndEventsAndSurviveKillNine)
   ExpectStoredInOrder(*a, posters, acked, "acme", kConnections);
   // B took C's connections over when C's leases expired.
   ExpectDelivered(consumer, delivered_on_c, acked);
+
+  // A webhook secret revoked through B stops verifying on A, which had it
+  // cached for an hour.
+  v1::RevokeWebhookSecretRequest revoke_secret;
+  revoke_secret.set_name("tenants/acme/connections/mx0/webhookSecret");
+  ASSERT_TRUE(b->RevokeWebhookSecret(revoke_secret).ok());
+  int n = 0;
+  EXPECT_TRUE(Eventually(
+      [&] {
+        HttpConnection http(replicas_[0]->http_port());
+        const std::string id = absl::StrCat("after-revoke-", n++);
+        const std::string body = "{}";
+        const std::string ts = absl::StrCat(absl::ToUnixSeconds(absl::Now()));
+        return http.Send("POST", "/webhooks/tenants/acme/connections/mx0",
+                         {{"content-type", "application/json"},
+                          {"webhook-id", id},
+                          {"webhook-timestamp", ts},
+                          {"webhook-signature", webhooks::Sign(secrets[0], id, ts, body)}},
+                         body)
+                   .status == 401;
+      },
+      absl::Seconds(30)))
+      << "a webhook secret revoked through replica B still verifies on replica A";
 }
 
 TEST_F(ReplicasTest, APostgresRestartUnderLoadLosesNothingAndNeedsNoGatewayRestart) {
