@@ -641,18 +641,6 @@ std::string RandomReplicaId() {
 
 }  // namespace
 
-struct PgStore::Task {
-  explicit Task(absl::FunctionRef<absl::Status(Transaction&)> f) : fn(f) {}
-  absl::FunctionRef<absl::Status(Transaction&)> fn;
-  absl::Status result;
-  bool finished = false;  // a synchronous write's caller waits for it
-  // An asynchronous write owns its function (which `fn` refers to) and is
-  // answered through `done`; the writer thread deletes it.
-  std::unique_ptr<std::function<absl::Status(Transaction&)>> owned;
-  std::function<void(absl::Status)> done;
-  std::string key;  // fairness key; "" for synchronous writes
-};
-
 namespace {
 
 // A hash of a fairness key that every replica computes alike (FNV-1a), for
@@ -710,10 +698,7 @@ PgStore::PgStore(PgStoreOptions options, std::string schema, std::string channel
 }
 
 PgStore::~PgStore() {
-  {
-    absl::MutexLock lock(&queue_mu_);
-    stopping_ = true;
-  }
+  writes_.Stop();
   for (std::thread& t : writers_) t.join();
   listen_stopping_.store(true);
   if (stop_pipe_[1] >= 0) {
@@ -791,10 +776,10 @@ absl::Status PgStore::Notify(PgConn& conn, const std::vector<EventNotice>& notic
   return payload.size() > replica_id_.size() ? send() : absl::OkStatus();
 }
 
-void PgStore::RunBatch(const std::vector<Task*>& batch) {
+void PgStore::RunBatch(const std::vector<WriteQueue::Task*>& batch) {
   absl::BitGen gen;
   auto fail_all = [&](const absl::Status& status) {
-    for (Task* task : batch) task->result = status;
+    for (WriteQueue::Task* task : batch) task->result = status;
   };
   for (int attempt = 1;; ++attempt) {
     absl::StatusOr<std::unique_ptr<PgConn>> acquired = Acquire();
@@ -810,7 +795,7 @@ void PgStore::RunBatch(const std::vector<Task*>& batch) {
     // snapshot, runs them one replica after the other instead; writes of
     // different keys still run on every replica at once.
     std::vector<int64_t> keys;
-    for (Task* task : batch) keys.push_back(StableKeyHash(task->key));
+    for (WriteQueue::Task* task : batch) keys.push_back(StableKeyHash(task->key));
     std::sort(keys.begin(), keys.end());
     keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
     if (!keys.empty()) {
@@ -833,7 +818,7 @@ void PgStore::RunBatch(const std::vector<Task*>& batch) {
     std::vector<ChangeNotice> changes;
     // A failure that ends the whole group (conflict, broken connection).
     absl::Status aborted = conn.Exec("BEGIN ISOLATION LEVEL SERIALIZABLE; SAVEPOINT task");
-    for (Task* task : batch) {
+    for (WriteQueue::Task* task : batch) {
       if (!aborted.ok()) break;
       const size_t mark = inserted.size();
       const size_t changes_mark = changes.size();
@@ -883,7 +868,7 @@ void PgStore::RunBatch(const std::vector<Task*>& batch) {
       // One conflicting write would take its whole group with it on every
       // attempt: the group's writes run again one by one.
       conflict_retries_.fetch_add(1, std::memory_order_relaxed);
-      for (Task* task : batch) RunBatch({task});
+      for (WriteQueue::Task* task : batch) RunBatch({task});
       return;
     }
     if (conflict) {
@@ -911,78 +896,24 @@ void PgStore::RunBatch(const std::vector<Task*>& batch) {
 }
 
 absl::Status PgStore::Write(absl::FunctionRef<absl::Status(Transaction&)> fn) {
-  Task task(fn);
-  absl::MutexLock lock(&queue_mu_);
-  if (stopping_) {
-    return Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down");
-  }
-  queue_.Push("", &task);
-  queue_mu_.Await(absl::Condition(&task.finished));
-  return task.result;
+  return writes_.Write(fn);
 }
 
 void PgStore::WriteAsync(std::function<absl::Status(Transaction&)> fn,
                          std::function<void(absl::Status)> done, absl::string_view fairness_key) {
-  auto owned = std::make_unique<std::function<absl::Status(Transaction&)>>(std::move(fn));
-  auto* task = new Task(*owned);
-  task->owned = std::move(owned);
-  task->done = std::move(done);
-  task->key = std::string(fairness_key);
-  {
-    absl::MutexLock lock(&queue_mu_);
-    if (!stopping_) {
-      queue_.Push(fairness_key, task);
-      return;
-    }
-  }
-  task->done(Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down"));
-  delete task;
+  writes_.WriteAsync(std::move(fn), std::move(done), fairness_key);
 }
 
 void PgStore::WriterLoop() {
   // With one writer, a group may hold several writes of one key (run in
   // order); with more, a key is held by one group at a time.
-  const bool single = options_.writers <= 1;
-  std::vector<Task*> batch;
-  std::vector<std::string> held;
+  const bool hold = options_.writers > 1;
   while (true) {
-    batch.clear();
-    held.clear();
-    {
-      absl::MutexLock lock(&queue_mu_);
-      queue_mu_.Await(absl::Condition(
-          +[](PgStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->queue_mu_) {
-            return s->queue_.ready() || (s->stopping_ && s->queue_.empty());
-          },
-          this));
-      if (!queue_.ready()) return;  // stopping, and nothing left to do
-      while (queue_.ready() && static_cast<int>(batch.size()) < std::max(1, options_.max_batch)) {
-        if (single) {
-          batch.push_back(queue_.Pop());
-        } else {
-          auto [key, task] = queue_.PopHolding();
-          held.push_back(std::move(key));
-          batch.push_back(task);
-        }
-      }
-    }
+    std::vector<WriteQueue::Task*> batch =
+        writes_.Take(static_cast<size_t>(std::max(1, options_.max_batch)), hold);
+    if (batch.empty()) return;  // stopping, and nothing left to do
     RunBatch(batch);
-    std::vector<Task*> async;
-    {
-      absl::MutexLock lock(&queue_mu_);
-      for (const std::string& key : held) queue_.Resume(key);
-      for (Task* task : batch) {
-        if (task->done) {
-          async.push_back(task);
-        } else {
-          task->finished = true;  // the waiting caller owns it
-        }
-      }
-    }
-    for (Task* task : async) {
-      task->done(task->result);
-      delete task;
-    }
+    writes_.Finish(batch, hold);
   }
 }
 

@@ -34,8 +34,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "server/storage/fair_queue.h"
 #include "server/storage/store.h"
+#include "server/storage/write_queue.h"
 
 namespace switchyard::storage {
 
@@ -86,11 +86,9 @@ class PgStore final : public Store {
   // Finishes queued asynchronous writes, then closes every connection.
   ~PgStore() override;
 
-  absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) override
-      ABSL_LOCKS_EXCLUDED(queue_mu_);
+  absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) override;
   void WriteAsync(std::function<absl::Status(Transaction&)> fn,
-                  std::function<void(absl::Status)> done, absl::string_view fairness_key) override
-      ABSL_LOCKS_EXCLUDED(queue_mu_);
+                  std::function<void(absl::Status)> done, absl::string_view fairness_key) override;
   absl::Status Read(absl::FunctionRef<absl::Status(Transaction&)> fn) override;
   void SetCommitListener(CommitListener* listener) override;
   void SetChangeListener(ChangeListener* listener) override;
@@ -99,7 +97,6 @@ class PgStore final : public Store {
   int64_t ConflictRetries() const { return conflict_retries_.load(std::memory_order_relaxed); }
 
  private:
-  struct Task;
   PgStore(PgStoreOptions options, std::string schema, std::string channel);
 
   // One connection of the pool, waiting up to statement_timeout for a free
@@ -107,12 +104,12 @@ class PgStore final : public Store {
   absl::StatusOr<std::unique_ptr<PgConn>> Acquire() ABSL_LOCKS_EXCLUDED(pool_mu_);
   void Release(std::unique_ptr<PgConn> conn) ABSL_LOCKS_EXCLUDED(pool_mu_);
   // Runs `batch` as one transaction and sets each task's result.
-  void RunBatch(const std::vector<Task*>& batch);
+  void RunBatch(const std::vector<WriteQueue::Task*>& batch);
   // Sends `notices` and `changes` to the other replicas when the transaction
   // commits.
   absl::Status Notify(PgConn& conn, const std::vector<EventNotice>& notices,
                       const std::vector<ChangeNotice>& changes);
-  void WriterLoop() ABSL_LOCKS_EXCLUDED(queue_mu_);
+  void WriterLoop();
   void ListenLoop();
   // Waits on the stop pipe and `fd` (-1: none) up to `timeout`; false when
   // stopping.
@@ -130,9 +127,7 @@ class PgStore final : public Store {
   // After a failed connect, callers fail fast until then (reconnect_backoff).
   absl::Time down_until_ ABSL_GUARDED_BY(pool_mu_) = absl::InfinitePast();
 
-  absl::Mutex queue_mu_;
-  FairQueue<Task*> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool stopping_ ABSL_GUARDED_BY(queue_mu_) = false;
+  WriteQueue writes_;
 
   std::atomic<CommitListener*> listener_{nullptr};
   std::atomic<ChangeListener*> change_listener_{nullptr};

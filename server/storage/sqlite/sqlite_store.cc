@@ -445,17 +445,6 @@ absl::Status Migrate(SqliteDb& db) {
 
 }  // namespace
 
-struct SqliteStore::Task {
-  explicit Task(absl::FunctionRef<absl::Status(Transaction&)> f) : fn(f) {}
-  absl::FunctionRef<absl::Status(Transaction&)> fn;
-  absl::Status result;
-  bool done = false;
-  // An asynchronous write owns its function (which `fn` refers to) and is
-  // answered through `on_done`; the writer thread deletes it.
-  std::unique_ptr<std::function<absl::Status(Transaction&)>> owned;
-  std::function<void(absl::Status)> on_done;
-};
-
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteStoreOptions& options) {
   SY_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(options.path, false));
   // WAL lets readers proceed during writes; synchronous=FULL fsyncs the WAL at
@@ -478,82 +467,35 @@ SqliteStore::SqliteStore(SqliteStoreOptions options, std::unique_ptr<SqliteDb> w
       writer_thread_([this] { WriterLoop(); }) {}
 
 SqliteStore::~SqliteStore() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-  }
+  writes_.Stop();
   writer_thread_.join();
 }
 
 absl::Status SqliteStore::Write(absl::FunctionRef<absl::Status(Transaction&)> fn) {
-  Task task(fn);
-  absl::MutexLock lock(&mu_);
-  if (stopping_) {
-    return Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down");
-  }
-  waiting_.Push("", &task);
-  mu_.Await(absl::Condition(&task.done));
-  return task.result;
+  return writes_.Write(fn);
 }
 
 void SqliteStore::WriteAsync(std::function<absl::Status(Transaction&)> fn,
                              std::function<void(absl::Status)> done,
                              absl::string_view fairness_key) {
-  auto owned = std::make_unique<std::function<absl::Status(Transaction&)>>(std::move(fn));
-  auto* task = new Task(*owned);
-  task->owned = std::move(owned);
-  task->on_done = std::move(done);
-  {
-    absl::MutexLock lock(&mu_);
-    if (!stopping_) {
-      waiting_.Push(fairness_key, task);
-      return;
-    }
-  }
-  task->on_done(Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "store is shutting down"));
-  delete task;
+  writes_.WriteAsync(std::move(fn), std::move(done), fairness_key);
 }
 
 void SqliteStore::WriterLoop() {
-  std::vector<Task*> batch;
   while (true) {
-    batch.clear();
-    {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-            return !s->waiting_.empty() || s->stopping_;
-          },
-          this));
-      if (waiting_.empty()) return;  // stopping, and nothing left to do
-      while (!waiting_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
-        batch.push_back(waiting_.Pop());
-      }
-    }
+    std::vector<WriteQueue::Task*> batch =
+        writes_.Take(static_cast<size_t>(std::max(1, options_.max_batch)), /*hold=*/false);
+    if (batch.empty()) return;  // stopping, and nothing left to do
     RunBatch(batch);
-    std::vector<Task*> async;
-    {
-      absl::MutexLock lock(&mu_);
-      ++commits_;
-      for (Task* task : batch) {
-        if (task->on_done) {
-          async.push_back(task);
-        } else {
-          task->done = true;  // the waiting caller owns it
-        }
-      }
-    }
-    for (Task* task : async) {
-      task->on_done(task->result);
-      delete task;
-    }
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    writes_.Finish(batch, /*hold=*/false);
   }
 }
 
-void SqliteStore::RunBatch(const std::vector<Task*>& batch) {
+void SqliteStore::RunBatch(const std::vector<WriteQueue::Task*>& batch) {
   SqliteDb& db = *writer_;
   auto fail_all = [&](const absl::Status& status) {
-    for (Task* task : batch) task->result = status;
+    for (WriteQueue::Task* task : batch) task->result = status;
   };
   if (absl::Status begin = db.ExecCached("BEGIN IMMEDIATE"); !begin.ok()) {
     log::Error("store begin failed", {{"error", begin.ToString()}});
@@ -562,7 +504,7 @@ void SqliteStore::RunBatch(const std::vector<Task*>& batch) {
   }
   std::vector<EventNotice> inserted;
   std::unique_ptr<Transaction> tx = NewSqlTransaction(db, &inserted);
-  for (Task* task : batch) {
+  for (WriteQueue::Task* task : batch) {
     const size_t inserted_before = inserted.size();
     absl::Status status = db.ExecCached("SAVEPOINT task");
     if (status.ok()) status = task->fn(*tx);
@@ -643,9 +585,6 @@ absl::Status SqliteStore::Read(absl::FunctionRef<absl::Status(Transaction&)> fn)
   return status;
 }
 
-int64_t SqliteStore::CommitCountForTest() const {
-  absl::MutexLock lock(&mu_);
-  return commits_;
-}
+int64_t SqliteStore::CommitCountForTest() const { return commits_.load(std::memory_order_relaxed); }
 
 }  // namespace switchyard::storage

@@ -21,8 +21,8 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/storage/fair_queue.h"
 #include "server/storage/store.h"
+#include "server/storage/write_queue.h"
 
 struct sqlite3;
 
@@ -51,11 +51,9 @@ class SqliteStore final : public Store {
   // Finishes queued writes, then stops the writer thread and closes the files.
   ~SqliteStore() override;
 
-  absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) override
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Write(absl::FunctionRef<absl::Status(Transaction&)> fn) override;
   void WriteAsync(std::function<absl::Status(Transaction&)> fn,
-                  std::function<void(absl::Status)> done, absl::string_view fairness_key) override
-      ABSL_LOCKS_EXCLUDED(mu_);
+                  std::function<void(absl::Status)> done, absl::string_view fairness_key) override;
   absl::Status Read(absl::FunctionRef<absl::Status(Transaction&)> fn) override
       ABSL_LOCKS_EXCLUDED(readers_mu_);
   void SetCommitListener(CommitListener* listener) override;
@@ -63,13 +61,12 @@ class SqliteStore final : public Store {
   void SetChangeListener(ChangeListener*) override {}
 
   // Number of SQLite commits made so far (for tests of group commit).
-  int64_t CommitCountForTest() const ABSL_LOCKS_EXCLUDED(mu_);
+  int64_t CommitCountForTest() const;
 
  private:
-  struct Task;
   SqliteStore(SqliteStoreOptions options, std::unique_ptr<SqliteDb> writer);
-  void WriterLoop() ABSL_LOCKS_EXCLUDED(mu_);
-  void RunBatch(const std::vector<Task*>& batch);
+  void WriterLoop();
+  void RunBatch(const std::vector<WriteQueue::Task*>& batch);
   absl::StatusOr<std::unique_ptr<SqliteDb>> AcquireReader() ABSL_LOCKS_EXCLUDED(readers_mu_);
   void ReturnReader(std::unique_ptr<SqliteDb> db) ABSL_LOCKS_EXCLUDED(readers_mu_);
 
@@ -78,10 +75,8 @@ class SqliteStore final : public Store {
   // Used by the writer thread only.
   std::unique_ptr<SqliteDb> writer_;
 
-  mutable absl::Mutex mu_;
-  FairQueue<Task*> waiting_ ABSL_GUARDED_BY(mu_);
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t commits_ ABSL_GUARDED_BY(mu_) = 0;
+  WriteQueue writes_;
+  std::atomic<int64_t> commits_{0};
 
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<SqliteDb>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
