@@ -59,7 +59,7 @@ case "$cmd" in
     cp "$dir/password" "$c/pwfile"
     if [ "$(id -u)" = 0 ]; then chown -R postgres "$c"; fi
     as_owner "$bin/initdb" -D "$c/data" -U switchyard --pwfile="$c/pwfile" \
-      --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --no-sync >"$dir/initdb.log"
+      --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --locale=C --no-sync >"$dir/initdb.log"
     rm -f "$c/pwfile"
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
       >"$dir/port"
