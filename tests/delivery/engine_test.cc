@@ -607,7 +607,6 @@ TEST_F(EngineTest, ReplicasShareASubscriptionsConnectionsAndTakeOverWhenOneDies)
   // Each connection goes to one replica, and nothing is delivered twice.
   EXPECT_NE(at_a[0].event().name().substr(0, 28), at_b[0].event().name().substr(0, 28));
   const bool a_has_erp = at_a[0].event().event_id() == "e3";
-  DeliveryEngine& erp_engine = a_has_erp ? a : b;
   const OpenStream& erp_stream = a_has_erp ? on_a : on_b;
   DeliveryEngine& cmms_engine = a_has_erp ? b : a;
   const OpenStream& cmms_stream = a_has_erp ? on_b : on_a;

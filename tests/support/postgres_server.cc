@@ -4,24 +4,11 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "tests/support/temp_dir.h"
 
 namespace switchyard::testing {
-namespace {
-
-std::string ReadTrimmed(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return std::string(absl::StripAsciiWhitespace(text.str()));
-}
-
-}  // namespace
-
 absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
   const char* tmp = std::getenv("TMPDIR");
   std::string base = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/sy-pg-XXXXXX");
@@ -29,8 +16,8 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
   const std::string dir = base + "/cluster";
   auto server = std::unique_ptr<PostgresServer>(new PostgresServer(base, dir));
   if (absl::Status s = server->Run("start"); !s.ok()) return s;
-  server->url_ = ReadTrimmed(dir + "/url");
-  server->password_ = ReadTrimmed(dir + "/password");
+  server->url_ = ReadTrimmedFile(dir + "/url");
+  server->password_ = ReadTrimmedFile(dir + "/password");
   return server;
 }
 

@@ -19,6 +19,7 @@
 #include "client/gateway_client.h"
 #include "server/auth/token_format.h"
 #include "server/crypto/keyring.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/test_store.h"
 
 namespace switchyard::testing {
@@ -26,12 +27,6 @@ namespace switchyard::testing {
 std::string ServerProcess::BinaryPath() { return SWITCHYARD_SERVER_PATH; }
 
 namespace {
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 void WriteIfMissing(const std::string& path, const std::string& text) {
   if (std::filesystem::exists(path)) return;
@@ -40,7 +35,7 @@ void WriteIfMissing(const std::string& path, const std::string& text) {
 }  // namespace
 
 std::string ServerProcess::OperatorKey(const std::string& data_dir) {
-  return std::string(absl::StripAsciiWhitespace(ReadAll(data_dir + "/operator.key")));
+  return ReadTrimmedFile(data_dir + "/operator.key");
 }
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
@@ -105,7 +100,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   auto process = std::unique_ptr<ServerProcess>(new ServerProcess(pid, port, operator_key));
   {
     // The "serving" log line, written before the port, names the HTTP port.
-    const std::string log = ReadAll(log_path);
+    const std::string log = ReadFile(log_path);
     const std::string key = "\"http_port\":";
     const size_t at = log.rfind(key);
     if (at != std::string::npos) process->http_port_ = std::atoi(log.c_str() + at + key.size());

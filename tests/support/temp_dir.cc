@@ -4,7 +4,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <vector>
+
+#include "absl/strings/ascii.h"
 
 namespace switchyard::testing {
 
@@ -20,6 +24,17 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string ReadTrimmedFile(const std::string& path) {
+  return std::string(absl::StripAsciiWhitespace(ReadFile(path)));
 }
 
 }  // namespace switchyard::testing

@@ -19,6 +19,12 @@ class TempDir {
   std::string path_;
 };
 
+// The whole content of the file at `path` ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+// The same without leading and trailing whitespace (one-line files: keys,
+// URLs, passwords).
+std::string ReadTrimmedFile(const std::string& path);
+
 }  // namespace switchyard::testing
 
 #endif  // SWITCHYARD_TESTS_SUPPORT_TEMP_DIR_H_

@@ -6,29 +6,21 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "absl/random/random.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/storage/postgres/pg_store.h"
 #include "server/storage/sqlite/sqlite_store.h"
+#include "tests/support/temp_dir.h"
 
 namespace switchyard::testing {
 namespace {
 
-std::string ReadTrimmed(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return std::string(absl::StripAsciiWhitespace(text.str()));
-}
-
 // Creates schema `name` through an admin connection.
 absl::Status CreateSchema(const std::string& name) {
   const std::string dir = TestPostgresDir();
-  const std::string url = ReadTrimmed(dir + "/url");
-  const std::string password = ReadTrimmed(dir + "/password");
+  const std::string url = ReadTrimmedFile(dir + "/url");
+  const std::string password = ReadTrimmedFile(dir + "/password");
   const char* keys[] = {"dbname", "password", nullptr};
   const char* values[] = {url.c_str(), password.c_str(), nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, 1);
@@ -59,12 +51,12 @@ absl::StatusOr<std::string> TestPostgresUrl(const std::string& dir) {
   const std::string pg = TestPostgresDir();
   if (pg.empty()) return absl::FailedPreconditionError("tests are not running on PostgreSQL");
   const std::string saved = dir + "/postgres.url";
-  if (std::filesystem::exists(saved)) return ReadTrimmed(saved);
+  if (std::filesystem::exists(saved)) return ReadTrimmedFile(saved);
   absl::BitGen gen;
   const std::string schema =
       absl::StrCat("t", absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
   if (absl::Status s = CreateSchema(schema); !s.ok()) return s;
-  const std::string base = ReadTrimmed(pg + "/url");
+  const std::string base = ReadTrimmedFile(pg + "/url");
   const std::string url = absl::StrCat(base, base.find('?') == std::string::npos ? "?" : "&",
                                        "options=-csearch_path%3D", schema);
   std::ofstream(saved) << url << "\n";
@@ -83,7 +75,7 @@ absl::StatusOr<std::unique_ptr<storage::Store>> OpenTestStore(const std::string&
   if (!url.ok()) return url.status();
   storage::PgStoreOptions options;
   options.url = *url;
-  options.password = ReadTrimmed(TestPostgresDir() + "/password");
+  options.password = ReadTrimmedFile(TestPostgresDir() + "/password");
   options.pool_size = 4;
   auto store = storage::PgStore::Open(options);
   if (!store.ok()) return store.status();
@@ -96,17 +88,12 @@ std::string TestStoreFileBytes(const std::string& dir) {
     files = {dir + "/store.db", dir + "/store.db-wal"};
   } else {
     for (const auto& entry : std::filesystem::recursive_directory_iterator(
-             ReadTrimmed(TestPostgresDir() + "/cluster") + "/data")) {
+             ReadTrimmedFile(TestPostgresDir() + "/cluster") + "/data")) {
       if (entry.is_regular_file()) files.push_back(entry.path().string());
     }
   }
   std::string bytes;
-  for (const std::string& path : files) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    bytes += s.str();
-  }
+  for (const std::string& path : files) bytes += ReadFile(path);
   return bytes;
 }
 

@@ -32,8 +32,7 @@ class PgStoreTest : public ::testing::Test {
     EXPECT_TRUE(url.ok()) << url.status();
     PgStoreOptions options;
     options.url = url.ok() ? *url : "";
-    std::ifstream in(testing::TestPostgresDir() + "/password");
-    std::getline(in, options.password);
+    options.password = testing::ReadTrimmedFile(testing::TestPostgresDir() + "/password");
     options.pool_size = 4;
     return options;
   }
