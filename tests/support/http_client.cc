@@ -45,11 +45,14 @@ void HttpConnection::SendRaw(const std::string& bytes) {
   asio::write(impl_->socket, asio::buffer(bytes), ec);
 }
 
-HttpReply HttpConnection::Read() {
-  http::response<http::string_body> res;
+HttpReply HttpConnection::Read(bool head) {
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(64 << 20);
+  parser.skip(head);
   beast::error_code ec;
-  http::read(impl_->socket, impl_->buffer, res, ec);
+  http::read(impl_->socket, impl_->buffer, parser, ec);
   if (ec) return {};
+  const http::response<http::string_body>& res = parser.get();
   HttpReply reply{static_cast<int>(res.result_int()), res.body(), {}};
   for (const auto& field : res) {
     reply.headers[std::string(field.name_string())] = std::string(field.value());

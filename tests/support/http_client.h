@@ -30,8 +30,9 @@ class HttpConnection {
                  const std::string& body);
   // Writes raw bytes (for malformed or incomplete requests).
   void SendRaw(const std::string& bytes);
-  // Reads one answer.
-  HttpReply Read();
+  // Reads one answer; `head`: the answer to a HEAD request, which announces
+  // a length but has no body. Status 0 when the connection is closed.
+  HttpReply Read(bool head = false);
 
  private:
   struct Impl;

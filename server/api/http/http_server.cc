@@ -4,10 +4,13 @@
 #include "server/api/http/beast.h"
 // clang-format on
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <optional>
 #include <thread>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -21,6 +24,23 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+class Session;
+
+// One I/O thread with its own event loop. A connection stays on the worker
+// that accepted it, so its handlers never run concurrently and need no
+// strand. Deadlines are checked by one periodic sweep per worker instead of
+// a timer armed and cancelled for every request.
+struct Worker {
+  Worker() : ioc(1), sweep(ioc) {}
+  // The worker's open connections; touched only on its thread. Declared
+  // first: sessions still pending when the loop is destroyed leave it then.
+  absl::flat_hash_set<Session*> sessions;
+  asio::io_context ioc;
+  asio::steady_timer sweep;
+  std::thread thread;
+};
 
 }  // namespace
 
@@ -34,70 +54,120 @@ std::string HttpErrorBody(absl::string_view reason, absl::string_view message) {
 }
 
 struct HttpServer::Impl {
-  Impl(const HttpServerOptions& o, HttpHandler& h) : options(o), handler(h), acceptor(ioc) {}
+  Impl(const HttpServerOptions& o, HttpHandler& h)
+      : options(o), handler(h), accept_ioc(1), acceptor(accept_ioc) {}
 
   const HttpServerOptions options;
   HttpHandler& handler;
-  asio::io_context ioc;
+  // The acceptor has its own loop and thread: accepting never waits behind a
+  // busy worker.
+  asio::io_context accept_ioc;
   tcp::acceptor acceptor;
+  std::thread accept_thread;
+  // Before the workers: sessions destroyed with them still count down.
   absl::Mutex mu;
   int in_flight ABSL_GUARDED_BY(mu) = 0;  // requests handed to the handler, not answered
-  std::vector<std::thread> io_threads;
+  // Kept until the server is destroyed: an answer that comes after Shutdown
+  // is queued on a stopped loop and dropped with it.
+  std::vector<std::unique_ptr<Worker>> workers;
+  size_t next_worker = 0;  // accept thread only
   std::atomic<bool> stopping{false};
   std::atomic<bool> stopped{false};
   int port = 0;
 
   void Accept();
+  void Sweep(Worker& worker);
+  // How often deadlines are checked: a quarter of the request timeout, at
+  // most a second.
+  std::chrono::steady_clock::duration SweepInterval() const {
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        absl::ToChronoNanoseconds(
+            std::clamp(options.request_timeout / 4, absl::Milliseconds(10), absl::Seconds(1))));
+  }
 };
 
 namespace {
 
-// One client connection: read a request, hand it to a worker, write the
-// answer, repeat while kept alive. Owned by the shared_ptrs of its pending
-// operations; it ends when none is left.
+// The status line's reason phrase.
+absl::string_view Reason(int status) {
+  const auto reason = http::obsolete_reason(static_cast<http::status>(status));
+  return reason.empty() ? absl::string_view("Unknown")
+                        : absl::string_view(reason.data(), reason.size());
+}
+
+// Header names and values come from handlers; a CR or LF in them would let a
+// value end the header section early.
+void AppendHeaderText(std::string& out, absl::string_view text) {
+  for (char c : text) out.push_back(c == '\r' || c == '\n' ? ' ' : c);
+}
+
+// One client connection: read a request, hand it to the handler, write the
+// answer, repeat while kept alive. Runs only on its worker's thread. Owned by
+// the shared_ptrs of its pending operations; it ends when none is left.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl& server)
-      : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
+  Session(tcp::socket socket, Worker& worker, HttpServer::Impl& server)
+      : socket_(std::move(socket)), worker_(worker), server_(server) {
+    worker_.sessions.insert(this);
+  }
+  ~Session() {
+    worker_.sessions.erase(this);
+    if (answering_) Answered();
+  }
 
-  void Start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  void Start() { Read(); }
+
+  // Closes the connection at once (shutdown).
+  void CloseSocket() {
+    beast::error_code ignored;
+    socket_.close(ignored);
+  }
+
+  // Called by the sweep of the session's worker.
+  void CheckDeadline(SteadyTime now) {
+    if (state_ == State::kHandling || now < deadline_) return;
+    if (state_ == State::kReading) {
+      timed_out_ = true;
+      beast::error_code ignored;
+      socket_.cancel(ignored);  // OnRead answers 408 or closes
+      return;
+    }
+    // A client that does not read its answer: give up on it.
+    beast::error_code ignored;
+    socket_.close(ignored);
   }
 
  private:
+  enum class State { kReading, kHandling, kWriting };
+
   void Read() {
     parser_.emplace();
     parser_->body_limit(server_.options.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
-    // Our own deadline rather than the stream's: the stream would close the
-    // socket, and a request cut short deserves a 408 first.
-    stream_.expires_never();
-    timer_.expires_after(absl::ToChronoNanoseconds(server_.options.request_timeout));
-    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (!ec) self->OnDeadline();
-    });
+    state_ = State::kReading;
+    deadline_ = std::chrono::steady_clock::now() + Timeout();
     http::async_read(
-        stream_, buffer_, *parser_,
+        socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
-  void OnDeadline() {
-    timed_out_ = true;
-    // Idle keep-alive connections just close; a request cut short is told.
-    if (parser_->got_some() || buffer_.size() > 0) {
-      return Reply(408, HttpErrorBody("REQUEST_TIMEOUT", "the request did not arrive in time"),
-                   /*close=*/true);
-    }
-    beast::error_code ignored;
-    stream_.socket().close(ignored);
+  std::chrono::steady_clock::duration Timeout() const {
+    return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        absl::ToChronoNanoseconds(server_.options.request_timeout));
   }
 
   void OnRead(beast::error_code ec) {
-    timer_.cancel();
-    if (timed_out_) return;  // OnDeadline answered or closed
-    if (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted) {
+    if (timed_out_) {
+      // Idle keep-alive connections just close; a request cut short is told.
+      if (parser_->got_some() || buffer_.size() > 0) {
+        return Reply(408, HttpErrorBody("REQUEST_TIMEOUT", "the request did not arrive in time"),
+                     /*close=*/true);
+      }
       return Close();
+    }
+    if (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted || ec == http::error::partial_message) {
+      return Close();  // the client went away
     }
     if (ec == http::error::body_limit) {
       return Reply(
@@ -110,84 +180,112 @@ class Session : public std::enable_shared_from_this<Session> {
       return Reply(431, HttpErrorBody("HEADERS_TOO_LARGE", "the request headers are too large"),
                    true);
     }
-    if (ec == http::error::partial_message) return Close();  // the client went away
     if (ec) {
       return Reply(400, HttpErrorBody("MALFORMED_REQUEST", "the request is not valid HTTP/1.1"),
                    true);
     }
-    http::request<http::string_body> req = parser_->release();
+    http::request<http::string_body>& req = parser_->get();
     keep_alive_ = req.keep_alive();
-    if (server_.stopping.load()) {
+    head_ = req.method() == http::verb::head;
+    if (server_.stopping.load(std::memory_order_relaxed)) {
       return Reply(503, HttpErrorBody("SHUTTING_DOWN", "the gateway is shutting down"), true);
     }
     HttpRequest request;
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());
+    request.headers.reserve(16);
     for (const auto& field : req) {
       std::string name(field.name_string());
       absl::AsciiStrToLower(&name);
-      request.headers[name] = std::string(field.value());
+      request.headers.insert_or_assign(std::move(name), std::string(field.value()));
     }
     request.body = std::move(req.body());
+    state_ = State::kHandling;
     {
       absl::MutexLock lock(&server_.mu);
       ++server_.in_flight;
     }
-    server_.handler.Handle(std::move(request), [self = shared_from_this()](HttpResponse response) {
-      asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
-        self->Write(std::move(response), /*close=*/false);
-        absl::MutexLock lock(&self->server_.mu);
-        --self->server_.in_flight;
-      });
-    });
+    answering_ = true;  // until the answer is written
+    server_.handler.Handle(
+        std::move(request), [self = shared_from_this()](HttpResponse response) mutable {
+          // The reference moves on to the worker's thread, so that the
+          // session always ends there, never on the thread that answered.
+          std::shared_ptr<Session> session = std::move(self);
+          asio::io_context& ioc = session->worker_.ioc;
+          // Runs inline when the handler answers on this worker's thread.
+          asio::dispatch(ioc, [session = std::move(session), response = std::move(response)] {
+            session->Write(response, /*close=*/false);
+          });
+        });
+  }
+
+  // The answer of a request handed to the handler is written (or failed).
+  void Answered() {
+    answering_ = false;
+    absl::MutexLock lock(&server_.mu);
+    --server_.in_flight;
   }
 
   void Reply(int status, std::string body, bool close) {
     HttpResponse response;
     response.status = status;
     response.body = std::move(body);
-    Write(std::move(response), close);
+    Write(response, close);
   }
 
-  void Write(HttpResponse response, bool close) {
-    response_ = {};
-    response_.version(11);
-    response_.result(static_cast<unsigned>(response.status));
-    response_.set(http::field::server, "switchyard");
-    response_.set(http::field::content_type, response.content_type);
-    for (const auto& [name, value] : response.headers) response_.set(name, value);
-    response_.body() = std::move(response.body);
-    close_after_write_ = close || !keep_alive_ || server_.stopping.load();
-    response_.keep_alive(!close_after_write_);
-    response_.prepare_payload();
-    stream_.expires_after(absl::ToChronoNanoseconds(server_.options.request_timeout));
-    http::async_write(stream_, response_,
+  // Serializes the whole answer into one buffer: one send per answer.
+  void Write(const HttpResponse& response, bool close) {
+    close_after_write_ = close || !keep_alive_ || server_.stopping.load(std::memory_order_relaxed);
+    out_.clear();
+    absl::StrAppend(&out_, "HTTP/1.1 ", response.status, " ", Reason(response.status),
+                    "\r\nServer: switchyard\r\nContent-Type: ");
+    AppendHeaderText(out_, response.content_type);
+    for (const auto& [name, value] : response.headers) {
+      out_ += "\r\n";
+      AppendHeaderText(out_, name);
+      out_ += ": ";
+      AppendHeaderText(out_, value);
+    }
+    absl::StrAppend(&out_, "\r\nContent-Length: ", response.body.size(),
+                    close_after_write_ ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n");
+    if (!head_) out_ += response.body;
+    state_ = State::kWriting;
+    deadline_ = std::chrono::steady_clock::now() + Timeout();
+    asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (self->answering_) self->Answered();
                         if (ec || self->close_after_write_) return self->Close();
                         self->Read();
                       });
   }
 
+  // No operation is left pending: the session ends, closing its socket.
   void Close() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
   }
 
-  beast::tcp_stream stream_;
+  tcp::socket socket_;
+  Worker& worker_;
   HttpServer::Impl& server_;
-  asio::steady_timer timer_;
+  State state_ = State::kReading;
+  SteadyTime deadline_;
   bool timed_out_ = false;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> response_;
+  std::string out_;
+  bool answering_ = false;  // counted in the server's in_flight
   bool keep_alive_ = false;
+  bool head_ = false;
   bool close_after_write_ = false;
 };
 
 }  // namespace
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  Worker& worker = *workers[next_worker];
+  next_worker = (next_worker + 1) % workers.size();
+  acceptor.async_accept(worker.ioc, [this, &worker](beast::error_code ec, tcp::socket socket) {
     if (ec) {
       if (!stopping.load()) {
         log::Warning("http accept failed", {{"error", ec.message()}});
@@ -195,8 +293,23 @@ void HttpServer::Impl::Accept() {
       }
       return;
     }
-    std::make_shared<Session>(std::move(socket), *this)->Start();
+    // The session is made on its worker's thread, which owns its state.
+    asio::post(worker.ioc, [this, &worker, socket = std::move(socket)]() mutable {
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      std::make_shared<Session>(std::move(socket), worker, *this)->Start();
+    });
     Accept();
+  });
+}
+
+void HttpServer::Impl::Sweep(Worker& worker) {
+  worker.sweep.expires_after(SweepInterval());
+  worker.sweep.async_wait([this, &worker](beast::error_code ec) {
+    if (ec) return;
+    const SteadyTime now = std::chrono::steady_clock::now();
+    for (Session* session : worker.sessions) session->CheckDeadline(now);
+    Sweep(worker);
   });
 }
 
@@ -233,10 +346,15 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
                  absl::StrCat("cannot listen on ", options.listen_address, ": ", ec.message()));
   }
   impl->port = impl->acceptor.local_endpoint().port();
-  impl->Accept();
-  for (int i = 0; i < options.io_threads; ++i) {
-    impl->io_threads.emplace_back([raw = impl.get()] { raw->ioc.run(); });
+  for (int i = 0; i < std::max(1, options.io_threads); ++i) {
+    impl->workers.push_back(std::make_unique<Worker>());
   }
+  for (auto& worker : impl->workers) {
+    impl->Sweep(*worker);
+    worker->thread = std::thread([w = worker.get()] { w->ioc.run(); });
+  }
+  impl->Accept();
+  impl->accept_thread = std::thread([raw = impl.get()] { raw->accept_ioc.run(); });
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 
@@ -245,10 +363,11 @@ int HttpServer::port() const { return impl_->port; }
 void HttpServer::Shutdown() {
   if (impl_->stopped.exchange(true)) return;
   impl_->stopping = true;
-  asio::post(impl_->ioc, [impl = impl_.get()] {
+  asio::post(impl_->accept_ioc, [impl = impl_.get()] {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
   });
+  impl_->accept_thread.join();  // its loop ends with the acceptor
   // Answers of requests being handled are written; then I/O stops.
   {
     absl::MutexLock lock(&impl_->mu);
@@ -256,8 +375,14 @@ void HttpServer::Shutdown() {
                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu) { return impl->in_flight == 0; };
     impl_->mu.AwaitWithTimeout(absl::Condition(&idle), absl::Seconds(10));
   }
-  impl_->ioc.stop();
-  for (std::thread& t : impl_->io_threads) t.join();
+  for (auto& worker : impl_->workers) {
+    asio::post(worker->ioc, [w = worker.get()] {
+      w->sweep.cancel();
+      for (Session* session : w->sessions) session->CloseSocket();
+      w->ioc.stop();
+    });
+  }
+  for (auto& worker : impl_->workers) worker->thread.join();
 }
 
 HttpServer::~HttpServer() { Shutdown(); }

@@ -24,6 +24,8 @@ class SqlStatement {
   virtual ~SqlStatement() = default;
 
   virtual void BindText(int index, absl::string_view value) = 0;
+  // The bytes of a blob are not copied: they must stay alive and unchanged
+  // until Reset.
   virtual void BindBlob(int index, absl::string_view value) = 0;
   virtual void BindInt(int index, int64_t value) = 0;
   // NULL for an integer column (the only nullable columns hold times).

@@ -297,7 +297,8 @@ class SqliteStatement final : public SqlStatement {
     sqlite3_bind_text(stmt_, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
   }
   void BindBlob(int index, absl::string_view v) override {
-    sqlite3_bind_blob(stmt_, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    // Not copied (see SqlStatement::BindBlob): bodies are the large values.
+    sqlite3_bind_blob(stmt_, index, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   }
   void BindInt(int index, int64_t v) override { sqlite3_bind_int64(stmt_, index, v); }
   void BindNullInt(int index) override { sqlite3_bind_null(stmt_, index); }
@@ -446,6 +447,16 @@ absl::Status Migrate(SqliteDb& db) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteStoreOptions& options) {
+  // Before any other use of SQLite: no memory statistics, whose upkeep takes
+  // a global mutex on every allocation.
+  static const int initialized = [] {
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    return sqlite3_initialize();
+  }();
+  if (initialized != SQLITE_OK) {
+    return Error(absl::StatusCode::kInternal, "STORE_ERROR",
+                 absl::StrCat("cannot initialize SQLite: ", sqlite3_errstr(initialized)));
+  }
   SY_ASSIGN_OR_RETURN(std::unique_ptr<SqliteDb> db, SqliteDb::Open(options.path, false));
   // WAL lets readers proceed during writes; synchronous=FULL fsyncs the WAL at
   // every commit, so a commit that returned survives a crash or power loss.
