@@ -1,10 +1,13 @@
 #ifndef SWITCHYARD_SERVER_API_HTTP_HTTP_SERVER_H_
 #define SWITCHYARD_SERVER_API_HTTP_HTTP_SERVER_H_
 
-// A small HTTP/1.1 server on Boost.Beast: asynchronous I/O on a few threads,
-// keep-alive, a strict parser with header and body limits, and a deadline on
-// every request. Handlers answer asynchronously and never block the I/O
-// threads.
+// A small HTTP/1.1 server on Boost.Asio with Beast's strict parser: keep-alive,
+// header and body limits, and a deadline on every request. Each I/O thread
+// runs its own event loop and keeps the connections it accepted, so a
+// connection's handlers never run concurrently; deadlines are checked by a
+// periodic sweep of each loop's connections (a quarter of the request
+// timeout, at most a second). Handlers answer asynchronously, from any
+// thread, and never block the I/O threads.
 
 #include <functional>
 #include <memory>
@@ -42,7 +45,8 @@ class HttpHandler {
  public:
   using Respond = std::function<void(HttpResponse)>;
   virtual ~HttpHandler() = default;
-  // Answers `request` by calling `respond` exactly once, from any thread.
+  // Answers `request` by calling `respond` exactly once, from any thread,
+  // before the server is destroyed (after Shutdown the answer is dropped).
   // Runs on an I/O thread: it must not wait for anything slow.
   virtual void Handle(HttpRequest request, Respond respond) = 0;
 };
@@ -50,7 +54,8 @@ class HttpHandler {
 struct HttpServerOptions {
   // host:port; port 0 picks a free port. Default "0.0.0.0:8080".
   std::string listen_address = "0.0.0.0:8080";
-  // Threads doing socket I/O. Default 2.
+  // Threads doing socket I/O, each with its own event loop; connections are
+  // dealt to them in turn. Default 2.
   int io_threads = 2;
   // Larger bodies are answered 413 without being read. Default 1 MiB.
   size_t max_body_bytes = 1 << 20;
@@ -73,8 +78,10 @@ class HttpServer {
 
   int port() const;
 
-  // Stops accepting, waits (up to 10s) for the answers of requests being
-  // handled, closes every connection. Idempotent.
+  // Stops accepting (new requests on open connections are answered 503),
+  // waits (up to 10s) until the answers of requests being handled are
+  // written, closes every connection. An answer that comes later is dropped.
+  // Idempotent.
   void Shutdown();
 
   // The implementation's state (sockets, threads); opaque outside the .cc.
