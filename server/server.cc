@@ -570,6 +570,7 @@ void Server::Shutdown() {
   if (http_server_ != nullptr) {
     // Webhooks first: stop taking them, answer those being stored.
     http_server_->Shutdown();
+    http_handler_->Shutdown();
   }
   if (grpc_server_ != nullptr) {
     SetServing(false);

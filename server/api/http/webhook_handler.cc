@@ -2,6 +2,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <memory>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -50,42 +51,50 @@ int HttpStatusFor(const absl::Status& status) {
   }
 }
 
-void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
-  const std::string path = request.target.substr(0, request.target.find('?'));
-  if (path == "/metrics" && metrics_ != nullptr) {
-    if (request.method != "GET" && request.method != "HEAD") {
-      HttpResponse response = ErrorResponse(405, "METHOD_NOT_ALLOWED", "use GET");
-      response.headers.emplace_back("Allow", "GET, HEAD");
-      return respond(std::move(response));
-    }
+HttpResponse GatewayHttpHandler::Page(const std::string& path) {
+  if (path == "/metrics") {
     HttpResponse response;
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     response.body = metrics_->Scrape();
-    return respond(std::move(response));
+    return response;
   }
-  if ((path == "/status" || path == "/status.json") && status_ != nullptr) {
+  absl::StatusOr<v1::StatusReport> report = status_->Report();
+  if (!report.ok()) {
+    return ErrorResponse(503, ReasonOf(report.status()), report.status().message());
+  }
+  HttpResponse response;
+  response.headers.emplace_back("Cache-Control", "no-cache");
+  if (path == "/status.json") {
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    (void)google::protobuf::util::MessageToJsonString(*report, &response.body, options);
+  } else {
+    response.content_type = "text/html; charset=utf-8";
+    response.headers.emplace_back("Content-Security-Policy",
+                                  "default-src 'none'; style-src 'unsafe-inline'");
+    response.body = status_->Html(*report);
+  }
+  return response;
+}
+
+void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
+  const std::string path = request.target.substr(0, request.target.find('?'));
+  if ((path == "/metrics" && metrics_ != nullptr) ||
+      ((path == "/status" || path == "/status.json") && status_ != nullptr)) {
     if (request.method != "GET" && request.method != "HEAD") {
       HttpResponse response = ErrorResponse(405, "METHOD_NOT_ALLOWED", "use GET");
       response.headers.emplace_back("Allow", "GET, HEAD");
       return respond(std::move(response));
     }
-    absl::StatusOr<v1::StatusReport> report = status_->Report();
-    if (!report.ok()) {
-      return respond(ErrorResponse(503, ReasonOf(report.status()), report.status().message()));
+    // Shared, so that it outlives a task the worker refuses.
+    auto shared = std::make_shared<Respond>(std::move(respond));
+    if (!pages_.Post([this, path, shared] { (*shared)(Page(path)); })) {
+      HttpResponse response =
+          ErrorResponse(503, "BUSY", "too many metrics and status requests are waiting");
+      response.headers.emplace_back("Retry-After", "1");
+      (*shared)(std::move(response));
     }
-    HttpResponse response;
-    response.headers.emplace_back("Cache-Control", "no-cache");
-    if (path == "/status.json") {
-      google::protobuf::util::JsonPrintOptions options;
-      options.preserve_proto_field_names = true;
-      (void)google::protobuf::util::MessageToJsonString(*report, &response.body, options);
-    } else {
-      response.content_type = "text/html; charset=utf-8";
-      response.headers.emplace_back("Content-Security-Policy",
-                                    "default-src 'none'; style-src 'unsafe-inline'");
-      response.body = status_->Html(*report);
-    }
-    return respond(std::move(response));
+    return;
   }
   constexpr absl::string_view kPrefix = "/webhooks/";
   if (!absl::StartsWith(path, kPrefix)) {

@@ -7,9 +7,12 @@
 //   GET  /status, /status.json                                 the status page
 // A thin adapter: translate the request, call Ingestor::IngestAsync (or
 // scrape the registry), translate the answer (see HttpStatusFor for the
-// codes).
+// codes). The metrics and the status page read the store, so they are made
+// on a thread of their own, never on the listener's event loops; with more
+// than 16 such requests waiting, the next is answered 503 (BUSY).
 
 #include "server/api/http/http_server.h"
+#include "server/common/worker_thread.h"
 #include "server/metrics/metrics.h"
 #include "server/status/status_page.h"
 #include "server/webhooks/ingestor.h"
@@ -22,13 +25,22 @@ class GatewayHttpHandler final : public HttpHandler {
  public:
   GatewayHttpHandler(webhooks::Ingestor& ingestor, metrics::Registry* metrics,
                      status::StatusPage* status)
-      : ingestor_(ingestor), metrics_(metrics), status_(status) {}
+      : ingestor_(ingestor), metrics_(metrics), status_(status), pages_(16) {}
   void Handle(HttpRequest request, Respond respond) override;
 
+  // Answers the metrics and status requests already taken, then takes no
+  // more. Call after HttpServer::Shutdown and before the server is
+  // destroyed. Idempotent.
+  void Shutdown() { pages_.Stop(); }
+
  private:
+  // The answer to GET /metrics or /status(.json) at `path`.
+  HttpResponse Page(const std::string& path);
+
   webhooks::Ingestor& ingestor_;
   metrics::Registry* const metrics_;
   status::StatusPage* const status_;
+  WorkerThread pages_;  // makes the metrics and status pages
 };
 
 // The HTTP status of an ingest error: 400 malformed, 401 signature or
