@@ -5,6 +5,7 @@
 // clang-format on
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <optional>
@@ -37,6 +38,8 @@ struct Worker {
   // The worker's open connections; touched only on its thread. Declared
   // first: sessions still pending when the loop is destroyed leave it then.
   absl::flat_hash_set<Session*> sessions;
+  // Where lingering connections' input is read to be dropped.
+  std::array<char, 16 * 1024> scratch;
   asio::io_context ioc;
   asio::steady_timer sweep;
   std::thread thread;
@@ -132,13 +135,15 @@ class Session : public std::enable_shared_from_this<Session> {
       socket_.cancel(ignored);  // OnRead answers 408 or closes
       return;
     }
-    // A client that does not read its answer: give up on it.
+    // A client that does not read its answer, or keeps sending after it:
+    // give up on it.
     beast::error_code ignored;
     socket_.close(ignored);
   }
 
  private:
-  enum class State { kReading, kHandling, kWriting };
+  enum class State { kReading, kHandling, kWriting, kLingering };
+  static constexpr std::chrono::seconds kLingerTime{5};
 
   void Read() {
     parser_.emplace();
@@ -254,7 +259,8 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::async_write(socket_, asio::buffer(out_),
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         if (self->answering_) self->Answered();
-                        if (ec || self->close_after_write_) return self->Close();
+                        if (ec) return self->Close();
+                        if (self->close_after_write_) return self->Linger();
                         self->Read();
                       });
   }
@@ -263,6 +269,28 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close() {
     beast::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  // After an answer that ends the connection: sends the end of the stream,
+  // then reads and drops what the client still sends (the rest of a body too
+  // large, say) until it closes or kLingerTime passes. Closing at once would
+  // make the kernel reset the connection, and the client lose the answer.
+  void Linger() {
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    state_ = State::kLingering;
+    deadline_ = std::chrono::steady_clock::now() +
+                std::min<std::chrono::steady_clock::duration>(Timeout(), kLingerTime);
+    Drain();
+  }
+
+  void Drain() {
+    socket_.async_read_some(asio::buffer(worker_.scratch),
+                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                              // The end of the stream, an error, or the
+                              // sweep: the session ends.
+                              if (!ec) self->Drain();
+                            });
   }
 
   tcp::socket socket_;

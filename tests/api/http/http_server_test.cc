@@ -179,6 +179,19 @@ TEST_F(HttpServerTest, OversizedAndMalformedRequestsAreAnsweredAndClosed) {
   EXPECT_EQ(http.Send("POST", "/ok", {}, "small").status, 200);
 }
 
+TEST_F(HttpServerTest, ABodyFarOverTheLimitStillGetsItsAnswer) {
+  HttpServerOptions options;
+  options.max_body_bytes = 1024;
+  Start(options);
+  // Most of the body is still unread when the server answers and closes; the
+  // answer must not be lost to a reset of the connection.
+  for (int i = 0; i < 3; ++i) {
+    HttpConnection http(server_->port());
+    HttpReply reply = http.Send("POST", "/big", {}, std::string(4 << 20, 'x'));
+    EXPECT_EQ(reply.status, 413);
+  }
+}
+
 TEST_F(HttpServerTest, RequestsCutShortAreAnswered408AndIdleConnectionsClose) {
   HttpServerOptions options;
   options.request_timeout = absl::Milliseconds(200);
