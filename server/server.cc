@@ -571,6 +571,7 @@ void Server::Shutdown() {
     // Webhooks first: stop taking them, answer those being stored.
     http_server_->Shutdown();
     http_handler_->Shutdown();
+    ingestor_->Shutdown();
   }
   if (grpc_server_ != nullptr) {
     SetServing(false);

@@ -17,6 +17,7 @@ bool WorkerThread::Post(std::function<void()> task) {
 }
 
 void WorkerThread::Stop() {
+  absl::MutexLock stop(&stop_mu_);  // a second caller waits for the first
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;

@@ -29,13 +29,15 @@ class WorkerThread {
   bool Post(std::function<void()> task) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Runs the tasks already queued, then ends the thread; later posts fail.
-  // Idempotent.
-  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Idempotent; a concurrent caller returns once the thread has ended. Not
+  // from a task.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_, stop_mu_);
 
  private:
   void Run() ABSL_LOCKS_EXCLUDED(mu_);
 
   const size_t max_queued_;
+  absl::Mutex stop_mu_;  // held by Stop
   absl::Mutex mu_;
   std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

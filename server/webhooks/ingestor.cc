@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,9 @@
 
 namespace switchyard::webhooks {
 namespace {
+
+// Connections whose secrets (or absence) are cached, at most.
+constexpr size_t kMaxCachedKeys = 100000;
 
 // JSON only: application/json or application/<anything>+json, with
 // parameters such as charset allowed.
@@ -34,7 +38,8 @@ void Ingestor::Count(const absl::StatusOr<IngestResult>& result) {
 
 absl::StatusOr<IngestResult> Ingestor::Ingest(const Webhook& webhook) {
   absl::StatusOr<IngestResult> result = [&]() -> absl::StatusOr<IngestResult> {
-    SY_ASSIGN_OR_RETURN(absl::Time sent, Admit(webhook));
+    SY_ASSIGN_OR_RETURN(std::optional<absl::Time> admitted, Admit(webhook, /*may_read=*/true));
+    const absl::Time sent = *admitted;
     const absl::Time now = clock_.Now();
     Appended appended;
     SY_RETURN_IF_ERROR(store_.Write(
@@ -47,18 +52,39 @@ absl::StatusOr<IngestResult> Ingestor::Ingest(const Webhook& webhook) {
 }
 
 void Ingestor::IngestAsync(Webhook webhook, Done done) {
-  absl::StatusOr<absl::Time> sent = Admit(webhook);
-  if (!sent.ok()) {
-    Count(sent.status());
-    done(sent.status());
+  auto shared = std::make_shared<const Webhook>(std::move(webhook));
+  absl::StatusOr<std::optional<absl::Time>> admitted = Admit(*shared, /*may_read=*/false);
+  if (admitted.ok() && !admitted->has_value()) {
+    // The secrets must be read: on the loader's thread, not this one.
+    auto pending = std::make_shared<Done>(std::move(done));
+    const bool queued = loader_.Post([this, shared, pending] {
+      Store(shared, Admit(*shared, /*may_read=*/true), std::move(*pending));
+    });
+    if (!queued) {
+      Store(shared,
+            Error(absl::StatusCode::kUnavailable, "BUSY",
+                  "too many webhooks are waiting for their connection's secrets; retry"),
+            std::move(*pending));
+    }
     return;
   }
+  Store(std::move(shared), admitted, std::move(done));
+}
+
+void Ingestor::Store(std::shared_ptr<const Webhook> webhook,
+                     const absl::StatusOr<std::optional<absl::Time>>& admitted, Done done) {
+  if (!admitted.ok()) {
+    Count(admitted.status());
+    done(admitted.status());
+    return;
+  }
+  const absl::Time sent = **admitted;
   const absl::Time now = clock_.Now();
   auto appended = std::make_shared<Appended>();
-  auto shared = std::make_shared<Webhook>(std::move(webhook));
+  const std::string fairness_key = absl::StrCat(webhook->tenant_id, "/", webhook->connection_id);
   store_.WriteAsync(
-      [this, shared, appended, sent = *sent, now](storage::Transaction& tx) {
-        return Append(tx, *shared, sent, now, *appended);
+      [this, webhook, appended, sent, now](storage::Transaction& tx) {
+        return Append(tx, *webhook, sent, now, *appended);
       },
       [this, appended, done = std::move(done)](absl::Status status) {
         absl::StatusOr<IngestResult> result = !status.ok() ? absl::StatusOr<IngestResult>(status)
@@ -69,7 +95,7 @@ void Ingestor::IngestAsync(Webhook webhook, Done done) {
         done(std::move(result));
       },
       // Connections take turns in the commit path.
-      absl::StrCat(shared->tenant_id, "/", shared->connection_id));
+      fairness_key);
 }
 
 std::map<std::string, int64_t> Ingestor::Counters() const {
@@ -78,7 +104,7 @@ std::map<std::string, int64_t> Ingestor::Counters() const {
 }
 
 absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Ingestor::Keys(
-    const std::string& key, const Webhook& webhook, bool refresh) {
+    const std::string& key, const Webhook& webhook, bool refresh, bool may_read) {
   const absl::Time now = clock_.Now();
   const uint64_t generation = vault_.webhook_secret_generation();
   {
@@ -91,10 +117,19 @@ absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Inges
       if (age < (refresh ? absl::Seconds(1) : options_.secret_cache_ttl)) return it->second.keys;
     }
   }
+  if (!may_read) return nullptr;
   SY_ASSIGN_OR_RETURN(vault::CredentialVault::WebhookKeys loaded,
                       vault_.LoadWebhookKeys(webhook.tenant_id, webhook.connection_id));
   auto shared = std::make_shared<const vault::CredentialVault::WebhookKeys>(std::move(loaded));
   absl::MutexLock lock(&mu_);
+  if (keys_.size() >= kMaxCachedKeys && !keys_.contains(key)) {
+    // Unknown URLs are cached too (as not found), so the cache is bounded:
+    // first the stale entries go, then, if need be, all of them.
+    absl::erase_if(keys_, [&](const auto& entry) {
+      return now - entry.second.loaded_at >= options_.secret_cache_ttl;
+    });
+    if (keys_.size() >= kMaxCachedKeys) keys_.clear();
+  }
   keys_[key] = CachedKeys{shared, now, generation};
   return shared;
 }
@@ -120,7 +155,7 @@ absl::Status Ingestor::TakeToken(const std::string& key, absl::Time now) {
                       absl::StrCat(static_cast<int64_t>(std::ceil(std::max(wait, 1.0)))));
 }
 
-absl::StatusOr<absl::Time> Ingestor::Admit(const Webhook& webhook) {
+absl::StatusOr<std::optional<absl::Time>> Ingestor::Admit(const Webhook& webhook, bool may_read) {
   if (webhook.body.size() > options_.max_body_bytes) {
     return Error(absl::StatusCode::kOutOfRange, "BODY_TOO_LARGE",
                  absl::StrCat("webhook bodies are limited to ", options_.max_body_bytes, " bytes"));
@@ -130,7 +165,8 @@ absl::StatusOr<absl::Time> Ingestor::Admit(const Webhook& webhook) {
                            "webhooks must be JSON (Content-Type: application/json)");
   }
   const std::string key = absl::StrCat(webhook.tenant_id, "/", webhook.connection_id);
-  SY_ASSIGN_OR_RETURN(auto keys, Keys(key, webhook, /*refresh=*/false));
+  SY_ASSIGN_OR_RETURN(auto keys, Keys(key, webhook, /*refresh=*/false, may_read));
+  if (keys == nullptr) return std::nullopt;  // to be read
   if (!keys->found) {
     return NotFound("UNKNOWN_CONNECTION", "no connection receives webhooks at this URL");
   }
@@ -143,7 +179,9 @@ absl::StatusOr<absl::Time> Ingestor::Admit(const Webhook& webhook) {
   absl::StatusOr<absl::Time> sent = Verify(keys->signers, signed_request, now, options_.tolerance);
   if (!sent.ok() && ReasonOf(sent.status()) == "SIGNATURE_MISMATCH") {
     // The secret may have been rotated since it was cached: read it again.
-    SY_ASSIGN_OR_RETURN(keys, Keys(key, webhook, /*refresh=*/true));
+    SY_ASSIGN_OR_RETURN(auto fresh, Keys(key, webhook, /*refresh=*/true, may_read));
+    if (fresh == nullptr) return std::nullopt;  // to be read
+    keys = std::move(fresh);
     sent = Verify(keys->signers, signed_request, now, options_.tolerance);
   }
   if (!sent.ok() && keys->secrets.empty() && absl::IsUnauthenticated(sent.status())) {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/common/clock.h"
+#include "server/common/worker_thread.h"
 #include "server/storage/store.h"
 #include "server/vault/vault.h"
 
@@ -73,11 +75,18 @@ class Ingestor {
   //   UNAVAILABLE         the store could not commit; nothing was stored
   absl::StatusOr<IngestResult> Ingest(const Webhook& webhook) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // The same without blocking on the commit: checks happen on the calling
-  // thread (a cache miss reads the store once), then `done` is called exactly
-  // once, on a store thread once the commit is durable, or at once on error.
+  // The same without waiting: never reads the store on the calling thread
+  // (an event loop). The checks run there when the connection's signing
+  // secrets are cached, else on the ingestor's own thread, which reads them;
+  // then `done` is called exactly once, on a store thread once the commit is
+  // durable, or at once on error. With 1024 webhooks already waiting for
+  // their secrets, UNAVAILABLE (BUSY).
   using Done = std::function<void(absl::StatusOr<IngestResult>)>;
   void IngestAsync(Webhook webhook, Done done) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Finishes the webhooks waiting for their secrets (into the store), then
+  // takes no more asynchronously. Call before the store closes. Idempotent.
+  void Shutdown() { loader_.Stop(); }
 
   // When a correctly signed webhook last arrived for the connection (stored
   // or a duplicate), since this process started; InfinitePast if none.
@@ -99,8 +108,14 @@ class Ingestor {
     absl::Time updated = absl::InfinitePast();
   };
   // Everything before storing: size, type, connection, signature, rate.
-  // Returns the sender's timestamp.
-  absl::StatusOr<absl::Time> Admit(const Webhook& webhook) ABSL_LOCKS_EXCLUDED(mu_);
+  // Returns the sender's timestamp; nullopt, without `may_read`, when the
+  // secrets must be read from the store first.
+  absl::StatusOr<std::optional<absl::Time>> Admit(const Webhook& webhook, bool may_read)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Stores an admitted webhook (or answers its refusal) and calls `done`.
+  void Store(std::shared_ptr<const Webhook> webhook,
+             const absl::StatusOr<std::optional<absl::Time>>& admitted, Done done)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // The store step: `outcome` receives a refusal decided inside the
   // transaction (which then writes nothing).
   struct Appended {
@@ -110,8 +125,11 @@ class Ingestor {
   absl::Status Append(storage::Transaction& tx, const Webhook& webhook, absl::Time sent,
                       absl::Time now, Appended& appended);
   void Count(const absl::StatusOr<IngestResult>& result) ABSL_LOCKS_EXCLUDED(mu_);
+  // The connection's secrets, from the cache or (with `may_read`) the store;
+  // nullptr when they must be read and `may_read` is false.
   absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Keys(
-      const std::string& key, const Webhook& webhook, bool refresh) ABSL_LOCKS_EXCLUDED(mu_);
+      const std::string& key, const Webhook& webhook, bool refresh, bool may_read)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // OK, or RESOURCE_EXHAUSTED with the wait before a token is available.
   absl::Status TakeToken(const std::string& key, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -125,6 +143,10 @@ class Ingestor {
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> counters_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> last_webhook_ ABSL_GUARDED_BY(mu_);
+
+  // Reads secrets missing from the cache, off the callers' threads. Last: it
+  // stops (and finishes its tasks) before the members above go.
+  WorkerThread loader_{1024};
 };
 
 }  // namespace switchyard::webhooks

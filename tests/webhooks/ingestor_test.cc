@@ -1,6 +1,7 @@
 #include "server/webhooks/ingestor.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "server/common/status.h"
 #include "server/events/event_log.h"
@@ -76,6 +77,45 @@ TEST_F(IngestorTest, StoresWebhooksWithIncreasingSequencesAndTheirSourceTime) {
   EXPECT_EQ(events[0].body(), R"({"type":"wo.created"})");
   EXPECT_EQ(events[0].source(), v1::Event::WEBHOOK);
   EXPECT_EQ(events[0].source_time().seconds(), absl::ToUnixSeconds(clock_.Now()));
+}
+
+TEST_F(IngestorTest, AsyncIngestReadsMissingSecretsAndAnswersEveryWebhook) {
+  // The first webhooks find no cached secrets (read on the ingestor's own
+  // thread); the later ones find them cached. Every one is answered once.
+  ingestor_ = std::make_unique<Ingestor>(IngestOptions(), *store_, *vault_, clock_);
+  absl::Mutex mu;
+  std::vector<absl::StatusOr<IngestResult>> results;
+  auto done = [&](absl::StatusOr<IngestResult> result) {
+    absl::MutexLock lock(&mu);
+    results.push_back(std::move(result));
+  };
+  for (int i = 0; i < 20; ++i) {
+    ingestor_->IngestAsync(Signed(absl::StrCat("a-", i), "{}"), done);
+  }
+  Webhook unknown = Signed("u-1", "{}");
+  unknown.connection_id = "nope";
+  ingestor_->IngestAsync(unknown, done);
+  ingestor_->Shutdown();  // the reads are done; the writes are queued
+  {
+    absl::MutexLock lock(&mu);
+    auto all = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return results.size() == 21; };
+    mu.Await(absl::Condition(&all));
+  }
+  int stored = 0, unknown_connection = 0;
+  for (const auto& r : results) {
+    if (r.ok()) ++stored;
+    if (!r.ok() && ReasonOf(r.status()) == "UNKNOWN_CONNECTION") ++unknown_connection;
+  }
+  EXPECT_EQ(stored, 20);
+  EXPECT_EQ(unknown_connection, 1);
+  EXPECT_EQ(Events().size(), 20u);
+  // After Shutdown, asynchronous webhooks that need a read are refused.
+  ingestor_ = std::make_unique<Ingestor>(IngestOptions(), *store_, *vault_, clock_);
+  ingestor_->Shutdown();
+  absl::StatusOr<IngestResult> refused;
+  ingestor_->IngestAsync(Signed("late", "{}"),
+                         [&](absl::StatusOr<IngestResult> r) { refused = r; });
+  EXPECT_EQ(ReasonOf(refused.status()), "BUSY");
 }
 
 TEST_F(IngestorTest, DuplicatesAreAnsweredWithTheFirstSequenceAndStoredOnce) {

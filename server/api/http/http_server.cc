@@ -58,7 +58,7 @@ std::string HttpErrorBody(absl::string_view reason, absl::string_view message) {
 
 struct HttpServer::Impl {
   Impl(const HttpServerOptions& o, HttpHandler& h)
-      : options(o), handler(h), accept_ioc(1), acceptor(accept_ioc) {}
+      : options(o), handler(h), accept_ioc(1), acceptor(accept_ioc), accept_pause(accept_ioc) {}
 
   const HttpServerOptions options;
   HttpHandler& handler;
@@ -66,7 +66,10 @@ struct HttpServer::Impl {
   // busy worker.
   asio::io_context accept_ioc;
   tcp::acceptor acceptor;
+  asio::steady_timer accept_pause;  // after a failed accept
   std::thread accept_thread;
+  // Held for the whole of Shutdown: a second caller waits for the first.
+  absl::Mutex shutdown_mu;
   // Before the workers: sessions destroyed with them still count down.
   absl::Mutex mu;
   int in_flight ABSL_GUARDED_BY(mu) = 0;  // requests handed to the handler, not answered
@@ -146,6 +149,7 @@ class Session : public std::enable_shared_from_this<Session> {
   static constexpr std::chrono::seconds kLingerTime{5};
 
   void Read() {
+    head_ = false;
     parser_.emplace();
     parser_->body_limit(server_.options.max_body_bytes);
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
@@ -162,7 +166,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnRead(beast::error_code ec) {
-    if (timed_out_) {
+    // A read that completed before the sweep's cancel reached it is served.
+    if (timed_out_ && ec == asio::error::operation_aborted) {
       // Idle keep-alive connections just close; a request cut short is told.
       if (parser_->got_some() || buffer_.size() > 0) {
         return Reply(408, HttpErrorBody("REQUEST_TIMEOUT", "the request did not arrive in time"),
@@ -170,6 +175,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       return Close();
     }
+    timed_out_ = false;
     if (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
         ec == asio::error::operation_aborted || ec == http::error::partial_message) {
       return Close();  // the client went away
@@ -192,9 +198,16 @@ class Session : public std::enable_shared_from_this<Session> {
     http::request<http::string_body>& req = parser_->get();
     keep_alive_ = req.keep_alive();
     head_ = req.method() == http::verb::head;
-    if (server_.stopping.load(std::memory_order_relaxed)) {
+    bool stopping = false;
+    {
+      absl::MutexLock lock(&server_.mu);
+      stopping = server_.stopping.load();
+      if (!stopping) ++server_.in_flight;  // Shutdown waits for its answer
+    }
+    if (stopping) {
       return Reply(503, HttpErrorBody("SHUTTING_DOWN", "the gateway is shutting down"), true);
     }
+    answering_ = true;
     HttpRequest request;
     request.method = std::string(req.method_string());
     request.target = std::string(req.target());
@@ -206,23 +219,38 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     request.body = std::move(req.body());
     state_ = State::kHandling;
-    {
-      absl::MutexLock lock(&server_.mu);
-      ++server_.in_flight;
-    }
-    answering_ = true;  // until the answer is written
-    server_.handler.Handle(
-        std::move(request), [self = shared_from_this()](HttpResponse response) mutable {
-          // The reference moves on to the worker's thread, so that the
-          // session always ends there, never on the thread that answered.
-          std::shared_ptr<Session> session = std::move(self);
-          asio::io_context& ioc = session->worker_.ioc;
-          // Runs inline when the handler answers on this worker's thread.
-          asio::dispatch(ioc, [session = std::move(session), response = std::move(response)] {
-            session->Write(response, /*close=*/false);
-          });
-        });
+    server_.handler.Handle(std::move(request), Answer(shared_from_this()));
   }
+
+  // The handler's `respond`: takes the answer to the session's worker. The
+  // session's reference always goes back to the worker's thread, so that the
+  // session ends there, never on a thread of the handler; also when the
+  // handler drops a copy without calling it.
+  class Answer {
+   public:
+    explicit Answer(std::shared_ptr<Session> session) : session_(std::move(session)) {}
+    Answer(const Answer&) = default;
+    Answer(Answer&&) = default;
+    Answer& operator=(const Answer&) = delete;
+    Answer& operator=(Answer&&) = delete;
+    ~Answer() {
+      if (session_ == nullptr) return;
+      asio::io_context& ioc = session_->worker_.ioc;
+      asio::post(ioc, [session = std::move(session_)] {});
+    }
+    void operator()(HttpResponse response) {
+      std::shared_ptr<Session> session = std::move(session_);
+      if (session == nullptr) return;  // answered already
+      asio::io_context& ioc = session->worker_.ioc;
+      // Runs inline when the handler answers on this worker's thread.
+      asio::dispatch(ioc, [session = std::move(session), response = std::move(response)] {
+        session->Write(response, /*close=*/false);
+      });
+    }
+
+   private:
+    std::shared_ptr<Session> session_;
+  };
 
   // The answer of a request handed to the handler is written (or failed).
   void Answered() {
@@ -315,10 +343,14 @@ void HttpServer::Impl::Accept() {
   next_worker = (next_worker + 1) % workers.size();
   acceptor.async_accept(worker.ioc, [this, &worker](beast::error_code ec, tcp::socket socket) {
     if (ec) {
-      if (!stopping.load()) {
-        log::Warning("http accept failed", {{"error", ec.message()}});
-        Accept();
-      }
+      if (stopping.load()) return;
+      // Out of file descriptors, say: the listening socket stays readable,
+      // so try again after a pause instead of at once.
+      log::Warning("http accept failed", {{"error", ec.message()}});
+      accept_pause.expires_after(std::chrono::milliseconds(100));
+      accept_pause.async_wait([this](beast::error_code ec) {
+        if (!ec && !stopping.load()) Accept();
+      });
       return;
     }
     // The session is made on its worker's thread, which owns its state.
@@ -354,6 +386,15 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
         "INVALID_OPTION",
         absl::StrCat("HTTP listen address must be host:port, got ", options.listen_address));
   }
+  if (options.request_timeout <= absl::ZeroDuration() || options.request_timeout > absl::Hours(1)) {
+    return InvalidArgument("INVALID_OPTION",
+                           absl::StrCat("HTTP request timeout must be above 0 and at most 1h, got ",
+                                        absl::FormatDuration(options.request_timeout)));
+  }
+  if (options.io_threads < 1 || options.io_threads > 64) {
+    return InvalidArgument("INVALID_OPTION", absl::StrCat("HTTP I/O threads must be 1 to 64, got ",
+                                                          options.io_threads));
+  }
   std::string host = options.listen_address.substr(0, colon);
   if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
   auto impl = std::make_unique<Impl>(options, handler);
@@ -374,7 +415,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
                  absl::StrCat("cannot listen on ", options.listen_address, ": ", ec.message()));
   }
   impl->port = impl->acceptor.local_endpoint().port();
-  for (int i = 0; i < std::max(1, options.io_threads); ++i) {
+  for (int i = 0; i < options.io_threads; ++i) {
     impl->workers.push_back(std::make_unique<Worker>());
   }
   for (auto& worker : impl->workers) {
@@ -389,11 +430,17 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
 int HttpServer::port() const { return impl_->port; }
 
 void HttpServer::Shutdown() {
+  absl::MutexLock shutdown(&impl_->shutdown_mu);
   if (impl_->stopped.exchange(true)) return;
-  impl_->stopping = true;
+  {
+    // Under mu: a request is either counted before this, or sees stopping.
+    absl::MutexLock lock(&impl_->mu);
+    impl_->stopping = true;
+  }
   asio::post(impl_->accept_ioc, [impl = impl_.get()] {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
+    impl->accept_pause.cancel();
   });
   impl_->accept_thread.join();  // its loop ends with the acceptor
   // Answers of requests being handled are written; then I/O stops.

@@ -47,6 +47,8 @@ class HttpHandler {
   virtual ~HttpHandler() = default;
   // Answers `request` by calling `respond` exactly once, from any thread,
   // before the server is destroyed (after Shutdown the answer is dropped).
+  // `respond` may be copied; copies left over are dropped before the server
+  // is destroyed too.
   // Runs on an I/O thread: it must not wait for anything slow.
   virtual void Handle(HttpRequest request, Respond respond) = 0;
 };
@@ -70,8 +72,9 @@ struct HttpServerOptions {
 // Thread-safe.
 class HttpServer {
  public:
-  // Binds and starts serving. kUnavailable when the address cannot be bound.
-  // `handler` must outlive the server.
+  // Binds and starts serving. kUnavailable when the address cannot be bound;
+  // kInvalidArgument for a malformed address, a request timeout outside
+  // (0, 1h] or io_threads outside [1, 64]. `handler` must outlive the server.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options,
                                                            HttpHandler& handler);
   ~HttpServer();
@@ -81,7 +84,7 @@ class HttpServer {
   // Stops accepting (new requests on open connections are answered 503),
   // waits (up to 10s) until the answers of requests being handled are
   // written, closes every connection. An answer that comes later is dropped.
-  // Idempotent.
+  // Idempotent; a concurrent caller returns once the first is done.
   void Shutdown();
 
   // The implementation's state (sockets, threads); opaque outside the .cc.

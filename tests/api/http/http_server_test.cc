@@ -32,6 +32,7 @@ class EchoHandler final : public HttpHandler {
     }
     HttpResponse response;
     response.content_type = "text/plain";
+    if (request.target == "/drop") return;  // never answered
     if (request.target == "/inject") {
       response.headers.emplace_back("X-Note", "a\r\nX-Injected: 1");
     }
@@ -136,6 +137,45 @@ TEST_F(HttpServerTest, HeadAnswersCarryNoBody) {
   EXPECT_EQ(head.headers["Content-Length"], absl::StrCat(std::string("HEAD /h - ").size()));
   EXPECT_EQ(head.body, "");
   EXPECT_EQ(http.Read().body, "GET /g - ");
+}
+
+TEST_F(HttpServerTest, AnErrorAnswerAfterAHeadAnswerCarriesItsBody) {
+  Start();
+  HttpConnection http(server_->port());
+  http.SendRaw("HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(http.Read(/*head=*/true).status, 200);
+  http.SendRaw("NOT HTTP\r\n\r\n");
+  HttpReply reply = http.Read();
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_NE(reply.body.find("MALFORMED_REQUEST"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, OptionsOutOfRangeAreRefused) {
+  HttpServerOptions options;
+  options.listen_address = "127.0.0.1:0";
+  options.request_timeout = absl::ZeroDuration();
+  EXPECT_EQ(HttpServer::Start(options, handler_).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.request_timeout = absl::InfiniteDuration();
+  EXPECT_EQ(HttpServer::Start(options, handler_).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.request_timeout = absl::Seconds(1);
+  options.io_threads = 0;
+  EXPECT_EQ(HttpServer::Start(options, handler_).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(HttpServerTest, ADroppedAnswerEndsItsConnectionAndShutdownIsSafeFromTwoThreads) {
+  Start();
+  HttpConnection http(server_->port());
+  // The handler drops this request's `respond` unanswered: the session ends
+  // (on its worker), closing the connection, and counts as answered.
+  http.SendRaw("GET /drop HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(http.Read().status, 0);
+  std::thread other([&] { server_->Shutdown(); });
+  server_->Shutdown();
+  other.join();
+  server_.reset();  // a third Shutdown, from the destructor
 }
 
 TEST_F(HttpServerTest, HandlerHeaderValuesCannotEndTheHeaderSection) {
