@@ -80,7 +80,7 @@ ABSL_FLAG(std::string, http_listen, "0.0.0.0:8080",
           "HTTP listener for webhooks (IP:port; port 0 picks a free port; empty disables it)");
 ABSL_FLAG(absl::Duration, http_request_timeout, absl::Seconds(30),
           "time allowed to receive one HTTP request (or to wait for the next on a kept-alive "
-          "connection); slower requests are answered 408");
+          "connection), above 0 and at most 1h; slower requests are answered 408");
 ABSL_FLAG(absl::Duration, webhook_tolerance, absl::Minutes(5),
           "accepted distance between webhook-timestamp and the gateway's clock");
 ABSL_FLAG(int64_t, webhook_max_body_bytes, 1 << 20, "largest webhook body accepted (413 above)");
