@@ -368,7 +368,7 @@ TEST_F(ReplicasTest, ThreeReplicasShareCreditsTokensAndEventsAndSurviveKillNine)
   }
   std::atomic<bool> stop{false};
   std::atomic<int> done{0}, reads{0};
-  LoadThreads clients{stop};
+  LoadThreads clients{stop, {}};
   clients.threads.emplace_back([&] { load.Watch(0, stop, reads); });
   for (int i = 0; i < kCreditClients; ++i) {
     clients.threads.emplace_back([&, i] { load.RunClient(i, 1000000, stop, done, 1); });

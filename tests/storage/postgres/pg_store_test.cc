@@ -83,6 +83,7 @@ TEST_F(PgStoreTest, ReplicasUpdatingOneRowNeverLoseAnUpdate) {
           store->WriteAsync(
               [](Transaction& tx) -> absl::Status {
                 SY_ASSIGN_OR_RETURN(std::optional<PoolRow> row, tx.GetPool("p"));
+                if (!row.has_value()) return absl::NotFoundError("pool p is missing");
                 row->capacity += 1;
                 return tx.UpdatePool(*row);
               },
@@ -107,6 +108,7 @@ TEST_F(PgStoreTest, AWriteThatLosesAConflictRunsAgainOnWhatTheOtherCommitted) {
   ASSERT_TRUE(a->Write([](Transaction& tx) { return tx.InsertPool(Pool("p", 0)); }).ok());
   auto increment = [](Transaction& tx) -> absl::Status {
     SY_ASSIGN_OR_RETURN(std::optional<PoolRow> row, tx.GetPool("p"));
+    if (!row.has_value()) return absl::NotFoundError("pool p is missing");
     row->capacity += 1;
     return tx.UpdatePool(*row);
   };
@@ -122,6 +124,7 @@ TEST_F(PgStoreTest, AWriteThatLosesAConflictRunsAgainOnWhatTheOtherCommitted) {
           a_read.Notify();
           b_committed.WaitForNotification();
         }
+        if (!row.has_value()) return absl::NotFoundError("pool p is missing");
         row->capacity += 1;
         return tx.UpdatePool(*row);
       },
