@@ -273,7 +273,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   }
   if (!options.http.listen_address.empty()) {
     server->http_handler_ = std::make_unique<api::GatewayHttpHandler>(
-        *server->ingestor_, server->metrics_.get(), server->status_page_.get());
+        *server->ingestor_, server->metrics_.get(), server->status_page_.get(), clock);
     api::HttpServerOptions http = options.http;
     http.max_body_bytes = options.ingest.max_body_bytes;
     SY_ASSIGN_OR_RETURN(server->http_server_, api::HttpServer::Start(http, *server->http_handler_));

@@ -10,6 +10,8 @@
 
 #include <map>
 
+#include "absl/strings/str_cat.h"
+
 namespace switchyard::metrics {
 
 struct Writer::Families {
@@ -56,9 +58,27 @@ struct Registry::Rpc {
           .Name("switchyard_grpc_request_duration_seconds")
           .Help("gRPC call durations (for streams: the stream's lifetime), by service and method")
           .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& webhooks =
+      prometheus::BuildHistogram()
+          .Name("switchyard_webhook_duration_seconds")
+          .Help(
+              "time from a webhook's request read to its answer (a 200 includes the durable "
+              "commit), by HTTP status code")
+          .Register(*registry);
 };
 
-Registry::Registry() : rpc_(std::make_unique<Rpc>()) {}
+namespace {
+const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
+  static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+  return *buckets;
+}
+}  // namespace
+
+Registry::Registry() : rpc_(std::make_unique<Rpc>()) {
+  // Exported from the start (at zero), before the first webhook.
+  rpc_->webhooks.Add({{"code", "200"}}, DurationBuckets());
+}
 Registry::~Registry() = default;
 
 void Registry::RecordRpc(absl::string_view method, absl::string_view code,
@@ -71,9 +91,12 @@ void Registry::RecordRpc(absl::string_view method, absl::string_view code,
   const std::string service_name(slash == absl::string_view::npos ? "" : service.substr(0, slash));
   rpc_->requests.Add({{"service", service_name}, {"method", name}, {"code", std::string(code)}})
       .Increment();
-  static const prometheus::Histogram::BucketBoundaries kBuckets = {
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-  rpc_->durations.Add({{"service", service_name}, {"method", name}}, kBuckets)
+  rpc_->durations.Add({{"service", service_name}, {"method", name}}, DurationBuckets())
+      .Observe(absl::ToDoubleSeconds(duration));
+}
+
+void Registry::RecordWebhook(int status, absl::Duration duration) {
+  rpc_->webhooks.Add({{"code", absl::StrCat(status)}}, DurationBuckets())
       .Observe(absl::ToDoubleSeconds(duration));
 }
 

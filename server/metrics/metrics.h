@@ -53,6 +53,9 @@ class Registry {
   // A finished RPC: full method name ("/switchyard.v1.Gateway/GetTenant"), its
   // status code name ("OK", "NOT_FOUND") and duration.
   void RecordRpc(absl::string_view method, absl::string_view code, absl::Duration duration);
+  // A webhook answered with HTTP `status` `duration` after its request was
+  // read (for a 200, that includes the durable commit).
+  void RecordWebhook(int status, absl::Duration duration);
 
   // Adds a source, called at every scrape (on the scraping thread; it may
   // read the store but should be quick).

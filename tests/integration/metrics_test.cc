@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "client/gateway_client.h"
 #include "gmock/gmock.h"
@@ -75,6 +76,7 @@ TEST_F(MetricsTest, ExportsCallsWebhooksCreditsAndReadiness) {
   EXPECT_THAT(text,
               HasSubstr(R"(switchyard_webhooks_rejected_total{reason="UNKNOWN_CONNECTION"} 1)"));
   EXPECT_THAT(text, HasSubstr("switchyard_store_up 1\n"));
+  EXPECT_THAT(text, HasSubstr(R"(switchyard_webhook_duration_seconds_count{code="404"} 1)"));
 
   testing::HttpConnection other(server_->http_port());
   EXPECT_EQ(other.Send("POST", "/metrics", {}, "").status, 405);
@@ -95,6 +97,13 @@ TEST_F(MetricsTest, EveryMetricTheAlertRulesUseIsExported) {
   }
   ASSERT_GE(used.size(), 5u) << "the rules use too few metrics to be the real ones";
   for (const std::string& name : used) {
+    // A histogram's series (name_bucket) are typed under its own name.
+    if (absl::EndsWith(name, "_bucket")) {
+      const std::string histogram = name.substr(0, name.size() - std::string("_bucket").size());
+      EXPECT_THAT(text, HasSubstr(absl::StrCat("# TYPE ", histogram, " histogram")))
+          << histogram << " is not exported";
+      continue;
+    }
     EXPECT_THAT(text, HasSubstr(absl::StrCat("# TYPE ", name, " "))) << name << " is not exported";
   }
 }

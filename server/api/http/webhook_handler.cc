@@ -118,12 +118,15 @@ void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
   webhook.content_type = Header(request, "content-type");
   webhook.body = std::move(request.body);
   std::string tenant = webhook.tenant_id, connection = webhook.connection_id;
+  const absl::Time start = clock_.Now();
   ingestor_.IngestAsync(
       std::move(webhook),
-      [respond = std::move(respond), tenant = std::move(tenant),
+      [this, start, respond = std::move(respond), tenant = std::move(tenant),
        connection = std::move(connection)](absl::StatusOr<webhooks::IngestResult> result) {
+        const int code = result.ok() ? 200 : HttpStatusFor(result.status());
+        if (metrics_ != nullptr) metrics_->RecordWebhook(code, clock_.Now() - start);
         if (!result.ok()) {
-          const int status = HttpStatusFor(result.status());
+          const int status = code;
           if (status >= 500) {
             log::Error("webhook not stored", {{"tenant", tenant},
                                               {"connection", connection},

@@ -12,6 +12,7 @@
 // than 16 such requests waiting, the next is answered 503 (BUSY).
 
 #include "server/api/http/http_server.h"
+#include "server/common/clock.h"
 #include "server/common/worker_thread.h"
 #include "server/metrics/metrics.h"
 #include "server/status/status_page.h"
@@ -20,12 +21,13 @@
 namespace switchyard::api {
 
 // Thread-safe. Borrows `ingestor`, `metrics` and `status` (nullptr: route
-// absent), which must outlive it.
+// absent) and `clock` (for the webhook durations in the metrics), which must
+// outlive it.
 class GatewayHttpHandler final : public HttpHandler {
  public:
   GatewayHttpHandler(webhooks::Ingestor& ingestor, metrics::Registry* metrics,
-                     status::StatusPage* status)
-      : ingestor_(ingestor), metrics_(metrics), status_(status), pages_(16) {}
+                     status::StatusPage* status, Clock& clock)
+      : ingestor_(ingestor), metrics_(metrics), status_(status), clock_(clock), pages_(16) {}
   void Handle(HttpRequest request, Respond respond) override;
 
   // Answers the metrics and status requests already taken, then takes no
@@ -40,6 +42,7 @@ class GatewayHttpHandler final : public HttpHandler {
   webhooks::Ingestor& ingestor_;
   metrics::Registry* const metrics_;
   status::StatusPage* const status_;
+  Clock& clock_;
   WorkerThread pages_;  // makes the metrics and status pages
 };
 
