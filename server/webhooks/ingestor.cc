@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,12 @@ namespace {
 
 // Connections whose secrets (or absence) are cached, at most.
 constexpr size_t kMaxCachedKeys = 100000;
+// Webhooks waiting for their connection's secrets to be read, at most, and
+// their bodies' bytes.
+constexpr size_t kMaxParked = 4096;
+constexpr size_t kMaxParkedBytes = 64 << 20;
+// Threads reading secrets; a connection's reads all go to one of them.
+constexpr int kLoaders = 4;
 
 // JSON only: application/json or application/<anything>+json, with
 // parameters such as charset allowed.
@@ -28,6 +35,17 @@ bool IsJson(absl::string_view content_type) {
 }
 
 }  // namespace
+
+Ingestor::Ingestor(const IngestOptions& options, storage::Store& store,
+                   vault::CredentialVault& vault, Clock& clock)
+    : options_(options), store_(store), vault_(vault), clock_(clock) {
+  for (int i = 0; i < kLoaders; ++i) {
+    // Room for a read per cached connection: only a stopped loader refuses.
+    loaders_.push_back(std::make_unique<WorkerThread>(kMaxCachedKeys));
+  }
+}
+
+Ingestor::~Ingestor() { Shutdown(); }
 
 void Ingestor::Count(const absl::StatusOr<IngestResult>& result) {
   const std::string outcome =
@@ -54,21 +72,83 @@ absl::StatusOr<IngestResult> Ingestor::Ingest(const Webhook& webhook) {
 void Ingestor::IngestAsync(Webhook webhook, Done done) {
   auto shared = std::make_shared<const Webhook>(std::move(webhook));
   absl::StatusOr<std::optional<absl::Time>> admitted = Admit(*shared, /*may_read=*/false);
-  if (admitted.ok() && !admitted->has_value()) {
-    // The secrets must be read: on the loader's thread, not this one.
-    auto pending = std::make_shared<Done>(std::move(done));
-    const bool queued = loader_.Post([this, shared, pending] {
-      Store(shared, Admit(*shared, /*may_read=*/true), std::move(*pending));
-    });
-    if (!queued) {
-      Store(shared,
-            Error(absl::StatusCode::kUnavailable, "BUSY",
-                  "too many webhooks are waiting for their connection's secrets; retry"),
-            std::move(*pending));
-    }
-    return;
-  }
+  if (admitted.ok() && !admitted->has_value()) return Park(std::move(shared), std::move(done));
   Store(std::move(shared), admitted, std::move(done));
+}
+
+void Ingestor::Park(std::shared_ptr<const Webhook> webhook, Done done) {
+  const std::string key = absl::StrCat(webhook->tenant_id, "/", webhook->connection_id);
+  absl::Status refused;
+  bool start = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      refused = Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "the gateway is stopping");
+    } else if (parked_count_ >= kMaxParked ||
+               parked_bytes_ + webhook->body.size() > kMaxParkedBytes) {
+      refused =
+          WithMetadata(Error(absl::StatusCode::kUnavailable, "BUSY",
+                             "too many webhooks are waiting for their connection's secrets; retry"),
+                       "retry_after_seconds", "1");
+    } else {
+      auto [it, inserted] = loading_.try_emplace(key);
+      start = inserted;
+      ++parked_count_;
+      parked_bytes_ += webhook->body.size();
+      it->second.push_back(Parked{std::move(webhook), std::move(done)});
+    }
+  }
+  if (!refused.ok()) return Store(std::move(webhook), refused, std::move(done));
+  if (start) StartLoad(key);
+}
+
+void Ingestor::StartLoad(const std::string& key) {
+  WorkerThread& loader = *loaders_[absl::HashOf(key) % loaders_.size()];
+  if (loader.Post([this, key] { LoadAndRelease(key); })) return;
+  // Only a stopped loader refuses (its queue is as large as the parking).
+  LoadAndRelease(key, /*read=*/false);
+}
+
+void Ingestor::LoadAndRelease(const std::string& key, bool read) {
+  const size_t slash = key.find('/');
+  absl::Status loaded;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) read = false;
+  }
+  if (read) {
+    loaded = Load(key, key.substr(0, slash), key.substr(slash + 1)).status();
+  } else {
+    loaded = Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "the gateway is stopping");
+  }
+  std::vector<Parked> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = loading_.find(key);
+    if (it != loading_.end()) {
+      waiting = std::move(it->second);
+      loading_.erase(it);
+    }
+    for (const Parked& parked : waiting) {
+      --parked_count_;
+      parked_bytes_ -= parked.webhook->body.size();
+    }
+  }
+  // With the secrets cached, the checks now read nothing (unless they
+  // changed meanwhile; this thread may read).
+  for (Parked& parked : waiting) {
+    Store(parked.webhook, loaded.ok() ? Admit(*parked.webhook, /*may_read=*/true) : loaded,
+          std::move(parked.done));
+  }
+}
+
+void Ingestor::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  // Their queued loads answer their webhooks without reading.
+  for (auto& loader : loaders_) loader->Stop();
 }
 
 void Ingestor::Store(std::shared_ptr<const Webhook> webhook,
@@ -107,6 +187,8 @@ absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Inges
     const std::string& key, const Webhook& webhook, bool refresh, bool may_read) {
   const absl::Time now = clock_.Now();
   const uint64_t generation = vault_.webhook_secret_generation();
+  bool revalidate = false;
+  std::shared_ptr<const vault::CredentialVault::WebhookKeys> stale;
   {
     absl::MutexLock lock(&mu_);
     auto it = keys_.find(key);
@@ -115,11 +197,30 @@ absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Inges
       // A refresh after a mismatch is allowed once a second per connection,
       // so that forged webhooks cannot drive a read of the store each.
       if (age < (refresh ? absl::Seconds(1) : options_.secret_cache_ttl)) return it->second.keys;
+      if (!refresh && !may_read && !stopping_) {
+        // Only old, not revoked (that changes the generation): used once
+        // more while a load renews it in the background.
+        stale = it->second.keys;
+        revalidate = loading_.try_emplace(key).second;
+      }
     }
   }
+  if (stale != nullptr) {
+    if (revalidate) StartLoad(key);
+    return stale;
+  }
   if (!may_read) return nullptr;
+  return Load(key, webhook.tenant_id, webhook.connection_id);
+}
+
+absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Ingestor::Load(
+    const std::string& key, absl::string_view tenant_id, absl::string_view connection_id) {
+  const absl::Time now = clock_.Now();
+  // Read before the secrets: a change announced during the read makes the
+  // entry stale at once.
+  const uint64_t generation = vault_.webhook_secret_generation();
   SY_ASSIGN_OR_RETURN(vault::CredentialVault::WebhookKeys loaded,
-                      vault_.LoadWebhookKeys(webhook.tenant_id, webhook.connection_id));
+                      vault_.LoadWebhookKeys(tenant_id, connection_id));
   auto shared = std::make_shared<const vault::CredentialVault::WebhookKeys>(std::move(loaded));
   absl::MutexLock lock(&mu_);
   if (keys_.size() >= kMaxCachedKeys && !keys_.contains(key)) {

@@ -59,8 +59,9 @@ struct IngestResult {
 class Ingestor {
  public:
   Ingestor(const IngestOptions& options, storage::Store& store, vault::CredentialVault& vault,
-           Clock& clock)
-      : options_(options), store_(store), vault_(vault), clock_(clock) {}
+           Clock& clock);
+  // Shuts down.
+  ~Ingestor();
 
   // Stores `webhook` durably (answering only after the commit) and returns
   // its sequence; a repeated webhook-id is answered with the first one's.
@@ -77,16 +78,21 @@ class Ingestor {
 
   // The same without waiting: never reads the store on the calling thread
   // (an event loop). The checks run there when the connection's signing
-  // secrets are cached, else on the ingestor's own thread, which reads them;
-  // then `done` is called exactly once, on a store thread once the commit is
-  // durable, or at once on error. With 1024 webhooks already waiting for
-  // their secrets, UNAVAILABLE (BUSY).
+  // secrets are cached (secrets past their cache TTL, though not revoked,
+  // are used once more while they are read again in the background). Else
+  // the webhook waits while one of the ingestor's threads reads them, once
+  // for all the connection's waiting webhooks. Then `done` is called exactly
+  // once, on a store thread once the commit is durable, or at once on error.
+  // With 4096 webhooks (or 64 MiB of bodies) already waiting, UNAVAILABLE
+  // (BUSY, metadata retry_after_seconds); after Shutdown, UNAVAILABLE
+  // (SHUTTING_DOWN).
   using Done = std::function<void(absl::StatusOr<IngestResult>)>;
   void IngestAsync(Webhook webhook, Done done) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Finishes the webhooks waiting for their secrets (into the store), then
-  // takes no more asynchronously. Call before the store closes. Idempotent.
-  void Shutdown() { loader_.Stop(); }
+  // Answers the webhooks waiting for their secrets with SHUTTING_DOWN (no
+  // more reads), and refuses later ones so. Call before the store closes.
+  // Idempotent.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
   // When a correctly signed webhook last arrived for the connection (stored
   // or a duplicate), since this process started; InfinitePast if none.
@@ -112,6 +118,24 @@ class Ingestor {
   // secrets must be read from the store first.
   absl::StatusOr<std::optional<absl::Time>> Admit(const Webhook& webhook, bool may_read)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // A webhook waiting for its connection's secrets to be read.
+  struct Parked {
+    std::shared_ptr<const Webhook> webhook;
+    Done done;
+  };
+  // Makes `webhook` wait for its connection's secrets (starting their read),
+  // or refuses it when too many wait.
+  void Park(std::shared_ptr<const Webhook> webhook, Done done) ABSL_LOCKS_EXCLUDED(mu_);
+  // Queues the read of the secrets of `key` (tenant/connection) on its
+  // loader thread.
+  void StartLoad(const std::string& key);
+  // On a loader thread: reads the secrets of `key` (unless `read` is false
+  // or the ingestor stops), then admits and stores the webhooks waiting.
+  void LoadAndRelease(const std::string& key, bool read = true) ABSL_LOCKS_EXCLUDED(mu_);
+  // Reads the secrets of a connection from the vault into the cache.
+  absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Load(
+      const std::string& key, absl::string_view tenant_id, absl::string_view connection_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Stores an admitted webhook (or answers its refusal) and calls `done`.
   void Store(std::shared_ptr<const Webhook> webhook,
              const absl::StatusOr<std::optional<absl::Time>>& admitted, Done done)
@@ -126,7 +150,8 @@ class Ingestor {
                       absl::Time now, Appended& appended);
   void Count(const absl::StatusOr<IngestResult>& result) ABSL_LOCKS_EXCLUDED(mu_);
   // The connection's secrets, from the cache or (with `may_read`) the store;
-  // nullptr when they must be read and `may_read` is false.
+  // nullptr when they must be read and `may_read` is false (secrets only
+  // past their TTL are returned then, and read again in the background).
   absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Keys(
       const std::string& key, const Webhook& webhook, bool refresh, bool may_read)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -143,10 +168,16 @@ class Ingestor {
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> counters_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> last_webhook_ ABSL_GUARDED_BY(mu_);
+  // Connections whose secrets are being read, with the webhooks waiting.
+  absl::flat_hash_map<std::string, std::vector<Parked>> loading_ ABSL_GUARDED_BY(mu_);
+  size_t parked_count_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t parked_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
-  // Reads secrets missing from the cache, off the callers' threads. Last: it
-  // stops (and finishes its tasks) before the members above go.
-  WorkerThread loader_{1024};
+  // Read secrets off the callers' threads; a connection always on the same
+  // one. Last: they stop (and finish their tasks) before the members above
+  // go.
+  std::vector<std::unique_ptr<WorkerThread>> loaders_;
 };
 
 }  // namespace switchyard::webhooks

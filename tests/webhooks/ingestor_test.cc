@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "server/common/status.h"
 #include "server/events/event_log.h"
@@ -95,7 +96,6 @@ TEST_F(IngestorTest, AsyncIngestReadsMissingSecretsAndAnswersEveryWebhook) {
   Webhook unknown = Signed("u-1", "{}");
   unknown.connection_id = "nope";
   ingestor_->IngestAsync(unknown, done);
-  ingestor_->Shutdown();  // the reads are done; the writes are queued
   {
     absl::MutexLock lock(&mu);
     auto all = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return results.size() == 21; };
@@ -109,13 +109,36 @@ TEST_F(IngestorTest, AsyncIngestReadsMissingSecretsAndAnswersEveryWebhook) {
   EXPECT_EQ(stored, 20);
   EXPECT_EQ(unknown_connection, 1);
   EXPECT_EQ(Events().size(), 20u);
-  // After Shutdown, asynchronous webhooks that need a read are refused.
+  // After Shutdown, webhooks whose secrets must be read are refused.
   ingestor_ = std::make_unique<Ingestor>(IngestOptions(), *store_, *vault_, clock_);
   ingestor_->Shutdown();
   absl::StatusOr<IngestResult> refused;
   ingestor_->IngestAsync(Signed("late", "{}"),
                          [&](absl::StatusOr<IngestResult> r) { refused = r; });
-  EXPECT_EQ(ReasonOf(refused.status()), "BUSY");
+  EXPECT_EQ(ReasonOf(refused.status()), "SHUTTING_DOWN");
+}
+
+TEST_F(IngestorTest, AsyncIngestNeverAcceptsARevokedSecretButReusesOneOnlyOld) {
+  ingestor_ = std::make_unique<Ingestor>(IngestOptions(), *store_, *vault_, clock_);
+  auto ingest = [&](Webhook w) {
+    absl::Notification answered;
+    absl::StatusOr<IngestResult> out;
+    ingestor_->IngestAsync(std::move(w), [&](absl::StatusOr<IngestResult> r) {
+      out = std::move(r);
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+    return out;
+  };
+  const std::string old_secret = secret_;
+  ASSERT_TRUE(ingest(Signed("s-1", "{}")).ok());  // caches the secrets
+  // Past the cache TTL (not revoked): still accepted.
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_TRUE(ingest(Signed("s-2", "{}")).ok());
+  // Rotated without grace: the old secret is revoked at once, though cached.
+  secret_ = Rotate(absl::ZeroDuration());
+  EXPECT_EQ(ReasonOf(ingest(Signed("s-3", "{}", old_secret)).status()), "SIGNATURE_MISMATCH");
+  EXPECT_TRUE(ingest(Signed("s-4", "{}")).ok());
 }
 
 TEST_F(IngestorTest, DuplicatesAreAnsweredWithTheFirstSequenceAndStoredOnce) {

@@ -127,7 +127,10 @@ void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
         if (metrics_ != nullptr) metrics_->RecordWebhook(code, clock_.Now() - start);
         if (!result.ok()) {
           const int status = code;
-          if (status >= 500) {
+          const std::string reason = ReasonOf(result.status());
+          // Overload and shutdown are counted (rejected, by reason), not
+          // logged once per webhook.
+          if (status >= 500 && reason != "BUSY" && reason != "SHUTTING_DOWN") {
             log::Error("webhook not stored", {{"tenant", tenant},
                                               {"connection", connection},
                                               {"error", result.status().ToString()}});
