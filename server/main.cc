@@ -88,7 +88,8 @@ ABSL_FLAG(double, webhook_rate_per_connection, 200,
           "webhooks per second accepted per connection before 429");
 ABSL_FLAG(double, webhook_burst_per_connection, 400, "burst above the rate per connection");
 ABSL_FLAG(absl::Duration, webhook_secret_cache_ttl, absl::Seconds(10),
-          "how long a connection's webhook secrets are reused before the store is read again");
+          "how long a connection's webhook secrets are reused before they are read again (in "
+          "the background; a rotation or revocation drops them at once)");
 ABSL_FLAG(absl::Duration, auth_cache_ttl, absl::Seconds(10),
           "how long a verified credential is reused before the store is read again; bounds how "
           "long a revocation made by another replica takes to apply");

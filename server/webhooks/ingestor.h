@@ -35,7 +35,8 @@ struct IngestOptions {
   double rate_per_second = 200;
   double burst = 400;
   // How long a connection's signing secrets are reused before they are read
-  // again (a signature that fails re-reads them at once). Default 10s.
+  // again, in the background (a signature that fails, or a rotation or
+  // revocation, makes them read again before use). Default 10s.
   absl::Duration secret_cache_ttl = absl::Seconds(10);
 };
 
