@@ -347,11 +347,21 @@ absl::StatusOr<v1::RewrapDataKeysResponse> CredentialVault::RewrapDataKeys() {
 
 void CredentialVault::ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) {
   for (const storage::ChangeNotice& c : changes) {
-    if (c.topic == kWebhookSecretTopic) {
-      ++webhook_generation_;
-      return;
-    }
+    if (c.topic == kWebhookSecretTopic) WebhookSecretsChanged(c.id);
   }
+}
+
+void CredentialVault::WebhookSecretsChanged(const std::string& connection_key) {
+  absl::MutexLock lock(&versions_mu_);
+  versions_[connection_key] = ++last_version_;
+}
+
+uint64_t CredentialVault::WebhookSecretVersion(absl::string_view tenant_id,
+                                               absl::string_view connection_id) const {
+  const std::string key = absl::StrCat(tenant_id, "/", connection_id);
+  absl::ReaderMutexLock lock(&versions_mu_);
+  auto it = versions_.find(key);
+  return it == versions_.end() ? 0 : it->second;
 }
 
 absl::Status CredentialVault::DeleteCredentialsInTx(Transaction& tx, absl::string_view tenant_id,
@@ -435,7 +445,7 @@ absl::StatusOr<v1::WebhookSecret> CredentialVault::RotateWebhookSecret(
     }
     return absl::OkStatus();
   }));
-  ++webhook_generation_;
+  WebhookSecretsChanged(absl::StrCat(ref.tenant_id, "/", ref.connection_id));
   result.set_name(ref.name);
   result.set_webhook_path(
       absl::StrCat("/webhooks/tenants/", ref.tenant_id, "/connections/", ref.connection_id));
@@ -472,7 +482,7 @@ absl::Status CredentialVault::RevokeWebhookSecret(const v1::RevokeWebhookSecretR
     tx.AnnounceChange(kWebhookSecretTopic, absl::StrCat(ref.tenant_id, "/", ref.connection_id));
     return tx.DeleteWebhookSecrets(ref.tenant_id, ref.connection_id);
   });
-  ++webhook_generation_;
+  WebhookSecretsChanged(absl::StrCat(ref.tenant_id, "/", ref.connection_id));
   return status;
 }
 

@@ -21,8 +21,10 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "server/common/clock.h"
 #include "server/common/scope.h"
 #include "server/crypto/aead.h"
@@ -82,10 +84,12 @@ class CredentialVault final : public storage::ChangeListener {
   };
   absl::StatusOr<WebhookKeys> LoadWebhookKeys(absl::string_view tenant_id,
                                               absl::string_view connection_id);
-  // Changes whenever a webhook secret is rotated or revoked (through this
-  // replica, or announced by another), so that cached keys can be refreshed
-  // at once.
-  uint64_t webhook_secret_generation() const { return webhook_generation_.load(); }
+  // Changes whenever the connection's webhook secrets are rotated or revoked
+  // (through this replica, or announced by another), so that its cached keys
+  // can be refreshed at once; the other connections' versions stay. 0 for a
+  // connection whose secrets never changed while this process ran.
+  uint64_t WebhookSecretVersion(absl::string_view tenant_id, absl::string_view connection_id) const
+      ABSL_LOCKS_EXCLUDED(versions_mu_);
 
   // storage::ChangeListener: webhook secrets changed through another replica.
   void ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) override;
@@ -123,7 +127,14 @@ class CredentialVault final : public storage::ChangeListener {
   storage::Store& store_;
   const crypto::MasterKeyring& keyring_;
   Clock& clock_;
-  std::atomic<uint64_t> webhook_generation_{0};
+  // A new version for the connection ("tenant/connection") whose webhook
+  // secrets changed.
+  void WebhookSecretsChanged(const std::string& connection_key) ABSL_LOCKS_EXCLUDED(versions_mu_);
+
+  mutable absl::Mutex versions_mu_;
+  uint64_t last_version_ ABSL_GUARDED_BY(versions_mu_) = 0;
+  // By "tenant/connection"; only connections whose secrets changed.
+  absl::flat_hash_map<std::string, uint64_t> versions_ ABSL_GUARDED_BY(versions_mu_);
 };
 
 }  // namespace switchyard::vault

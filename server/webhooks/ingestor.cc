@@ -105,7 +105,8 @@ void Ingestor::Park(std::shared_ptr<const Webhook> webhook, Done done) {
 void Ingestor::StartLoad(const std::string& key) {
   WorkerThread& loader = *loaders_[absl::HashOf(key) % loaders_.size()];
   if (loader.Post([this, key] { LoadAndRelease(key); })) return;
-  // Only a stopped loader refuses (its queue is as large as the parking).
+  // Only a stopped loader refuses: its queue has room for a read per cached
+  // connection.
   LoadAndRelease(key, /*read=*/false);
 }
 
@@ -186,7 +187,7 @@ std::map<std::string, int64_t> Ingestor::Counters() const {
 absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Ingestor::Keys(
     const std::string& key, const Webhook& webhook, bool refresh, bool may_read) {
   const absl::Time now = clock_.Now();
-  const uint64_t generation = vault_.webhook_secret_generation();
+  const uint64_t generation = vault_.WebhookSecretVersion(webhook.tenant_id, webhook.connection_id);
   bool revalidate = false;
   std::shared_ptr<const vault::CredentialVault::WebhookKeys> stale;
   {
@@ -218,7 +219,7 @@ absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Inges
   const absl::Time now = clock_.Now();
   // Read before the secrets: a change announced during the read makes the
   // entry stale at once.
-  const uint64_t generation = vault_.webhook_secret_generation();
+  const uint64_t generation = vault_.WebhookSecretVersion(tenant_id, connection_id);
   SY_ASSIGN_OR_RETURN(vault::CredentialVault::WebhookKeys loaded,
                       vault_.LoadWebhookKeys(tenant_id, connection_id));
   auto shared = std::make_shared<const vault::CredentialVault::WebhookKeys>(std::move(loaded));

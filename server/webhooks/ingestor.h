@@ -108,7 +108,7 @@ class Ingestor {
   struct CachedKeys {
     std::shared_ptr<const vault::CredentialVault::WebhookKeys> keys;
     absl::Time loaded_at;
-    uint64_t generation = 0;  // the vault's webhook secret generation then
+    uint64_t generation = 0;  // the connection's webhook secret version then
   };
   struct Bucket {
     double tokens = 0;

@@ -261,6 +261,25 @@ TEST_F(CredentialVaultTest, DisconnectingForgetsCredentials) {
   EXPECT_EQ(ReasonOf(Set(*vault_, "acme", "erp", "pw").status()), "CONNECTION_DISCONNECTED");
 }
 
+TEST_F(CredentialVaultTest, WebhookSecretVersionsChangeOnlyForTheConnectionChanged) {
+  EXPECT_EQ(vault_->WebhookSecretVersion("acme", "erp"), 0u);
+  v1::RotateWebhookSecretRequest rotate;
+  rotate.set_name("tenants/acme/connections/erp/webhookSecret");
+  ASSERT_TRUE(vault_->RotateWebhookSecret(rotate, Scope::All(), /*can_reveal=*/true).ok());
+  const uint64_t rotated = vault_->WebhookSecretVersion("acme", "erp");
+  EXPECT_NE(rotated, 0u);
+  EXPECT_EQ(vault_->WebhookSecretVersion("acme", "cmms"), 0u);
+  EXPECT_EQ(vault_->WebhookSecretVersion("globex", "erp"), 0u);
+  v1::RevokeWebhookSecretRequest revoke;
+  revoke.set_name("tenants/acme/connections/erp/webhookSecret");
+  ASSERT_TRUE(vault_->RevokeWebhookSecret(revoke, Scope::All()).ok());
+  EXPECT_NE(vault_->WebhookSecretVersion("acme", "erp"), rotated);
+  // Announced by another replica.
+  vault_->ChangesAnnounced({{std::string(kWebhookSecretTopic), "globex/erp"}});
+  EXPECT_NE(vault_->WebhookSecretVersion("globex", "erp"), 0u);
+  EXPECT_EQ(vault_->WebhookSecretVersion("acme", "cmms"), 0u);
+}
+
 TEST_F(CredentialVaultTest, BadNamesAndOversizedCredentialsAreRejected) {
   v1::SetConnectionCredentialsRequest req;
   req.mutable_credentials()->set_name("tenants/acme/connections/erp");
