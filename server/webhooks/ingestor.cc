@@ -18,10 +18,6 @@ namespace {
 
 // Connections whose secrets (or absence) are cached, at most.
 constexpr size_t kMaxCachedKeys = 100000;
-// Webhooks waiting for their connection's secrets to be read, at most, and
-// their bodies' bytes.
-constexpr size_t kMaxParked = 4096;
-constexpr size_t kMaxParkedBytes = 64 << 20;
 // Threads reading secrets; a connection's reads all go to one of them.
 constexpr int kLoaders = 4;
 
@@ -84,8 +80,8 @@ void Ingestor::Park(std::shared_ptr<const Webhook> webhook, Done done) {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
       refused = Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "the gateway is stopping");
-    } else if (parked_count_ >= kMaxParked ||
-               parked_bytes_ + webhook->body.size() > kMaxParkedBytes) {
+    } else if (parked_count_ >= options_.max_waiting ||
+               parked_bytes_ + webhook->body.size() > options_.max_waiting_bytes) {
       refused =
           WithMetadata(Error(absl::StatusCode::kUnavailable, "BUSY",
                              "too many webhooks are waiting for their connection's secrets; retry"),

@@ -38,6 +38,11 @@ struct IngestOptions {
   // again, in the background (a signature that fails, or a rotation or
   // revocation, makes them read again before use). Default 10s.
   absl::Duration secret_cache_ttl = absl::Seconds(10);
+  // Webhooks that may wait for their connection's secrets to be read, and
+  // the bytes of their bodies; more are answered UNAVAILABLE (BUSY).
+  // Defaults 4096 and 64 MiB.
+  size_t max_waiting = 4096;
+  size_t max_waiting_bytes = 64 << 20;
 };
 
 // One received webhook.
@@ -84,9 +89,9 @@ class Ingestor {
   // the webhook waits while one of the ingestor's threads reads them, once
   // for all the connection's waiting webhooks. Then `done` is called exactly
   // once, on a store thread once the commit is durable, or at once on error.
-  // With 4096 webhooks (or 64 MiB of bodies) already waiting, UNAVAILABLE
-  // (BUSY, metadata retry_after_seconds); after Shutdown, UNAVAILABLE
-  // (SHUTTING_DOWN).
+  // With IngestOptions::max_waiting webhooks (or max_waiting_bytes of
+  // bodies) already waiting, UNAVAILABLE (BUSY, metadata
+  // retry_after_seconds); after Shutdown, UNAVAILABLE (SHUTTING_DOWN).
   using Done = std::function<void(absl::StatusOr<IngestResult>)>;
   void IngestAsync(Webhook webhook, Done done) ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -141,6 +141,32 @@ TEST_F(IngestorTest, AsyncIngestNeverAcceptsARevokedSecretButReusesOneOnlyOld) {
   EXPECT_TRUE(ingest(Signed("s-4", "{}")).ok());
 }
 
+TEST_F(IngestorTest, WhenTooManyWaitForTheirSecretsTheNextIsBusyWithRetryAfter) {
+  IngestOptions options;
+  options.max_waiting_bytes = 8;  // a body of 9 bytes cannot wait
+  ingestor_ = std::make_unique<Ingestor>(options, *store_, *vault_, clock_);
+  absl::StatusOr<IngestResult> busy;
+  ingestor_->IngestAsync(Signed("big", R"({"a":123})"),
+                         [&](absl::StatusOr<IngestResult> r) { busy = std::move(r); });
+  EXPECT_EQ(busy.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ReasonOf(busy.status()), "BUSY");
+  std::string retry_after;
+  ForEachMetadata(busy.status(), [&](absl::string_view key, absl::string_view value) {
+    if (key == "retry_after_seconds") retry_after = std::string(value);
+  });
+  EXPECT_EQ(retry_after, "1");
+  // One that fits waits, and is stored.
+  absl::Notification answered;
+  absl::StatusOr<IngestResult> stored;
+  ingestor_->IngestAsync(Signed("small", "{}"), [&](absl::StatusOr<IngestResult> r) {
+    stored = std::move(r);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  EXPECT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(Events().size(), 1u);
+}
+
 TEST_F(IngestorTest, DuplicatesAreAnsweredWithTheFirstSequenceAndStoredOnce) {
   auto first = ingestor_->Ingest(Signed("evt-1", "{}"));
   ASSERT_TRUE(first.ok());
