@@ -78,7 +78,7 @@ struct HttpServer::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   size_t next_worker = 0;  // accept thread only
   std::atomic<bool> stopping{false};
-  std::atomic<bool> stopped{false};
+  bool stopped ABSL_GUARDED_BY(shutdown_mu) = false;
   int port = 0;
 
   void Accept();
@@ -431,7 +431,8 @@ int HttpServer::port() const { return impl_->port; }
 
 void HttpServer::Shutdown() {
   absl::MutexLock shutdown(&impl_->shutdown_mu);
-  if (impl_->stopped.exchange(true)) return;
+  if (impl_->stopped) return;
+  impl_->stopped = true;
   {
     // Under mu: a request is either counted before this, or sees stopping.
     absl::MutexLock lock(&impl_->mu);

@@ -126,17 +126,15 @@ void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
         const int code = result.ok() ? 200 : HttpStatusFor(result.status());
         if (metrics_ != nullptr) metrics_->RecordWebhook(code, clock_.Now() - start);
         if (!result.ok()) {
-          const int status = code;
           const std::string reason = ReasonOf(result.status());
           // Overload and shutdown are counted (rejected, by reason), not
           // logged once per webhook.
-          if (status >= 500 && reason != "BUSY" && reason != "SHUTTING_DOWN") {
+          if (code >= 500 && reason != "BUSY" && reason != "SHUTTING_DOWN") {
             log::Error("webhook not stored", {{"tenant", tenant},
                                               {"connection", connection},
                                               {"error", result.status().ToString()}});
           }
-          HttpResponse response =
-              ErrorResponse(status, ReasonOf(result.status()), result.status().message());
+          HttpResponse response = ErrorResponse(code, reason, result.status().message());
           ForEachMetadata(result.status(), [&](absl::string_view key, absl::string_view value) {
             if (key == "retry_after_seconds") {
               response.headers.emplace_back("Retry-After", std::string(value));
