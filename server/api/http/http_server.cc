@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include "absl/container/flat_hash_set.h"
@@ -155,6 +156,35 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
     state_ = State::kReading;
     deadline_ = std::chrono::steady_clock::now() + Timeout();
+    // The header first: a client that sent "Expect: 100-continue" waits for
+    // a go-ahead before it sends the body.
+    http::async_read_header(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec || parser_->is_done()) return OnRead(ec);
+    const http::request<http::string_body>& req = parser_->get();
+    const auto expect = req.find(http::field::expect);
+    if (expect == req.end()) return ReadBody();
+    if (req.version() < 11 || !beast::iequals(expect->value(), "100-continue")) {
+      // RFC 9110 section 10.1.1: an expectation the server cannot meet.
+      return Reply(417,
+                   HttpErrorBody("EXPECTATION_FAILED", "only \"Expect: 100-continue\" is supported"),
+                   /*close=*/true);
+    }
+    // A body over the limit was refused with the header (413) and never gets
+    // here; now the client may send it.
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->OnRead(ec);
+                        self->ReadBody();
+                      });
+  }
+
+  void ReadBody() {
     http::async_read(
         socket_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });

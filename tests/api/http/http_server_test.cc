@@ -232,6 +232,41 @@ TEST_F(HttpServerTest, ABodyFarOverTheLimitStillGetsItsAnswer) {
   }
 }
 
+TEST_F(HttpServerTest, ExpectContinueGetsAGoAheadBeforeTheBody) {
+  HttpServerOptions options;
+  options.max_body_bytes = 16;
+  Start(options);
+  HttpConnection http(server_->port());
+  // Only the header: the client waits for "100 Continue" before its body (a
+  // server that waits for the body instead answers 408 at its deadline).
+  http.SendRaw(
+      "POST /expect HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+  EXPECT_EQ(http.Read().status, 100);
+  http.SendRaw("hello");
+  HttpReply reply = http.Read();
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "POST /expect - hello");
+  // The connection stays usable.
+  EXPECT_EQ(http.Send("POST", "/next", {}, "more").body, "POST /next - more");
+
+  // A body announced over the limit is refused before it is sent.
+  HttpConnection big(server_->port());
+  big.SendRaw(
+      "POST /big HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n");
+  reply = big.Read();
+  EXPECT_EQ(reply.status, 413);
+  EXPECT_NE(reply.body.find("BODY_TOO_LARGE"), std::string::npos);
+
+  // An expectation the server does not know is refused (RFC 9110).
+  HttpConnection odd(server_->port());
+  odd.SendRaw(
+      "POST /odd HTTP/1.1\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 2\r\n\r\nhi");
+  reply = odd.Read();
+  EXPECT_EQ(reply.status, 417);
+  EXPECT_NE(reply.body.find("EXPECTATION_FAILED"), std::string::npos);
+  EXPECT_EQ(odd.Read().status, 0);  // closed
+}
+
 TEST_F(HttpServerTest, RequestsCutShortAreAnswered408AndIdleConnectionsClose) {
   HttpServerOptions options;
   options.request_timeout = absl::Milliseconds(200);
