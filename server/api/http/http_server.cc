@@ -170,9 +170,9 @@ class Session : public std::enable_shared_from_this<Session> {
     if (expect == req.end()) return ReadBody();
     if (req.version() < 11 || !beast::iequals(expect->value(), "100-continue")) {
       // RFC 9110 section 10.1.1: an expectation the server cannot meet.
-      return Reply(417,
-                   HttpErrorBody("EXPECTATION_FAILED", "only \"Expect: 100-continue\" is supported"),
-                   /*close=*/true);
+      return Reply(
+          417, HttpErrorBody("EXPECTATION_FAILED", "only \"Expect: 100-continue\" is supported"),
+          /*close=*/true);
     }
     // A body over the limit was refused with the header (413) and never gets
     // here; now the client may send it.
