@@ -175,7 +175,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->delivery_ =
       std::make_unique<delivery::DeliveryEngine>(*server->store_, clock, options.delivery);
   server->store_->SetCommitListener(server->delivery_.get());
-  server->change_listeners_ = storage::FanOut({server->keys_.get(), server->vault_.get()});
+  server->change_listeners_ =
+      storage::FanOut({server->keys_.get(), server->vault_.get(), server->delivery_.get()});
   server->store_->SetChangeListener(server->change_listeners_.get());
   server->delivery_->Start();
   server->subscriptions_ = std::make_unique<delivery::SubscriptionManager>(
@@ -344,6 +345,10 @@ void Server::AddMetricSources() {
     w.Sample(static_cast<double>(stats.redelivered));
     w.Counter("switchyard_events_acked_total", "events acknowledged by subscribers");
     w.Sample(static_cast<double>(stats.acked));
+    w.Counter(
+        "switchyard_delivery_acks_forwarded_total",
+        "acks, nacks and deadline changes sent on to the replica delivering their connection");
+    w.Sample(static_cast<double>(stats.forwarded));
     w.Counter("switchyard_events_skipped_total",
               "events deleted by retention before a subscription received them");
     w.Sample(static_cast<double>(stats.skipped));

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -25,6 +26,8 @@ constexpr int kDefaultMaxEvents = 1000;
 constexpr int kMaxMaxEvents = 100000;
 constexpr int64_t kDefaultMaxBytes = int64_t{10} << 20;
 constexpr int kMaxDeadlineSeconds = 600;
+// Announcements of acks, nacks and deadline changes for another replica.
+constexpr absl::string_view kSettleTopic = "delivery.settle";
 // Events of one connection sent per dispatch round (unordered
 // subscriptions); rounds alternate between connections.
 constexpr int kEventsPerRound = 16;
@@ -68,7 +71,7 @@ absl::Status Malformed(absl::string_view message) {
 }  // namespace
 
 struct DeliveryEngine::Work {
-  enum Kind { kOpen, kRequest, kClose, kInvalidate, kReplay, kNotices, kFlushed };
+  enum Kind { kOpen, kRequest, kClose, kInvalidate, kReplay, kNotices, kFlushed, kForwarded };
   Kind kind = kOpen;
   StreamId stream = 0;
   std::shared_ptr<StreamSink> sink;
@@ -348,6 +351,7 @@ DeliveryStats DeliveryEngine::Stats() const {
   stats.streams = open_streams_.load();
   stats.skipped = skipped_.load();
   stats.write_failures = write_failures_.load();
+  stats.forwarded = forwarded_.load();
   return stats;
 }
 
@@ -550,6 +554,15 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
     case Work::kFlushed:
       Flushed(*w.flushed);
       return;
+    case Work::kForwarded: {
+      // Settles what this replica holds; the rest is dropped (the lane moved
+      // on, or the subscription has no stream here).
+      auto it = subs_.find(w.name);
+      if (it != subs_.end() && it->second->loaded) {
+        Settle(*it->second, /*stream=*/0, w.request, now, /*forwarded=*/true);
+      }
+      return;
+    }
   }
 }
 
@@ -1152,7 +1165,7 @@ void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time no
 }
 
 bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsRequest& request,
-                            absl::Time now) {
+                            absl::Time now, bool forwarded) {
   // A malformed request ends its stream (if it still exists); what came
   // before in it is applied.
   auto reject = [&](absl::Status status) {
@@ -1163,21 +1176,32 @@ bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsReq
     return reject(
         Malformed("modify_deadline_ack_ids and modify_deadline_seconds must have the same length"));
   }
-  // The lane of a well-formed ack id of the current generation, or nullptr.
-  auto find = [&](const std::string& text, AckId& id) -> std::optional<Lane*> {
+  // Acks of lanes another replica may hold go to it (through the store's
+  // announcements), once; those that came that way are not sent on again.
+  v1::StreamEventsRequest foreign;
+  const bool may_forward = !forwarded && store_.Shared();
+  // The lane of a well-formed ack id of the current generation, or nullptr
+  // (then, for a lane this replica does not hold, `pass_on` is called).
+  auto find = [&](const std::string& text, AckId& id,
+                  absl::FunctionRef<void()> pass_on) -> std::optional<Lane*> {
     std::optional<AckId> parsed = ParseAckId(text);
     if (!parsed.has_value()) return std::nullopt;
     id = *std::move(parsed);
-    if (id.generation != sub.generation) return nullptr;  // made before a seek
     auto lane = sub.lanes.find(id.lane);
-    return lane == sub.lanes.end() ? nullptr : lane->second.get();
+    if (lane == sub.lanes.end() || !lane->second->leased) {
+      if (may_forward) pass_on();
+      return nullptr;
+    }
+    if (id.generation != sub.generation) return nullptr;  // made before a seek
+    return lane->second.get();
   };
   auto malformed = [&](const std::string& text) {
+    if (foreign.ByteSizeLong() > 0) Forward(sub, foreign);
     return reject(Malformed(absl::StrCat("malformed ack id '", text.substr(0, 64), "'")));
   };
   for (const std::string& text : request.ack_ids()) {
     AckId id;
-    std::optional<Lane*> found = find(text, id);
+    std::optional<Lane*> found = find(text, id, [&] { foreign.add_ack_ids(text); });
     if (!found.has_value()) return malformed(text);
     Lane* lane = *found;
     if (lane == nullptr) continue;
@@ -1227,7 +1251,7 @@ bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsReq
   };
   for (const std::string& text : request.nack_ids()) {
     AckId id;
-    std::optional<Lane*> found = find(text, id);
+    std::optional<Lane*> found = find(text, id, [&] { foreign.add_nack_ids(text); });
     if (!found.has_value()) return malformed(text);
     if (*found != nullptr) nack(**found, id);
   }
@@ -1240,7 +1264,10 @@ bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsReq
           absl::StrCat("modify_deadline_seconds must be 0 to ", kMaxDeadlineSeconds)));
     }
     AckId id;
-    std::optional<Lane*> found = find(text, id);
+    std::optional<Lane*> found = find(text, id, [&] {
+      foreign.add_modify_deadline_ack_ids(text);
+      foreign.add_modify_deadline_seconds(seconds);
+    });
     if (!found.has_value()) return malformed(text);
     Lane* lane = *found;
     if (lane == nullptr) continue;
@@ -1253,7 +1280,66 @@ bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsReq
     it->second.deadline = now + absl::Seconds(seconds);
     sub.expiries.push(Expiry{it->second.deadline, lane, id.sequence, it->second.attempt});
   }
+  if (foreign.ByteSizeLong() > 0) Forward(sub, foreign);
   return true;
+}
+
+void DeliveryEngine::Forward(const Sub& sub, const v1::StreamEventsRequest& foreign) {
+  // One announcement line per ack id: "<subscription> <a|n|d> <ack id>
+  // [seconds]". Names and ack ids hold no spaces, tabs or line ends.
+  std::vector<std::string> lines;
+  for (const std::string& id : foreign.ack_ids()) {
+    lines.push_back(absl::StrCat(sub.name, " a ", id));
+  }
+  for (const std::string& id : foreign.nack_ids()) {
+    lines.push_back(absl::StrCat(sub.name, " n ", id));
+  }
+  for (int i = 0; i < foreign.modify_deadline_ack_ids_size(); ++i) {
+    lines.push_back(absl::StrCat(sub.name, " d ", foreign.modify_deadline_ack_ids(i), " ",
+                                 foreign.modify_deadline_seconds(i)));
+  }
+  forwarded_ += static_cast<int64_t>(lines.size());
+  const std::string name = sub.name;
+  store_.WriteAsync(
+      [lines = std::move(lines)](storage::Transaction& tx) {
+        for (const std::string& line : lines) tx.AnnounceChange(kSettleTopic, line);
+        return absl::OkStatus();
+      },
+      [this, name](absl::Status status) {
+        if (status.ok()) return;
+        // Lost acks only mean deliveries again after their deadline.
+        ++write_failures_;
+        log::Warning("acknowledgements for another replica not sent",
+                     {{"subscription", name}, {"error", status.ToString()}});
+      },
+      name);
+}
+
+void DeliveryEngine::ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) {
+  // Gathered per subscription, in the order announced.
+  std::map<std::string, v1::StreamEventsRequest> by_sub;
+  for (const storage::ChangeNotice& change : changes) {
+    if (change.topic != kSettleTopic) continue;
+    std::vector<absl::string_view> parts = absl::StrSplit(change.id, ' ');
+    if (parts.size() < 3) continue;
+    v1::StreamEventsRequest& request = by_sub[std::string(parts[0])];
+    int seconds = 0;
+    if (parts[1] == "a" && parts.size() == 3) {
+      request.add_ack_ids(std::string(parts[2]));
+    } else if (parts[1] == "n" && parts.size() == 3) {
+      request.add_nack_ids(std::string(parts[2]));
+    } else if (parts[1] == "d" && parts.size() == 4 && absl::SimpleAtoi(parts[3], &seconds)) {
+      request.add_modify_deadline_ack_ids(std::string(parts[2]));
+      request.add_modify_deadline_seconds(seconds);
+    }
+  }
+  for (auto& [name, request] : by_sub) {
+    Work work;
+    work.kind = Work::kForwarded;
+    work.name = name;
+    work.request = std::move(request);
+    Post(std::move(work));
+  }
 }
 
 void DeliveryEngine::Flush(Sub& sub, absl::Time now, bool wait) {

@@ -24,7 +24,11 @@
 // takes free or expired leases up to its share and gives back extras that
 // have nothing outstanding. Leases are renewed every third of their TTL; a
 // replica that dies leaves its lanes to the others when its leases expire.
-// Acknowledgements are accepted by the replica that delivered the event.
+// Acks, nacks and deadline changes are accepted on any stream of the
+// subscription: those for lanes this replica does not hold are announced
+// through the store (ChangeListener) to the replica that does. An
+// announcement is not durable: one lost (a replica reconnecting to the
+// database) means a delivery again after its deadline, never a loss.
 //
 // Threading: every public method is thread-safe and never blocks on I/O; it
 // queues its input and wakes the engine thread (Start), which does all reads
@@ -87,8 +91,12 @@ struct DeliveryStats {
   int64_t dead_lettered = 0;
   // Events deleted by retention before a subscription received them.
   int64_t skipped = 0;
-  // Failed writes of acknowledgements (retried).
+  // Failed writes of acknowledgements (retried), or of their announcements
+  // to another replica (not retried: the events are delivered again).
   int64_t write_failures = 0;
+  // Acks, nacks and deadline changes announced to the replica holding their
+  // connection.
+  int64_t forwarded = 0;
   int64_t streams = 0;  // open now
 };
 
@@ -103,7 +111,7 @@ struct SubscriptionDelivery {
   absl::Duration lag;
 };
 
-class DeliveryEngine final : public storage::CommitListener {
+class DeliveryEngine final : public storage::CommitListener, public storage::ChangeListener {
  public:
   using StreamId = uint64_t;
 
@@ -155,6 +163,10 @@ class DeliveryEngine final : public storage::CommitListener {
 
   // storage::CommitListener.
   void EventsCommitted(const std::vector<storage::EventNotice>& notices) override
+      ABSL_LOCKS_EXCLUDED(inbox_mu_);
+  // storage::ChangeListener: acks, nacks and deadline changes other replicas
+  // received for lanes this one may hold.
+  void ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) override
       ABSL_LOCKS_EXCLUDED(inbox_mu_);
 
   // Processes queued input and everything due at clock.Now(). Runs on the
@@ -216,8 +228,12 @@ class DeliveryEngine final : public storage::CommitListener {
   void Leave(Sub& sub) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   void Expire(Sub& sub, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   // Applies acks, nacks and deadline changes; false when the stream was ended
-  // for a malformed request.
-  bool Settle(Sub& sub, StreamId stream, const v1::StreamEventsRequest& request, absl::Time now)
+  // for a malformed request. Those of lanes this replica does not hold are
+  // forwarded, unless they were `forwarded` here by another replica.
+  bool Settle(Sub& sub, StreamId stream, const v1::StreamEventsRequest& request, absl::Time now,
+              bool forwarded = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Announces `foreign` acks to the other replicas, in the background.
+  void Forward(const Sub& sub, const v1::StreamEventsRequest& foreign)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   // Takes an outstanding event back: to be delivered again, or, when
   // `used_attempt` and it had its last attempt, to the dead letters.
@@ -253,6 +269,7 @@ class DeliveryEngine final : public storage::CommitListener {
   std::atomic<int64_t> open_streams_{0};
   std::atomic<int64_t> skipped_{0};
   std::atomic<int64_t> write_failures_{0};
+  std::atomic<int64_t> forwarded_{0};
   mutable absl::Mutex stats_mu_;
   std::map<std::string, int64_t> dead_by_subscription_ ABSL_GUARDED_BY(stats_mu_);
 

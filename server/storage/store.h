@@ -574,6 +574,9 @@ class Store {
   // Registers the listener of changes announced by other replicas (nullptr:
   // none); borrowed like the commit listener.
   virtual void SetChangeListener(ChangeListener* listener) = 0;
+  // Whether other replicas may share the store (and announce changes):
+  // false for the embedded store.
+  virtual bool Shared() const = 0;
 
   // Runs `fn` in a read-write transaction. When `fn` returns OK its writes are
   // committed and durable before Write returns OK; when `fn` fails none of its

@@ -19,7 +19,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "client/gateway_client.h"
 #include "gtest/gtest.h"
@@ -436,6 +439,82 @@ TEST_F(ReplicasTest, ThreeReplicasShareCreditsTokensAndEventsAndSurviveKillNine)
       },
       absl::Seconds(30)))
       << "a webhook secret revoked through replica B still verifies on replica A";
+}
+
+// A counter of replica `i`'s /metrics, or -1 when absent.
+double MetricOf(int http_port, const std::string& name) {
+  HttpConnection http(http_port);
+  const testing::HttpReply reply = http.Send("GET", "/metrics", {}, "");
+  for (absl::string_view line : absl::StrSplit(reply.body, '\n')) {
+    if (!absl::ConsumePrefix(&line, name + " ")) continue;
+    double value = 0;
+    if (absl::SimpleAtod(line, &value)) return value;
+  }
+  return -1;
+}
+
+TEST_F(ReplicasTest, AnAckOnAnotherReplicasStreamSettlesTheDelivery) {
+  ASSERT_TRUE(testing::TestStoreIsPostgres()) << "runs on PostgreSQL only";
+  for (int i = 0; i < 2; ++i) StartReplica(i, {"--delivery_lease_ttl=3s"});
+  auto a = Client(0);
+  auto b = Client(1);
+  std::vector<crypto::Secret> secrets = WebhookConnections(*a, *a, "acme", 1);
+  ASSERT_EQ(secrets.size(), 1u);
+  v1::CreateSubscriptionRequest sub;
+  sub.set_parent("tenants/acme");
+  sub.set_subscription_id("anywhere");
+  // Long enough that only an ack, never the deadline, settles a delivery.
+  sub.mutable_subscription()->mutable_ack_deadline()->set_seconds(600);
+  ASSERT_TRUE(a->CreateSubscription(sub).ok());
+  const std::string name = "tenants/acme/subscriptions/anywhere";
+  auto post = [&](const std::string& id) {
+    HttpConnection http(replicas_[0]->http_port());
+    const std::string body = R"({"type":"ticket.opened"})";
+    const std::string ts = absl::StrCat(absl::ToUnixSeconds(absl::Now()));
+    return http
+        .Send("POST", "/webhooks/tenants/acme/connections/mx0",
+              {{"content-type", "application/json"},
+               {"webhook-id", id},
+               {"webhook-timestamp", ts},
+               {"webhook-signature", webhooks::Sign(secrets[0], id, ts, body)}},
+              body)
+        .status;
+  };
+
+  // Replica A delivers "one" on its stream, which does not ack it.
+  std::unique_ptr<client::EventStream> on_a = a->StreamEvents(name);
+  ASSERT_EQ(post("one"), 200);
+  v1::StreamEventsResponse received;
+  ASSERT_TRUE(on_a->Next(&received));
+  ASSERT_EQ(received.received_events_size(), 1);
+  ASSERT_EQ(received.received_events(0).event().event_id(), "one");
+  const std::string ack_id = received.received_events(0).ack_id();
+
+  // The ack comes on a stream of replica B, which does not hold the
+  // connection: B passes it on, and A settles the delivery.
+  std::unique_ptr<client::EventStream> on_b = b->StreamEvents(name);
+  ASSERT_TRUE(on_b->Ack({ack_id}));
+  EXPECT_TRUE(Eventually(
+      [&] { return MetricOf(replicas_[0]->http_port(), "switchyard_events_acked_total") >= 1; },
+      absl::Seconds(30)))
+      << "replica A never received the ack sent to replica B";
+  EXPECT_GE(MetricOf(replicas_[1]->http_port(), "switchyard_delivery_acks_forwarded_total"), 1);
+
+  // A's stream ends; had "one" not been settled, it would go to B's stream
+  // before anything newer. B gets "two" first.
+  on_a->Close();
+  while (on_a->Next(&received)) {
+  }
+  ASSERT_EQ(post("two"), 200);
+  std::vector<std::string> seen;
+  while (std::find(seen.begin(), seen.end(), "two") == seen.end() && on_b->Next(&received)) {
+    for (const v1::ReceivedEvent& e : received.received_events()) {
+      seen.push_back(e.event().event_id());
+      on_b->Ack({e.ack_id()});
+    }
+  }
+  EXPECT_EQ(seen, std::vector<std::string>{"two"});
+  on_b->Cancel();
 }
 
 TEST_F(ReplicasTest, APostgresRestartUnderLoadLosesNothingAndNeedsNoGatewayRestart) {

@@ -92,6 +92,7 @@ class PgStore final : public Store {
   absl::Status Read(absl::FunctionRef<absl::Status(Transaction&)> fn) override;
   void SetCommitListener(CommitListener* listener) override;
   void SetChangeListener(ChangeListener* listener) override;
+  bool Shared() const override { return true; }
 
   // Write transactions run again after a serialization conflict, so far.
   int64_t ConflictRetries() const { return conflict_retries_.load(std::memory_order_relaxed); }

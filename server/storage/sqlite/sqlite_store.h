@@ -59,6 +59,7 @@ class SqliteStore final : public Store {
   void SetCommitListener(CommitListener* listener) override;
   // One replica: no other one ever announces a change.
   void SetChangeListener(ChangeListener*) override {}
+  bool Shared() const override { return false; }
 
   // Number of SQLite commits made so far (for tests of group commit).
   int64_t CommitCountForTest() const;
