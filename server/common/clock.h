@@ -12,6 +12,10 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual absl::Time Now() const = 0;
+  // A reading of a clock that never goes back (unlike Now, which follows
+  // the wall clock when it is set), from an arbitrary origin: only the
+  // difference of two readings means something. For measuring durations.
+  virtual absl::Duration Steady() const = 0;
 };
 
 // The wall clock. Thread-safe; the returned reference lives forever.
@@ -22,6 +26,8 @@ class ManualClock final : public Clock {
  public:
   explicit ManualClock(absl::Time start) : now_(start) {}
   absl::Time Now() const override ABSL_LOCKS_EXCLUDED(mu_);
+  // Moves with Advance, like Now.
+  absl::Duration Steady() const override ABSL_LOCKS_EXCLUDED(mu_);
   void Advance(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:

@@ -51,13 +51,13 @@ const char* CodeName(grpc::StatusCode code) {
 class MetricsInterceptor final : public grpc::experimental::Interceptor {
  public:
   MetricsInterceptor(std::string method, metrics::Registry& registry, Clock& clock)
-      : method_(std::move(method)), registry_(registry), clock_(clock), start_(clock.Now()) {}
+      : method_(std::move(method)), registry_(registry), clock_(clock), start_(clock.Steady()) {}
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(
             grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
       registry_.RecordRpc(method_, CodeName(methods->GetSendStatus().error_code()),
-                          clock_.Now() - start_);
+                          clock_.Steady() - start_);
     }
     methods->Proceed();
   }
@@ -66,7 +66,7 @@ class MetricsInterceptor final : public grpc::experimental::Interceptor {
   const std::string method_;
   metrics::Registry& registry_;
   Clock& clock_;
-  const absl::Time start_;
+  const absl::Duration start_;  // Clock::Steady
 };
 
 }  // namespace

@@ -118,13 +118,13 @@ void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
   webhook.content_type = Header(request, "content-type");
   webhook.body = std::move(request.body);
   std::string tenant = webhook.tenant_id, connection = webhook.connection_id;
-  const absl::Time start = clock_.Now();
+  const absl::Duration start = clock_.Steady();
   ingestor_.IngestAsync(
       std::move(webhook),
       [this, start, respond = std::move(respond), tenant = std::move(tenant),
        connection = std::move(connection)](absl::StatusOr<webhooks::IngestResult> result) {
         const int code = result.ok() ? 200 : HttpStatusFor(result.status());
-        if (metrics_ != nullptr) metrics_->RecordWebhook(code, clock_.Now() - start);
+        if (metrics_ != nullptr) metrics_->RecordWebhook(code, clock_.Steady() - start);
         if (!result.ok()) {
           const std::string reason = ReasonOf(result.status());
           // Overload and shutdown are counted (rejected, by reason), not
