@@ -9,11 +9,13 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/random/random.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/common/log.h"
+#include "server/common/names.h"
 #include "server/common/proto_time.h"
 #include "server/common/status.h"
 #include "server/delivery/subscription_name.h"
@@ -28,6 +30,11 @@ constexpr int64_t kDefaultMaxBytes = int64_t{10} << 20;
 constexpr int kMaxDeadlineSeconds = 600;
 // Announcements of acks, nacks and deadline changes for another replica.
 constexpr absl::string_view kSettleTopic = "delivery.settle";
+// Most of them passed on per request; the rest are dropped (their events are
+// delivered again after their deadline).
+constexpr int kMaxForwardedPerRequest = 1000;
+// Two ids of at most 63 characters and three numbers.
+constexpr size_t kMaxAckIdBytes = 63 + 1 + 63 + 3 * (1 + 19);
 // Events of one connection sent per dispatch round (unordered
 // subscriptions); rounds alternate between connections.
 constexpr int kEventsPerRound = 16;
@@ -52,12 +59,24 @@ std::string FormatAckId(absl::string_view lane, int64_t sequence, int attempt, i
   return absl::StrCat(lane, "/", sequence, "/", attempt, "/", generation);
 }
 
+// The ack id as the engine writes it (what other replicas are told).
+std::string Canonical(const AckId& id) {
+  return FormatAckId(id.lane, id.sequence, id.attempt, id.generation);
+}
+
 std::optional<AckId> ParseAckId(absl::string_view text) {
   std::vector<absl::string_view> parts = absl::StrSplit(text, '/');
   AckId id;
-  if (parts.size() != 5 || parts[0].empty() || parts[1].empty() ||
-      !absl::SimpleAtoi(parts[2], &id.sequence) || !absl::SimpleAtoi(parts[3], &id.attempt) ||
-      !absl::SimpleAtoi(parts[4], &id.generation)) {
+  // Tenant and connection are ids and the rest plain digits: no spaces or
+  // line ends, so that an ack id can be announced to other replicas.
+  auto digits = [](absl::string_view part) {
+    return !part.empty() && part.size() <= 19 &&
+           std::all_of(part.begin(), part.end(), [](char c) { return absl::ascii_isdigit(c); });
+  };
+  if (text.size() > kMaxAckIdBytes || parts.size() != 5 || !ValidateId("tenant", parts[0]).ok() ||
+      !ValidateId("connection", parts[1]).ok() || !digits(parts[2]) || !digits(parts[3]) ||
+      !digits(parts[4]) || !absl::SimpleAtoi(parts[2], &id.sequence) ||
+      !absl::SimpleAtoi(parts[3], &id.attempt) || !absl::SimpleAtoi(parts[4], &id.generation)) {
     return std::nullopt;
   }
   id.lane = LaneKey(parts[0], parts[1]);
@@ -1180,19 +1199,25 @@ bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsReq
   // announcements), once; those that came that way are not sent on again.
   v1::StreamEventsRequest foreign;
   const bool may_forward = !forwarded && store_.Shared();
+  int forwarding = 0;
   // The lane of a well-formed ack id of the current generation, or nullptr
-  // (then, for a lane this replica does not hold, `pass_on` is called).
+  // (then, for a lane of the subscription this replica does not hold,
+  // `pass_on` is called).
   auto find = [&](const std::string& text, AckId& id,
                   absl::FunctionRef<void()> pass_on) -> std::optional<Lane*> {
     std::optional<AckId> parsed = ParseAckId(text);
     if (!parsed.has_value()) return std::nullopt;
     id = *std::move(parsed);
+    if (id.generation != sub.generation) return nullptr;  // made before a seek
     auto lane = sub.lanes.find(id.lane);
-    if (lane == sub.lanes.end() || !lane->second->leased) {
-      if (may_forward) pass_on();
+    if (lane == sub.lanes.end()) return nullptr;  // not of this subscription
+    if (!lane->second->leased) {
+      if (may_forward && forwarding < kMaxForwardedPerRequest) {
+        ++forwarding;
+        pass_on();
+      }
       return nullptr;
     }
-    if (id.generation != sub.generation) return nullptr;  // made before a seek
     return lane->second.get();
   };
   auto malformed = [&](const std::string& text) {
@@ -1201,7 +1226,7 @@ bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsReq
   };
   for (const std::string& text : request.ack_ids()) {
     AckId id;
-    std::optional<Lane*> found = find(text, id, [&] { foreign.add_ack_ids(text); });
+    std::optional<Lane*> found = find(text, id, [&] { foreign.add_ack_ids(Canonical(id)); });
     if (!found.has_value()) return malformed(text);
     Lane* lane = *found;
     if (lane == nullptr) continue;
@@ -1251,7 +1276,7 @@ bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsReq
   };
   for (const std::string& text : request.nack_ids()) {
     AckId id;
-    std::optional<Lane*> found = find(text, id, [&] { foreign.add_nack_ids(text); });
+    std::optional<Lane*> found = find(text, id, [&] { foreign.add_nack_ids(Canonical(id)); });
     if (!found.has_value()) return malformed(text);
     if (*found != nullptr) nack(**found, id);
   }
@@ -1265,7 +1290,7 @@ bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsReq
     }
     AckId id;
     std::optional<Lane*> found = find(text, id, [&] {
-      foreign.add_modify_deadline_ack_ids(text);
+      foreign.add_modify_deadline_ack_ids(Canonical(id));
       foreign.add_modify_deadline_seconds(seconds);
     });
     if (!found.has_value()) return malformed(text);
@@ -1300,17 +1325,24 @@ void DeliveryEngine::Forward(const Sub& sub, const v1::StreamEventsRequest& fore
   }
   forwarded_ += static_cast<int64_t>(lines.size());
   const std::string name = sub.name;
+  {
+    absl::MutexLock lock(&inbox_mu_);
+    ++forwards_in_flight_;
+  }
   store_.WriteAsync(
       [lines = std::move(lines)](storage::Transaction& tx) {
         for (const std::string& line : lines) tx.AnnounceChange(kSettleTopic, line);
         return absl::OkStatus();
       },
       [this, name](absl::Status status) {
-        if (status.ok()) return;
-        // Lost acks only mean deliveries again after their deadline.
-        ++write_failures_;
-        log::Warning("acknowledgements for another replica not sent",
-                     {{"subscription", name}, {"error", status.ToString()}});
+        if (!status.ok()) {
+          // Lost acks only mean deliveries again after their deadline.
+          ++write_failures_;
+          log::Warning("acknowledgements for another replica not sent",
+                       {{"subscription", name}, {"error", status.ToString()}});
+        }
+        absl::MutexLock lock(&inbox_mu_);
+        --forwards_in_flight_;  // last: Shutdown may return at once
       },
       name);
 }
@@ -1322,13 +1354,15 @@ void DeliveryEngine::ChangesAnnounced(const std::vector<storage::ChangeNotice>& 
     if (change.topic != kSettleTopic) continue;
     std::vector<absl::string_view> parts = absl::StrSplit(change.id, ' ');
     if (parts.size() < 3) continue;
+    if (!ParseAckId(parts[2]).has_value()) continue;
     v1::StreamEventsRequest& request = by_sub[std::string(parts[0])];
     int seconds = 0;
     if (parts[1] == "a" && parts.size() == 3) {
       request.add_ack_ids(std::string(parts[2]));
     } else if (parts[1] == "n" && parts.size() == 3) {
       request.add_nack_ids(std::string(parts[2]));
-    } else if (parts[1] == "d" && parts.size() == 4 && absl::SimpleAtoi(parts[3], &seconds)) {
+    } else if (parts[1] == "d" && parts.size() == 4 && absl::SimpleAtoi(parts[3], &seconds) &&
+               seconds >= 0 && seconds <= kMaxDeadlineSeconds) {
       request.add_modify_deadline_ack_ids(std::string(parts[2]));
       request.add_modify_deadline_seconds(seconds);
     }
@@ -1475,6 +1509,10 @@ void DeliveryEngine::Shutdown() {
     if (sub->member) Leave(*sub);
   }
   shut_down_ = true;
+  // The callbacks of Forward's writes refer to the engine.
+  absl::MutexLock inbox_lock(&inbox_mu_);
+  inbox_mu_.Await(absl::Condition(
+      +[](int* n) { return *n == 0; }, &forwards_in_flight_));
 }
 
 absl::Status DeliveryEngine::FlushAll(absl::Time now) {

@@ -261,6 +261,8 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   // When the engine thread must pump again at the latest.
   absl::Time wake_at_ ABSL_GUARDED_BY(inbox_mu_) = absl::InfiniteFuture();
   int flushes_in_flight_ ABSL_GUARDED_BY(inbox_mu_) = 0;
+  // Announcements of acks to other replicas being written (Forward).
+  int forwards_in_flight_ ABSL_GUARDED_BY(inbox_mu_) = 0;
 
   std::atomic<int64_t> delivered_{0};
   std::atomic<int64_t> redelivered_{0};

@@ -474,13 +474,17 @@ TEST_F(EngineTest, StreamsOutsideTheCallersScopeOrMalformedEndWithClearErrors) {
   // The missing one and the foreign one read the same.
   EXPECT_EQ(foreign.sink->ended->message(), "tenants/acme/subscriptions/orders does not exist");
 
-  OpenStream stream = Open(kSub);
-  v1::StreamEventsRequest bad;
-  bad.add_ack_ids("not-an-ack-id");
-  engine_->Handle(stream.id, bad);
-  engine_->Pump();
-  ASSERT_TRUE(stream.sink->ended.has_value());
-  EXPECT_EQ(stream.sink->ended->code(), absl::StatusCode::kInvalidArgument);
+  // Not five parts; and five parts whose tenant or connection is no id (such
+  // text could not be passed on to another replica).
+  for (const char* text : {"not-an-ack-id", "acme/mx 1/1/1/1", "acme\nE/mx1/1/1/1", "/mx1/1/1/1"}) {
+    OpenStream stream = Open(kSub);
+    v1::StreamEventsRequest bad;
+    bad.add_ack_ids(text);
+    engine_->Handle(stream.id, bad);
+    engine_->Pump();
+    ASSERT_TRUE(stream.sink->ended.has_value()) << text;
+    EXPECT_EQ(stream.sink->ended->code(), absl::StatusCode::kInvalidArgument) << text;
+  }
 
   auto nameless = std::make_shared<RecordingSink>();
   auto id = engine_->Open(nameless, Scope::All());

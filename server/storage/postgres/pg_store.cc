@@ -768,7 +768,18 @@ absl::Status PgStore::Notify(PgConn& conn, const std::vector<EventNotice>& notic
   for (const EventNotice& n : MergeNotices(notices)) {
     lines.push_back(absl::StrCat("\nE\t", n.tenant_id, "\t", n.connection_id, "\t", n.sequence));
   }
-  for (const ChangeNotice& c : changes) lines.push_back(absl::StrCat("\nC\t", c.topic, "\t", c.id));
+  for (const ChangeNotice& c : changes) {
+    // A tab or line end would split the line; such a change (a bug of its
+    // announcer) is not sent, rather than sent garbled or failing the commit.
+    if (c.topic.find_first_of(std::string_view("\t\n\0", 3)) != std::string::npos ||
+        c.id.find_first_of(std::string_view("\t\n\0", 3)) != std::string::npos ||
+        c.topic.size() + c.id.size() + 8 + replica_id_.size() > kMaxNotifyPayload) {
+      log::Error("store: change not announced: not a single line of a notification",
+                 {{"topic", c.topic.substr(0, 64)}});
+      continue;
+    }
+    lines.push_back(absl::StrCat("\nC\t", c.topic, "\t", c.id));
+  }
   for (const std::string& line : lines) {
     if (payload.size() + line.size() > kMaxNotifyPayload) SY_RETURN_IF_ERROR(send());
     payload += line;
