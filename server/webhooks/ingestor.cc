@@ -222,13 +222,16 @@ absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Inges
   absl::MutexLock lock(&mu_);
   if (keys_.size() >= kMaxCachedKeys && !keys_.contains(key)) {
     // Unknown URLs are cached too (as not found), so the cache is bounded:
-    // first the stale entries go, then, unless that freed a tenth of it, all
-    // of them. So at least a tenth of the cache fills before the next scan,
-    // and a stream of new URLs costs no scan per entry.
+    // first the stale entries go, then, until a tenth of it is free, any.
+    // So a tenth of the cache fills before the next scan (a stream of new
+    // URLs costs no scan per entry), and most live entries stay.
     absl::erase_if(keys_, [&](const auto& entry) {
       return now - entry.second.loaded_at >= options_.secret_cache_ttl;
     });
-    if (keys_.size() > kMaxCachedKeys - kMaxCachedKeys / 10) keys_.clear();
+    for (auto it = keys_.begin();
+         it != keys_.end() && keys_.size() > kMaxCachedKeys - kMaxCachedKeys / 10;) {
+      keys_.erase(it++);  // other iterators stay valid
+    }
   }
   keys_[key] = CachedKeys{shared, now, generation};
   return shared;

@@ -166,21 +166,29 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec) {
     if (ec || parser_->is_done()) return OnRead(ec);
     const http::request<http::string_body>& req = parser_->get();
+    head_ = req.method() == http::verb::head;
     const auto expect = req.find(http::field::expect);
-    if (expect == req.end()) return ReadBody();
-    if (req.version() < 11 || !beast::iequals(expect->value(), "100-continue")) {
-      // RFC 9110 section 10.1.1: an expectation the server cannot meet.
+    // RFC 9110 section 10.1.1: HTTP/1.0 requests' expectations are ignored.
+    if (expect == req.end() || req.version() < 11) return ReadBody();
+    if (!beast::iequals(expect->value(), "100-continue")) {
+      // An expectation the server cannot meet.
       return Reply(
           417, HttpErrorBody("EXPECTATION_FAILED", "only \"Expect: 100-continue\" is supported"),
           /*close=*/true);
     }
-    // A body over the limit was refused with the header (413) and never gets
-    // here; now the client may send it.
+    // A body announced over the limit (Content-Length) was refused with the
+    // header (413) and never gets here; a chunked one is refused when its
+    // chunks pass the limit. Now the client may send it.
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
                       [self = shared_from_this()](beast::error_code ec, size_t) {
-                        if (ec) return self->OnRead(ec);
-                        self->ReadBody();
+                        if (!ec) return self->ReadBody();
+                        // The sweep's cancel answers 408; any other failure
+                        // means the client is gone.
+                        if (self->timed_out_ && ec == asio::error::operation_aborted) {
+                          return self->OnRead(ec);
+                        }
+                        self->Close();
                       });
   }
 

@@ -257,6 +257,15 @@ TEST_F(HttpServerTest, ExpectContinueGetsAGoAheadBeforeTheBody) {
   EXPECT_EQ(reply.status, 413);
   EXPECT_NE(reply.body.find("BODY_TOO_LARGE"), std::string::npos);
 
+  // HTTP/1.0 expectations are ignored (RFC 9110): the body is read at once.
+  HttpConnection old(server_->port());
+  old.SendRaw(
+      "POST /old HTTP/1.0\r\nHost: x\r\nExpect: something-else\r\nContent-Length: 3\r\n\r\n"
+      "old");
+  reply = old.Read();
+  EXPECT_EQ(reply.status, 200);
+  EXPECT_EQ(reply.body, "POST /old - old");
+
   // An expectation the server does not know is refused (RFC 9110).
   HttpConnection odd(server_->port());
   odd.SendRaw(
