@@ -317,6 +317,9 @@ absl::StatusOr<v1::RotateTenantDataKeyResponse> CredentialVault::RotateTenantKey
       if (page.size() < 200) break;
       after = page.back().connection_id;
     }
+    // The connections' webhook signing secrets too; expired ones go.
+    SY_ASSIGN_OR_RETURN(int64_t secrets, ReencryptWebhookSecretsInTx(tx, tenant_id, fresh, now));
+    response.set_reencrypted(response.reencrypted() + secrets);
     // Nothing is sealed under the older versions any more: destroy them.
     return tx.DeleteDataKeys(tenant_id, version);
   }));
@@ -403,6 +406,38 @@ CredentialVault::ValidWebhookSecretsInTx(Transaction& tx, absl::string_view tena
     out.emplace_back(std::move(secret), it->expire_time);
   }
   return out;
+}
+
+absl::StatusOr<int64_t> CredentialVault::ReencryptWebhookSecretsInTx(Transaction& tx,
+                                                                     absl::string_view tenant_id,
+                                                                     const DataKey& fresh,
+                                                                     absl::Time now) {
+  int64_t count = 0;
+  std::string after;
+  while (true) {
+    SY_ASSIGN_OR_RETURN(std::vector<storage::ConnectionRow> page,
+                        tx.ListConnections(tenant_id, storage::ConnectionFilter{}, after, 200));
+    for (const storage::ConnectionRow& connection : page) {
+      SY_ASSIGN_OR_RETURN(std::vector<storage::WebhookSecretRow> rows,
+                          tx.ListWebhookSecrets(tenant_id, connection.id));
+      if (rows.empty()) continue;
+      // Rewritten as a whole: the rows that are still valid, resealed.
+      SY_RETURN_IF_ERROR(tx.DeleteWebhookSecrets(tenant_id, connection.id));
+      for (storage::WebhookSecretRow& row : rows) {
+        if (row.expire_time != absl::InfinitePast() && row.expire_time <= now) continue;
+        SY_ASSIGN_OR_RETURN(crypto::Secret key, KeyVersionInTx(tx, tenant_id, row.key_version));
+        SY_ASSIGN_OR_RETURN(crypto::Secret secret,
+                            crypto::Open(key, row.sealed, WebhookSecretAad(row)));
+        row.key_version = fresh.version;
+        SY_ASSIGN_OR_RETURN(row.sealed,
+                            crypto::Seal(fresh.key, secret.view(), WebhookSecretAad(row)));
+        SY_RETURN_IF_ERROR(tx.PutWebhookSecret(row));
+        ++count;
+      }
+    }
+    if (page.size() < 200) return count;
+    after = page.back().id;
+  }
 }
 
 absl::StatusOr<v1::WebhookSecret> CredentialVault::RotateWebhookSecret(
@@ -502,6 +537,7 @@ absl::StatusOr<CredentialVault::WebhookKeys> CredentialVault::LoadWebhookKeys(
     for (auto& [secret, expire] : valid) {
       keys.signers.push_back(std::make_shared<const crypto::HmacSha256Signer>(secret));
       keys.secrets.push_back(std::move(secret));
+      keys.expire_times.push_back(expire);
     }
     return absl::OkStatus();
   }));

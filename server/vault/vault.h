@@ -81,6 +81,9 @@ class CredentialVault final : public storage::ChangeListener {
     std::vector<crypto::Secret> secrets;
     // HMAC signers keyed with `secrets`, in the same order.
     std::vector<std::shared_ptr<const crypto::HmacSha256Signer>> signers;
+    // When each of `secrets` stops verifying (rotated out with a grace
+    // period), in the same order; InfinitePast: until rotated.
+    std::vector<absl::Time> expire_times;
   };
   absl::StatusOr<WebhookKeys> LoadWebhookKeys(absl::string_view tenant_id,
                                               absl::string_view connection_id);
@@ -123,6 +126,11 @@ class CredentialVault final : public storage::ChangeListener {
   absl::StatusOr<std::vector<std::pair<crypto::Secret, absl::Time>>> ValidWebhookSecretsInTx(
       storage::Transaction& tx, absl::string_view tenant_id, absl::string_view connection_id,
       absl::Time now);
+  // Reseals the webhook secrets of every connection of the tenant under
+  // `fresh` and drops the expired ones; returns how many were resealed.
+  absl::StatusOr<int64_t> ReencryptWebhookSecretsInTx(storage::Transaction& tx,
+                                                      absl::string_view tenant_id,
+                                                      const DataKey& fresh, absl::Time now);
 
   storage::Store& store_;
   const crypto::MasterKeyring& keyring_;

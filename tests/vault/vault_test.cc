@@ -230,6 +230,34 @@ TEST_F(CredentialVaultTest, TenantKeyRotationReencryptsLazilyOrAtOnce) {
                   .ok());
 }
 
+TEST_F(CredentialVaultTest, TenantKeyReencryptionCoversWebhookSecrets) {
+  v1::RotateWebhookSecretRequest rotate;
+  rotate.set_name("tenants/acme/connections/erp/webhookSecret");
+  auto first = vault_->RotateWebhookSecret(rotate, Scope::All(), /*can_reveal=*/true);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = vault_->RotateWebhookSecret(rotate, Scope::All(), /*can_reveal=*/true);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(second->secrets_size(), 2);  // the new one and the old in its grace period
+
+  v1::RotateTenantDataKeyRequest now;
+  now.set_name("tenants/acme");
+  now.set_reencrypt(true);
+  auto rotated = vault_->RotateTenantKey(now);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_EQ(rotated->reencrypted(), 2);
+  // The older data keys are gone, and both secrets still open and verify.
+  v1::GetWebhookSecretRequest get;
+  get.set_name("tenants/acme/connections/erp/webhookSecret");
+  auto after = vault_->GetWebhookSecret(get, Scope::All(), /*can_reveal=*/true);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_EQ(after->secrets_size(), 2);
+  EXPECT_EQ(after->secrets(0), second->secrets(0));
+  EXPECT_EQ(after->secrets(1), second->secrets(1));
+  auto keys = vault_->LoadWebhookKeys("acme", "erp");
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_EQ(keys->signers.size(), 2u);
+}
+
 TEST_F(CredentialVaultTest, DeletingATenantDestroysItsDataKeySoOldCiphertextIsUnrecoverable) {
   ASSERT_TRUE(Set(*vault_, "acme", "erp", "doomed").ok());
   storage::CredentialsRow backup = *Row("acme", "erp");
