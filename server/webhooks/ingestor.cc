@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
@@ -30,6 +32,24 @@ bool IsJson(absl::string_view content_type) {
          (absl::StartsWith(media, "application/") && absl::EndsWith(media, "+json"));
 }
 
+using Signers = std::vector<std::shared_ptr<const crypto::HmacSha256Signer>>;
+
+// The signers of `keys` whose secrets have not expired at `now`: a secret
+// rotated out stops verifying when its grace period ends, also while cached.
+// Usually all of them (keys.signers, not copied); else those, in `scratch`.
+const Signers& UnexpiredSigners(const vault::CredentialVault::WebhookKeys& keys, absl::Time now,
+                                Signers& scratch) {
+  const auto expired = [&](absl::Time t) { return t != absl::InfinitePast() && t <= now; };
+  if (std::none_of(keys.expire_times.begin(), keys.expire_times.end(), expired)) {
+    return keys.signers;
+  }
+  scratch.clear();
+  for (size_t i = 0; i < keys.signers.size() && i < keys.expire_times.size(); ++i) {
+    if (!expired(keys.expire_times[i])) scratch.push_back(keys.signers[i]);
+  }
+  return scratch;
+}
+
 }  // namespace
 
 Ingestor::Ingestor(const IngestOptions& options, storage::Store& store,
@@ -48,6 +68,11 @@ void Ingestor::Count(const absl::StatusOr<IngestResult>& result) {
       result.ok() ? (result->duplicate ? "DUPLICATE" : "ACCEPTED") : ReasonOf(result.status());
   absl::MutexLock lock(&mu_);
   ++counters_[outcome];
+}
+
+void Ingestor::CountRefused(absl::string_view reason) {
+  absl::MutexLock lock(&mu_);
+  ++counters_[std::string(reason)];
 }
 
 absl::StatusOr<IngestResult> Ingestor::Ingest(const Webhook& webhook) {
@@ -279,13 +304,17 @@ absl::StatusOr<std::optional<absl::Time>> Ingestor::Admit(const Webhook& webhook
   const absl::Time now = clock_.Now();
   const SignedRequest signed_request{webhook.id, webhook.timestamp, webhook.signature,
                                      webhook.body};
-  absl::StatusOr<absl::Time> sent = Verify(keys->signers, signed_request, now, options_.tolerance);
+  Signers scratch;
+  auto verify = [&](const vault::CredentialVault::WebhookKeys& k) {
+    return Verify(UnexpiredSigners(k, now, scratch), signed_request, now, options_.tolerance);
+  };
+  absl::StatusOr<absl::Time> sent = verify(*keys);
   if (!sent.ok() && ReasonOf(sent.status()) == "SIGNATURE_MISMATCH") {
     // The secret may have been rotated since it was cached: read it again.
     SY_ASSIGN_OR_RETURN(auto fresh, Keys(key, webhook, /*refresh=*/true, may_read));
     if (fresh == nullptr) return std::nullopt;  // to be read
     keys = std::move(fresh);
-    sent = Verify(keys->signers, signed_request, now, options_.tolerance);
+    sent = verify(*keys);
   }
   if (!sent.ok() && keys->secrets.empty() && absl::IsUnauthenticated(sent.status())) {
     return Error(absl::StatusCode::kUnauthenticated, "NO_SIGNING_SECRET",

@@ -232,6 +232,20 @@ TEST_F(IngestorTest, RotationAcceptsTheNewSecretAtOnceAndTheOldUntilGraceEnds) {
   EXPECT_TRUE(ingestor_->Ingest(Signed("evt-5", "{}", new_secret)).ok());
 }
 
+TEST_F(IngestorTest, ASecretStopsVerifyingWhenItsGraceEndsEvenWhileCached) {
+  IngestOptions options;
+  options.secret_cache_ttl = absl::Hours(2);  // the cache outlives the grace period
+  ingestor_ = std::make_unique<Ingestor>(options, *store_, *vault_, clock_);
+  const std::string old_secret = secret_;
+  const std::string new_secret = Rotate(absl::Minutes(10));
+  // Caches both secrets, the old one with its end.
+  ASSERT_TRUE(ingestor_->Ingest(Signed("evt-1", "{}", old_secret)).ok());
+  clock_.Advance(absl::Minutes(11));
+  EXPECT_EQ(ReasonOf(ingestor_->Ingest(Signed("evt-2", "{}", old_secret)).status()),
+            "SIGNATURE_MISMATCH");
+  EXPECT_TRUE(ingestor_->Ingest(Signed("evt-3", "{}", new_secret)).ok());
+}
+
 TEST_F(IngestorTest, WithoutASigningSecretWebhooksAreRefused) {
   v1::RevokeWebhookSecretRequest revoke;
   revoke.set_name("tenants/acme/connections/mx/webhookSecret");
