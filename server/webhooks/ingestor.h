@@ -105,6 +105,11 @@ class Ingestor {
   absl::Time LastWebhookTime(absl::string_view tenant_id, absl::string_view connection_id) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Counts a webhook refused before it reached the ingestor (by the HTTP
+  // layer: a malformed request, a body too large, a wrong method...) with
+  // the outcomes below, under `reason`.
+  void CountRefused(absl::string_view reason) ABSL_LOCKS_EXCLUDED(mu_);
+
   // Counts of outcomes by reason ("ACCEPTED", "DUPLICATE", or an error
   // reason), for logs and metrics.
   std::map<std::string, int64_t> Counters() const ABSL_LOCKS_EXCLUDED(mu_);

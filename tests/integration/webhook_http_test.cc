@@ -165,6 +165,20 @@ TEST_F(WebhookHttpTest, BadInputIsAnsweredPreciselyAndStoresNothing) {
   auto events = Events(0);
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].event_id(), "ok");
+  // Each refusal is counted by its reason, also those the listener answers
+  // itself (body too large, malformed HTTP); a path that is no webhook URL
+  // is not a webhook.
+  const std::string metrics = http.Send("GET", "/metrics", {}, "").body;
+  for (const char* reason : {"UNKNOWN_CONNECTION", "METHOD_NOT_ALLOWED", "UNSUPPORTED_CONTENT_TYPE",
+                             "SIGNATURE_MISMATCH", "TIMESTAMP_OUT_OF_TOLERANCE", "MISSING_HEADER",
+                             "BODY_TOO_LARGE", "MALFORMED_REQUEST"}) {
+    EXPECT_NE(metrics.find(
+                  absl::StrCat("switchyard_webhooks_rejected_total{reason=\"", reason, "\"} 1\n")),
+              std::string::npos)
+        << reason;
+  }
+  EXPECT_EQ(metrics.find("reason=\"NOT_FOUND\""), std::string::npos);
+  EXPECT_NE(metrics.find("switchyard_webhooks_received_total 9\n"), std::string::npos);
 }
 
 TEST_F(WebhookHttpTest, SlowRequestsAreAnswered408) {
@@ -176,6 +190,10 @@ TEST_F(WebhookHttpTest, SlowRequestsAreAnswered408) {
   Reply reply = slow.Read();
   EXPECT_EQ(reply.status, 408);
   EXPECT_NE(reply.body.find("REQUEST_TIMEOUT"), std::string::npos);
+  HttpConnection scrape(server_->http_port());
+  EXPECT_NE(scrape.Send("GET", "/metrics", {}, "")
+                .body.find("switchyard_webhooks_rejected_total{reason=\"REQUEST_TIMEOUT\"} 1\n"),
+            std::string::npos);
 }
 
 TEST_F(WebhookHttpTest, ANoisyConnectionIsRateLimitedWithRetryAfter) {

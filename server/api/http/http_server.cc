@@ -172,9 +172,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (expect == req.end() || req.version() < 11) return ReadBody();
     if (!beast::iequals(expect->value(), "100-continue")) {
       // An expectation the server cannot meet.
-      return Reply(
-          417, HttpErrorBody("EXPECTATION_FAILED", "only \"Expect: 100-continue\" is supported"),
-          /*close=*/true);
+      return Refuse(417, "EXPECTATION_FAILED", "only \"Expect: 100-continue\" is supported");
     }
     // A body announced over the limit (Content-Length) was refused with the
     // header (413) and never gets here; a chunked one is refused when its
@@ -208,8 +206,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (timed_out_ && ec == asio::error::operation_aborted) {
       // Idle keep-alive connections just close; a request cut short is told.
       if (parser_->got_some() || buffer_.size() > 0) {
-        return Reply(408, HttpErrorBody("REQUEST_TIMEOUT", "the request did not arrive in time"),
-                     /*close=*/true);
+        return Refuse(408, "REQUEST_TIMEOUT", "the request did not arrive in time");
       }
       return Close();
     }
@@ -219,19 +216,15 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();  // the client went away
     }
     if (ec == http::error::body_limit) {
-      return Reply(
-          413,
-          HttpErrorBody("BODY_TOO_LARGE", absl::StrCat("bodies are limited to ",
-                                                       server_.options.max_body_bytes, " bytes")),
-          true);
+      return Refuse(
+          413, "BODY_TOO_LARGE",
+          absl::StrCat("bodies are limited to ", server_.options.max_body_bytes, " bytes"));
     }
     if (ec == http::error::header_limit) {
-      return Reply(431, HttpErrorBody("HEADERS_TOO_LARGE", "the request headers are too large"),
-                   true);
+      return Refuse(431, "HEADERS_TOO_LARGE", "the request headers are too large");
     }
     if (ec) {
-      return Reply(400, HttpErrorBody("MALFORMED_REQUEST", "the request is not valid HTTP/1.1"),
-                   true);
+      return Refuse(400, "MALFORMED_REQUEST", "the request is not valid HTTP/1.1");
     }
     http::request<http::string_body>& req = parser_->get();
     keep_alive_ = req.keep_alive();
@@ -243,7 +236,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!stopping) ++server_.in_flight;  // Shutdown waits for its answer
     }
     if (stopping) {
-      return Reply(503, HttpErrorBody("SHUTTING_DOWN", "the gateway is shutting down"), true);
+      return Refuse(503, "SHUTTING_DOWN", "the gateway is shutting down");
     }
     answering_ = true;
     HttpRequest request;
@@ -295,6 +288,16 @@ class Session : public std::enable_shared_from_this<Session> {
     answering_ = false;
     absl::MutexLock lock(&server_.mu);
     --server_.in_flight;
+  }
+
+  // Answers a request the server refuses itself, and closes the connection.
+  void Refuse(int status, absl::string_view reason, absl::string_view message) {
+    const absl::string_view target =
+        parser_.has_value() && parser_->is_header_done()
+            ? absl::string_view(parser_->get().target().data(), parser_->get().target().size())
+            : absl::string_view();
+    server_.handler.Refused(target, status, reason);
+    Reply(status, HttpErrorBody(reason, message), /*close=*/true);
   }
 
   void Reply(int status, std::string body, bool close) {

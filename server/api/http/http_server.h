@@ -51,6 +51,12 @@ class HttpHandler {
   // is destroyed too.
   // Runs on an I/O thread: it must not wait for anything slow.
   virtual void Handle(HttpRequest request, Respond respond) = 0;
+  // Told about a request the server answered itself, without Handle:
+  // malformed, too large, too slow, an unmet expectation, or while shutting
+  // down. `target` is the request target when its header was read, else
+  // empty; `reason` names the refusal (BODY_TOO_LARGE, ...). For counting:
+  // runs on an I/O thread and must be quick.
+  virtual void Refused(absl::string_view target, int status, absl::string_view reason) {}
 };
 
 struct HttpServerOptions {

@@ -15,6 +15,8 @@
 namespace switchyard::api {
 namespace {
 
+constexpr absl::string_view kWebhookPrefix = "/webhooks/";
+
 HttpResponse ErrorResponse(int status, absl::string_view reason, absl::string_view message) {
   HttpResponse response;
   response.status = status;
@@ -77,6 +79,10 @@ HttpResponse GatewayHttpHandler::Page(const std::string& path) {
   return response;
 }
 
+void GatewayHttpHandler::Refused(absl::string_view target, int status, absl::string_view reason) {
+  if (target.empty() || absl::StartsWith(target, kWebhookPrefix)) ingestor_.CountRefused(reason);
+}
+
 void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
   const std::string path = request.target.substr(0, request.target.find('?'));
   if ((path == "/metrics" && metrics_ != nullptr) ||
@@ -96,14 +102,17 @@ void GatewayHttpHandler::Handle(HttpRequest request, Respond respond) {
     }
     return;
   }
-  constexpr absl::string_view kPrefix = "/webhooks/";
-  if (!absl::StartsWith(path, kPrefix)) {
+  if (!absl::StartsWith(path, kWebhookPrefix)) {
     return respond(ErrorResponse(404, "NOT_FOUND", "no such path"));
   }
-  auto ids =
-      ParseName("path", absl::string_view(path).substr(kPrefix.size()), {"tenants", "connections"});
-  if (!ids.ok()) return respond(ErrorResponse(404, "NOT_FOUND", "no such webhook URL"));
+  auto ids = ParseName("path", absl::string_view(path).substr(kWebhookPrefix.size()),
+                       {"tenants", "connections"});
+  if (!ids.ok()) {
+    ingestor_.CountRefused("NOT_FOUND");
+    return respond(ErrorResponse(404, "NOT_FOUND", "no such webhook URL"));
+  }
   if (request.method != "POST") {
+    ingestor_.CountRefused("METHOD_NOT_ALLOWED");
     HttpResponse response =
         ErrorResponse(405, "METHOD_NOT_ALLOWED", "webhooks are delivered with POST");
     response.headers.emplace_back("Allow", "POST");

@@ -29,6 +29,9 @@ class GatewayHttpHandler final : public HttpHandler {
                      status::StatusPage* status, Clock& clock)
       : ingestor_(ingestor), metrics_(metrics), status_(status), clock_(clock), pages_(16) {}
   void Handle(HttpRequest request, Respond respond) override;
+  // Counts the refusals of webhook requests (and of requests whose target
+  // was never read) with the ingestor's outcomes.
+  void Refused(absl::string_view target, int status, absl::string_view reason) override;
 
   // Answers the metrics and status requests already taken, then takes no
   // more. Call after HttpServer::Shutdown and before the server is
