@@ -43,6 +43,9 @@ ABSL_FLAG(std::string, replica_id, "",
 ABSL_FLAG(absl::Duration, delivery_lease_ttl, absl::Seconds(15),
           "how long a replica's delivery leases last unrenewed: the longest its connections "
           "wait for another replica after it dies");
+ABSL_FLAG(int64_t, delivery_max_unread_bytes, int64_t{64} << 20,
+          "a StreamEvents call whose client leaves more bytes unread is cancelled "
+          "(RESOURCE_EXHAUSTED), and its events go to other streams; at least 64 KiB");
 ABSL_FLAG(std::string, catalog_file, "",
           "system catalog (text format of switchyard.v1.SystemCatalogConfig); empty uses the "
           "built-in catalog, a copy of config/catalog.textproto");
@@ -150,6 +153,7 @@ int main(int argc, char** argv) {
         options.database_url.empty() ? "embedded" : absl::StrCat(host, "-", ::getpid());
   }
   options.delivery.lease_ttl = absl::GetFlag(FLAGS_delivery_lease_ttl);
+  options.delivery.max_unread_bytes = absl::GetFlag(FLAGS_delivery_max_unread_bytes);
   options.database_pool_size = absl::GetFlag(FLAGS_database_pool_size);
   options.database_statement_timeout = absl::GetFlag(FLAGS_database_statement_timeout);
   {

@@ -110,6 +110,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                            "event retention must be at least 24h (it is also the window in which "
                            "repeated webhook ids are recognised)");
   }
+  if (options.delivery.max_unread_bytes < (int64_t{64} << 10)) {
+    return InvalidArgument("INVALID_OPTION",
+                           "a stream's unread bytes must be allowed 64 KiB at least");
+  }
   if (keyring == nullptr) {
     return FailedPrecondition("NO_MASTER_KEY", "the server needs a master keyring");
   }

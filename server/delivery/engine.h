@@ -81,6 +81,10 @@ struct EngineOptions {
   // How long delivery leases last without renewal (renewed every third of
   // it). Default 15s.
   absl::Duration lease_ttl = absl::Seconds(15);
+  // A stream whose client leaves more bytes unread (it stopped reading while
+  // its connection lives on) is cancelled by the transport, so that its
+  // events go to other streams. Default 64 MiB.
+  int64_t max_unread_bytes = int64_t{64} << 20;
 };
 
 // Counters since start, for logs, metrics and benchmarks.
@@ -176,6 +180,9 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   // Writes what was acknowledged and dead-lettered so far, and waits until it
   // is durable. Returns the store's error if a write failed (it is retried).
   absl::Status Checkpoint() ABSL_LOCKS_EXCLUDED(inbox_mu_, pump_mu_);
+
+  // EngineOptions::max_unread_bytes, for the transport.
+  int64_t max_unread_bytes() const { return options_.max_unread_bytes; }
 
   DeliveryStats Stats() const;
   // The subscriptions being delivered now (those with streams, or with

@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "client/gateway_client.h"
@@ -244,6 +245,49 @@ TEST_F(WebhookHttpTest, WebhooksReachStreamsAndStreamsEndCleanlyOnShutdown) {
   EXPECT_EQ(server_->Terminate(), 0);
   EXPECT_EQ(consumer.Join().code(), absl::StatusCode::kUnavailable);
   EXPECT_LT(absl::Now() - before, absl::Seconds(15));
+}
+
+TEST_F(WebhookHttpTest, AStreamWhoseClientStopsReadingIsCancelledAndItsEventsMoveOn) {
+  Start({"--delivery_max_unread_bytes=262144"});
+  Connect(1);
+  v1::CreateSubscriptionRequest sub;
+  sub.set_parent("tenants/acme");
+  sub.set_subscription_id("slow");
+  // Only the cancellation, never the deadline, can take the events back.
+  sub.mutable_subscription()->mutable_ack_deadline()->set_seconds(600);
+  ASSERT_TRUE(client_->CreateSubscription(sub).ok());
+  const std::string name = "tenants/acme/subscriptions/slow";
+  // A client that opens a stream with generous flow control and never reads.
+  std::unique_ptr<client::EventStream> stuck =
+      client_->StreamEvents(name, /*max_outstanding_events=*/100000,
+                            /*max_outstanding_bytes=*/int64_t{1} << 30);
+  // 24 MB of events: more than gRPC's buffers take in for a client that
+  // does not read (a few MB), and far more than the 256 KiB the server then
+  // keeps for it.
+  constexpr int kEvents = 3000;
+  for (int batch = 0; batch < kEvents / 100; ++batch) {
+    v1::PublishEventsRequest publish;
+    publish.set_parent("tenants/acme/connections/mx0");
+    for (int i = 0; i < 100; ++i) {
+      v1::PublishedEvent* e = publish.add_events();
+      e->set_event_id(absl::StrCat("big-", batch * 100 + i));
+      e->set_body(absl::StrCat(R"({"pad":")", std::string(8000, 'x'), R"("})"));
+    }
+    ASSERT_TRUE(client_->PublishEvents(publish).ok());
+  }
+  // The stuck stream is cancelled, and a reading stream gets every event.
+  Consumer consumer(*client_, name);
+  EXPECT_TRUE(consumer.WaitFor(
+      [](const auto& d) {
+        std::set<std::string> ids;
+        for (const auto& x : d) {
+          if (absl::StartsWith(x.event_id, "big-")) ids.insert(x.event_id);
+        }
+        return ids.size() == kEvents;
+      },
+      absl::Seconds(60)))
+      << "events held by a stream that does not read never moved on";
+  stuck->Cancel();
 }
 
 TEST_F(WebhookHttpTest, EveryWebhookAnswered200SurvivesKillNineAndIsDelivered) {

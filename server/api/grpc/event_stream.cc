@@ -7,27 +7,48 @@
 #include <optional>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "server/api/grpc/status_mapping.h"
+#include "server/common/status.h"
 
 namespace switchyard::api {
 namespace {
 
 // The engine's side of one stream: queues messages and starts one write at a
-// time; finishes the call once the queue is written. Thread-safe.
+// time; finishes the call once the queue is written. A client that leaves
+// more than `max_unread_bytes` unread (it stopped reading, while its
+// connection lives on) has its call cancelled, so that its events go to
+// other streams instead of piling up here. Thread-safe.
 class Outbox final : public delivery::StreamSink {
  public:
-  explicit Outbox(EventStreamReactor* reactor) : reactor_(reactor) {}
+  Outbox(EventStreamReactor* reactor, grpc::CallbackServerContext* context,
+         int64_t max_unread_bytes)
+      : reactor_(reactor), context_(context), max_unread_bytes_(max_unread_bytes) {}
 
   void Send(v1::StreamEventsResponse response) override ABSL_LOCKS_EXCLUDED(mu_) {
     {
       absl::MutexLock lock(&mu_);
       if (finishing_) return;
+      const int64_t size = static_cast<int64_t>(response.ByteSizeLong());
+      if (writing_ && queued_bytes_ + size > max_unread_bytes_) {
+        // The write in flight fails with the cancellation, and WriteDone
+        // finishes the call.
+        finishing_ = true;
+        final_ = ToGrpcStatus(
+            Error(absl::StatusCode::kResourceExhausted, "STREAM_NOT_READ",
+                  absl::StrCat("the client left more than ", max_unread_bytes_,
+                               " bytes of its stream unread; its events go to other streams")));
+        queue_.clear();
+        queued_bytes_ = 0;
+        context_->TryCancel();
+        return;
+      }
       queue_.push_back(std::move(response));
+      queued_bytes_ += size;
       if (writing_) return;
       writing_ = true;
-      current_ = std::move(queue_.front());
-      queue_.pop_front();
+      TakeNext();
     }
     reactor_->StartWrite(&current_);
   }
@@ -50,10 +71,12 @@ class Outbox final : public delivery::StreamSink {
     std::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mu_);
-      if (!ok) queue_.clear();
+      if (!ok) {
+        queue_.clear();
+        queued_bytes_ = 0;
+      }
       if (!queue_.empty()) {
-        current_ = std::move(queue_.front());
-        queue_.pop_front();
+        TakeNext();
         write = true;
       } else {
         writing_ = false;
@@ -68,10 +91,20 @@ class Outbox final : public delivery::StreamSink {
   }
 
  private:
+  // Moves the next queued message to the write in flight.
+  void TakeNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    current_ = std::move(queue_.front());
+    queue_.pop_front();
+    queued_bytes_ -= static_cast<int64_t>(current_.ByteSizeLong());
+  }
+
   // Valid until Finish is called, which happens once, after the last write.
   EventStreamReactor* const reactor_;
+  grpc::CallbackServerContext* const context_;  // like reactor_
+  const int64_t max_unread_bytes_;
   absl::Mutex mu_;
   std::deque<v1::StreamEventsResponse> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of queue_'s messages
   v1::StreamEventsResponse current_;  // the write in flight; touched by one writer at a time
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
@@ -83,7 +116,7 @@ class EventStream final : public EventStreamReactor {
   EventStream(grpc::CallbackServerContext* context, delivery::DeliveryEngine& engine,
               delivery::DeliveryEngine::Authorizer authorize)
       : context_(context), engine_(engine) {
-    outbox_ = std::make_shared<Outbox>(this);
+    outbox_ = std::make_shared<Outbox>(this, context, engine.max_unread_bytes());
     id_ = engine_.Open(outbox_, std::move(authorize));
     if (id_ != 0) StartRead(&request_);
   }
