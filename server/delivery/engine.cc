@@ -132,6 +132,10 @@ struct Delivered {
   int64_t position = 0;
   int attempt = 0;
   absl::Time deadline;
+  // The earliest deadline queued for it in Sub::expiries (later entries of
+  // it are stale). An extended deadline queues nothing: that entry queues
+  // the new one when it comes due; only an earlier one is queued.
+  absl::Time queued;
   uint64_t stream = 0;
   bool replay = false;
 };
@@ -301,6 +305,7 @@ void DeliveryEngine::Start() {
 
 void DeliveryEngine::Post(Work work) {
   absl::MutexLock lock(&inbox_mu_);
+  if (drained_) return;  // nothing would ever take it
   inbox_.push_back(std::move(work));
 }
 
@@ -955,6 +960,7 @@ bool DeliveryEngine::Dispatch(Sub& sub, absl::Time now) {
         stream->batch.Clear();
       }
       sub.expiries.push(Expiry{d.deadline, lane, sequence, d.attempt});
+      d.queued = d.deadline;
       ++delivered_;
       if (d.attempt > 1) ++redelivered_;
       lane->outstanding[sequence] = std::move(d);
@@ -1129,8 +1135,15 @@ void DeliveryEngine::Expire(Sub& sub, absl::Time now) {
     Lane& lane = *static_cast<Lane*>(e.lane);
     auto it = lane.outstanding.find(e.sequence);
     if (it == lane.outstanding.end() || it->second.attempt != e.attempt ||
-        it->second.deadline != e.deadline) {
-      continue;  // settled, or its deadline moved
+        e.deadline != it->second.queued) {
+      continue;  // settled, or a stale entry
+    }
+    Delivered& d = it->second;
+    if (d.deadline > e.deadline) {
+      // Extended since it was queued.
+      sub.expiries.push(Expiry{d.deadline, &lane, e.sequence, d.attempt});
+      d.queued = d.deadline;
+      continue;
     }
     Retry(sub, lane, e.sequence, now, /*used_attempt=*/true);
   }
@@ -1302,8 +1315,12 @@ bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsReq
     }
     auto it = lane->outstanding.find(id.sequence);
     if (it == lane->outstanding.end() || it->second.attempt != id.attempt) continue;
-    it->second.deadline = now + absl::Seconds(seconds);
-    sub.expiries.push(Expiry{it->second.deadline, lane, id.sequence, it->second.attempt});
+    Delivered& d = it->second;
+    d.deadline = now + absl::Seconds(seconds);
+    if (d.deadline < d.queued) {
+      sub.expiries.push(Expiry{d.deadline, lane, id.sequence, d.attempt});
+      d.queued = d.deadline;
+    }
   }
   if (foreign.ByteSizeLong() > 0) Forward(sub, foreign);
   return true;
@@ -1513,6 +1530,10 @@ void DeliveryEngine::Shutdown() {
   absl::MutexLock inbox_lock(&inbox_mu_);
   inbox_mu_.Await(absl::Condition(
       +[](int* n) { return *n == 0; }, &forwards_in_flight_));
+  // Input from now on (acks of streams being torn down, commit notices) is
+  // dropped instead of piling up.
+  drained_ = true;
+  inbox_.clear();
 }
 
 absl::Status DeliveryEngine::FlushAll(absl::Time now) {

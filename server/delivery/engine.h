@@ -264,6 +264,7 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   std::vector<Work> inbox_ ABSL_GUARDED_BY(inbox_mu_);
   StreamId next_stream_id_ ABSL_GUARDED_BY(inbox_mu_) = 1;
   bool stopping_ ABSL_GUARDED_BY(inbox_mu_) = false;
+  bool drained_ ABSL_GUARDED_BY(inbox_mu_) = false;  // Shutdown is done
   bool started_ ABSL_GUARDED_BY(inbox_mu_) = false;
   // When the engine thread must pump again at the latest.
   absl::Time wake_at_ ABSL_GUARDED_BY(inbox_mu_) = absl::InfiniteFuture();

@@ -204,6 +204,41 @@ TEST_F(EngineTest, UnacknowledgedEventsComeBackAfterTheDeadlineWithTheNextAttemp
   EXPECT_EQ(engine_->Stats().acked, 1);
 }
 
+TEST_F(EngineTest, ADeadlineMovedLaterOrEarlierExpiresAtItsLastValue) {
+  CreateSubscription("tenants/acme", "orders");
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"e1"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  ASSERT_EQ(got.size(), 1u);
+  auto modify = [&](int seconds) {
+    v1::StreamEventsRequest request;
+    request.add_modify_deadline_ack_ids(got[0].ack_id());
+    request.add_modify_deadline_seconds(seconds);
+    engine_->Handle(stream.id, request);
+    engine_->Pump();
+  };
+  // Extended many times: it comes back once, at the last deadline (t=100s).
+  for (int i = 0; i < 50; ++i) modify(100);
+  clock_.Advance(absl::Seconds(99));
+  engine_->Pump();
+  EXPECT_TRUE(stream.sink->Take().empty());
+  clock_.Advance(absl::Seconds(2));
+  engine_->Pump();
+  got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1"));
+  EXPECT_EQ(got[0].delivery_attempt(), 2);
+  // Moved later, then earlier: the earlier one counts.
+  modify(300);
+  modify(20);
+  clock_.Advance(absl::Seconds(21));
+  engine_->Pump();
+  got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1"));
+  EXPECT_EQ(got[0].delivery_attempt(), 3);
+  EXPECT_EQ(engine_->Stats().redelivered, 2);
+}
+
 TEST_F(EngineTest, EventsOutOfAttemptsBecomeDeadLettersThatCanBeReplayed) {
   v1::Subscription config;
   config.set_max_delivery_attempts(2);
