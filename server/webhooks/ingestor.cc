@@ -18,8 +18,10 @@
 namespace switchyard::webhooks {
 namespace {
 
-// Connections whose secrets (or absence) are cached, at most.
+// Connections whose secrets are cached, at most.
 constexpr size_t kMaxCachedKeys = 100000;
+// URLs cached as naming no connection, at most.
+constexpr size_t kMaxMissingKeys = 10000;
 // Threads reading secrets; a connection's reads all go to one of them.
 constexpr int kLoaders = 4;
 
@@ -105,8 +107,12 @@ void Ingestor::Park(std::shared_ptr<const Webhook> webhook, Done done) {
     absl::MutexLock lock(&mu_);
     if (stopping_) {
       refused = Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "the gateway is stopping");
-    } else if (parked_count_ >= options_.max_waiting ||
-               parked_bytes_ + webhook->body.size() > options_.max_waiting_bytes) {
+    } else if (const bool known = keys_.contains(key);
+               // A quarter of the room is kept for connections known to
+               // exist, so that webhooks to made-up URLs cannot fill it.
+               parked_count_ >= (known ? options_.max_waiting : options_.max_waiting / 4 * 3) ||
+               parked_bytes_ + webhook->body.size() >
+                   (known ? options_.max_waiting_bytes : options_.max_waiting_bytes / 4 * 3)) {
       refused =
           WithMetadata(Error(absl::StatusCode::kUnavailable, "BUSY",
                              "too many webhooks are waiting for their connection's secrets; retry"),
@@ -213,16 +219,21 @@ absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Inges
   std::shared_ptr<const vault::CredentialVault::WebhookKeys> stale;
   {
     absl::MutexLock lock(&mu_);
-    auto it = keys_.find(key);
-    if (it != keys_.end() && it->second.generation == generation) {
-      const absl::Duration age = now - it->second.loaded_at;
+    const CachedKeys* entry = nullptr;
+    if (auto it = keys_.find(key); it != keys_.end()) {
+      entry = &it->second;
+    } else if (auto m = missing_.find(key); m != missing_.end()) {
+      entry = &m->second;
+    }
+    if (entry != nullptr && entry->generation == generation) {
+      const absl::Duration age = now - entry->loaded_at;
       // A refresh after a mismatch is allowed once a second per connection,
       // so that forged webhooks cannot drive a read of the store each.
-      if (age < (refresh ? absl::Seconds(1) : options_.secret_cache_ttl)) return it->second.keys;
+      if (age < (refresh ? absl::Seconds(1) : options_.secret_cache_ttl)) return entry->keys;
       if (!refresh && !may_read && !stopping_) {
         // Only old, not revoked (that changes the generation): used once
         // more while a load renews it in the background.
-        stale = it->second.keys;
+        stale = entry->keys;
         revalidate = loading_.try_emplace(key).second;
       }
     }
@@ -245,11 +256,19 @@ absl::StatusOr<std::shared_ptr<const vault::CredentialVault::WebhookKeys>> Inges
                       vault_.LoadWebhookKeys(tenant_id, connection_id));
   auto shared = std::make_shared<const vault::CredentialVault::WebhookKeys>(std::move(loaded));
   absl::MutexLock lock(&mu_);
+  if (!shared->found) {
+    // URLs of no connection are cached apart, so that a stream of made-up
+    // URLs cannot push real connections out of the cache.
+    keys_.erase(key);
+    if (missing_.size() >= kMaxMissingKeys && !missing_.contains(key)) missing_.clear();
+    missing_[key] = CachedKeys{shared, now, generation};
+    return shared;
+  }
+  missing_.erase(key);
   if (keys_.size() >= kMaxCachedKeys && !keys_.contains(key)) {
-    // Unknown URLs are cached too (as not found), so the cache is bounded:
-    // first the stale entries go, then, until a tenth of it is free, any.
-    // So a tenth of the cache fills before the next scan (a stream of new
-    // URLs costs no scan per entry), and most live entries stay.
+    // Bounded: first the stale entries go, then, until a tenth of it is
+    // free, any. So a tenth of the cache fills before the next scan, and
+    // most live entries stay.
     absl::erase_if(keys_, [&](const auto& entry) {
       return now - entry.second.loaded_at >= options_.secret_cache_ttl;
     });

@@ -39,8 +39,9 @@ struct IngestOptions {
   // revocation, makes them read again before use). Default 10s.
   absl::Duration secret_cache_ttl = absl::Seconds(10);
   // Webhooks that may wait for their connection's secrets to be read, and
-  // the bytes of their bodies; more are answered UNAVAILABLE (BUSY).
-  // Defaults 4096 and 64 MiB.
+  // the bytes of their bodies; more are answered UNAVAILABLE (BUSY). Those
+  // of connections not in the cache (new ones, or URLs of none) may take
+  // three quarters of that. Defaults 4096 and 64 MiB.
   size_t max_waiting = 4096;
   size_t max_waiting_bytes = 64 << 20;
 };
@@ -175,7 +176,10 @@ class Ingestor {
   Clock& clock_;
 
   mutable absl::Mutex mu_;
+  // Secrets of connections, by "tenant/connection"; and apart, URLs that
+  // named no connection when read.
   absl::flat_hash_map<std::string, CachedKeys> keys_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, CachedKeys> missing_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int64_t> counters_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> last_webhook_ ABSL_GUARDED_BY(mu_);

@@ -167,6 +167,32 @@ TEST_F(IngestorTest, WhenTooManyWaitForTheirSecretsTheNextIsBusyWithRetryAfter) 
   EXPECT_EQ(Events().size(), 1u);
 }
 
+TEST_F(IngestorTest, AQuarterOfTheWaitingRoomIsKeptForKnownConnections) {
+  IngestOptions options;
+  options.max_waiting_bytes = 12;  // 9 bytes for connections not in the cache
+  ingestor_ = std::make_unique<Ingestor>(options, *store_, *vault_, clock_);
+  ASSERT_TRUE(ingestor_->Ingest(Signed("warm", "{}")).ok());  // caches mx
+  auto ingest = [&](Webhook webhook) {
+    absl::Notification answered;
+    absl::StatusOr<IngestResult> result;
+    ingestor_->IngestAsync(std::move(webhook), [&](absl::StatusOr<IngestResult> r) {
+      result = std::move(r);
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+    return result;
+  };
+  const std::string body = R"({"a":1234})";  // 10 bytes
+  // A URL of no connection cannot take the room kept for known ones.
+  Webhook made_up = Signed("m1", body);
+  made_up.connection_id = "nothing";
+  EXPECT_EQ(ReasonOf(ingest(made_up).status()), "BUSY");
+  // A known connection whose secrets must be read again (rotated) can.
+  secret_ = Rotate(absl::ZeroDuration());
+  auto stored = ingest(Signed("k1", body));
+  EXPECT_TRUE(stored.ok()) << stored.status();
+}
+
 TEST_F(IngestorTest, DuplicatesAreAnsweredWithTheFirstSequenceAndStoredOnce) {
   auto first = ingestor_->Ingest(Signed("evt-1", "{}"));
   ASSERT_TRUE(first.ok());
