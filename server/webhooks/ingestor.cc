@@ -93,6 +93,12 @@ absl::StatusOr<IngestResult> Ingestor::Ingest(const Webhook& webhook) {
 }
 
 void Ingestor::IngestAsync(Webhook webhook, Done done) {
+  if (stopped_.load(std::memory_order_acquire)) {
+    const absl::Status stopping =
+        Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN", "the gateway is stopping");
+    Count(stopping);
+    return done(stopping);
+  }
   auto shared = std::make_shared<const Webhook>(std::move(webhook));
   absl::StatusOr<std::optional<absl::Time>> admitted = Admit(*shared, /*may_read=*/false);
   if (admitted.ok() && !admitted->has_value()) return Park(std::move(shared), std::move(done));
@@ -175,6 +181,7 @@ void Ingestor::Shutdown() {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
+  stopped_.store(true, std::memory_order_release);
   // Their queued loads answer their webhooks without reading.
   for (auto& loader : loaders_) loader->Stop();
 }

@@ -5,6 +5,7 @@
 // happens before the answer; processing of stored events is asynchronous.
 // No HTTP types: the HTTP listener translates requests to Webhook.
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -188,6 +189,7 @@ class Ingestor {
   size_t parked_count_ ABSL_GUARDED_BY(mu_) = 0;
   size_t parked_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<bool> stopped_{false};  // stopping_, read without the mutex
 
   // Read secrets off the callers' threads; a connection always on the same
   // one. Last: they stop (and finish their tasks) before the members above

@@ -116,6 +116,18 @@ TEST_F(IngestorTest, AsyncIngestReadsMissingSecretsAndAnswersEveryWebhook) {
   ingestor_->IngestAsync(Signed("late", "{}"),
                          [&](absl::StatusOr<IngestResult> r) { refused = r; });
   EXPECT_EQ(ReasonOf(refused.status()), "SHUTTING_DOWN");
+  // And so are those whose secrets are cached: nothing is stored any more.
+  ingestor_ = std::make_unique<Ingestor>(IngestOptions(), *store_, *vault_, clock_);
+  ASSERT_TRUE(ingestor_->Ingest(Signed("cached", "{}")).ok());
+  ingestor_->Shutdown();
+  absl::Notification answered;
+  ingestor_->IngestAsync(Signed("later", "{}"), [&](absl::StatusOr<IngestResult> r) {
+    refused = r;
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  EXPECT_EQ(ReasonOf(refused.status()), "SHUTTING_DOWN");
+  EXPECT_EQ(Events().size(), 21u);
 }
 
 TEST_F(IngestorTest, AsyncIngestNeverAcceptsARevokedSecretButReusesOneOnlyOld) {
