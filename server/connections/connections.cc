@@ -239,6 +239,11 @@ absl::StatusOr<Connection> ConnectionManager::Create(const v1::CreateConnectionR
   std::string token;
   absl::Status outcome;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    // The store may run this more than once (a lost conflict): nothing of a
+    // run that did not commit may show.
+    result.Clear();
+    token.clear();
+    outcome = absl::OkStatus();
     SY_ASSIGN_OR_RETURN(TenantRow tenant, credits::LoadTenant(tx, tenant_id, scope));
     SY_ASSIGN_OR_RETURN(std::optional<Connection> previous,
                         FindIdempotentResponse<Connection>(tx, key));

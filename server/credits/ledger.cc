@@ -8,6 +8,9 @@
 
 namespace switchyard::credits {
 namespace {
+
+// Reservations expired per statement.
+constexpr int kExpiryBatch = 1000;
 using storage::PoolRow;
 using storage::ReservationRow;
 using storage::TenantRow;
@@ -210,7 +213,7 @@ absl::StatusOr<v1::CreditPool> CreditLedger::SetCapacity(
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
     SY_ASSIGN_OR_RETURN(std::optional<PoolRow> pool, tx.GetPool(ids[0]));
     if (!pool.has_value()) return PoolNotFound(ids[0]);
-    SY_ASSIGN_OR_RETURN(int expired, ExpireDueInTx(tx, pool->id, now));
+    SY_ASSIGN_OR_RETURN(int expired, ExpireAllDueInTx(tx, pool->id, now));
     if (expired > 0) {
       SY_ASSIGN_OR_RETURN(pool, tx.GetPool(ids[0]));
     }
@@ -290,7 +293,7 @@ absl::StatusOr<ReservationRow> CreditLedger::ReserveInTx(Transaction& tx, Tenant
                                                          absl::string_view reservation_id,
                                                          int64_t amount, absl::Duration ttl,
                                                          absl::Time now, const Cause& cause) {
-  SY_ASSIGN_OR_RETURN(int expired, ExpireDueInTx(tx, tenant.pool_id, now));
+  SY_ASSIGN_OR_RETURN(int expired, ExpireAllDueInTx(tx, tenant.pool_id, now));
   if (expired > 0) {
     // Expiry may have changed this tenant's row too.
     SY_ASSIGN_OR_RETURN(tenant, LoadTenant(tx, tenant.id, Scope::All()));
@@ -374,7 +377,7 @@ absl::StatusOr<int> CreditLedger::ExpireDueInTx(Transaction& tx, absl::string_vi
                                                 absl::Time now) {
   SY_ASSIGN_OR_RETURN(
       std::vector<ReservationRow> due,
-      tx.ListReservationsExpiringBy(pool_id, CreditReservation::PENDING, now, 1000));
+      tx.ListReservationsExpiringBy(pool_id, CreditReservation::PENDING, now, kExpiryBatch));
   for (ReservationRow& reservation : due) {
     SY_ASSIGN_OR_RETURN(std::optional<TenantRow> tenant, tx.GetTenant(reservation.tenant_id));
     if (!tenant.has_value()) {
@@ -387,6 +390,16 @@ absl::StatusOr<int> CreditLedger::ExpireDueInTx(Transaction& tx, absl::string_vi
   return static_cast<int>(due.size());
 }
 
+absl::StatusOr<int> CreditLedger::ExpireAllDueInTx(Transaction& tx, absl::string_view pool_id,
+                                                   absl::Time now) {
+  int total = 0;
+  while (true) {
+    SY_ASSIGN_OR_RETURN(int expired, ExpireDueInTx(tx, pool_id, now));
+    total += expired;
+    if (expired < kExpiryBatch) return total;
+  }
+}
+
 absl::StatusOr<int> CreditLedger::ExpireDue() {
   int total = 0;
   while (true) {
@@ -397,7 +410,7 @@ absl::StatusOr<int> CreditLedger::ExpireDue() {
       return absl::OkStatus();
     }));
     total += expired;
-    if (expired < 1000) return total;
+    if (expired < kExpiryBatch) return total;
   }
 }
 
@@ -525,6 +538,7 @@ absl::StatusOr<CreditReservation> CreditLedger::Resolve(absl::string_view name,
   // fails; that error travels beside the transaction so the expiry commits.
   absl::Status outcome;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    outcome = absl::OkStatus();  // the store may run this more than once
     SY_ASSIGN_OR_RETURN(Located found, Locate(tx, name, scope));
     ReservationRow& r = found.reservation;
     if (r.state == target) {  // a repeat of a call that succeeded

@@ -119,8 +119,13 @@ class CreditLedger {
   absl::StatusOr<v1::CreditReservation> Resolve(absl::string_view name,
                                                 absl::string_view request_id, const Scope& scope,
                                                 v1::CreditReservation::State target);
+  // Expires up to 1000 reservations of `pool_id` ("" any) due at `now`;
+  // returns how many.
   absl::StatusOr<int> ExpireDueInTx(storage::Transaction& tx, absl::string_view pool_id,
                                     absl::Time now);
+  // The same until none is left, so that availability counts none of them.
+  absl::StatusOr<int> ExpireAllDueInTx(storage::Transaction& tx, absl::string_view pool_id,
+                                       absl::Time now);
   // Loads the pool of `tenant`; a missing pool is a broken invariant.
   absl::StatusOr<storage::PoolRow> LoadPoolOf(storage::Transaction& tx,
                                               const storage::TenantRow& tenant);
