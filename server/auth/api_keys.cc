@@ -196,6 +196,12 @@ absl::StatusOr<Principal> ApiKeyManager::Authenticate(absl::string_view token) {
 void ApiKeyManager::ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) {
   std::vector<std::string> ids;
   for (const storage::ChangeNotice& c : changes) {
+    if (c.topic == storage::kEverythingChanged) {
+      absl::MutexLock lock(&mu_);
+      ++generation_;
+      cache_.clear();
+      return;
+    }
     if (c.topic == kApiKeyTopic) ids.push_back(c.id);
   }
   if (!ids.empty()) Forget(ids);

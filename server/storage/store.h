@@ -541,6 +541,11 @@ struct ChangeNotice {
   std::string id;
 };
 
+// The topic of a ChangeNotice telling that announcements may have been
+// missed (the replica's listening connection was down): listeners drop
+// everything they cached.
+inline constexpr absl::string_view kEverythingChanged = "*";
+
 // Told about changes other replicas announced.
 class ChangeListener {
  public:

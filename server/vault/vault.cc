@@ -350,7 +350,14 @@ absl::StatusOr<v1::RewrapDataKeysResponse> CredentialVault::RewrapDataKeys() {
 
 void CredentialVault::ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) {
   for (const storage::ChangeNotice& c : changes) {
-    if (c.topic == kWebhookSecretTopic) WebhookSecretsChanged(c.id);
+    if (c.topic == storage::kEverythingChanged) {
+      // Every connection's version moves past what was cached.
+      absl::MutexLock lock(&versions_mu_);
+      versions_.clear();
+      floor_version_ = ++last_version_;
+    } else if (c.topic == kWebhookSecretTopic) {
+      WebhookSecretsChanged(c.id);
+    }
   }
 }
 
@@ -364,7 +371,7 @@ uint64_t CredentialVault::WebhookSecretVersion(absl::string_view tenant_id,
   const std::string key = absl::StrCat(tenant_id, "/", connection_id);
   absl::ReaderMutexLock lock(&versions_mu_);
   auto it = versions_.find(key);
-  return it == versions_.end() ? 0 : it->second;
+  return it == versions_.end() ? floor_version_ : it->second;
 }
 
 absl::Status CredentialVault::DeleteCredentialsInTx(Transaction& tx, absl::string_view tenant_id,

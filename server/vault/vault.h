@@ -89,8 +89,10 @@ class CredentialVault final : public storage::ChangeListener {
                                               absl::string_view connection_id);
   // Changes whenever the connection's webhook secrets are rotated or revoked
   // (through this replica, or announced by another), so that its cached keys
-  // can be refreshed at once; the other connections' versions stay. 0 for a
-  // connection whose secrets never changed while this process ran.
+  // can be refreshed at once; the other connections' versions stay. Every
+  // version changes when announcements may have been missed
+  // (storage::kEverythingChanged). 0 for a connection whose secrets never
+  // changed while this process ran.
   uint64_t WebhookSecretVersion(absl::string_view tenant_id, absl::string_view connection_id) const
       ABSL_LOCKS_EXCLUDED(versions_mu_);
 
@@ -141,6 +143,9 @@ class CredentialVault final : public storage::ChangeListener {
 
   mutable absl::Mutex versions_mu_;
   uint64_t last_version_ ABSL_GUARDED_BY(versions_mu_) = 0;
+  // The version of connections not in versions_: raised when announcements
+  // may have been missed, so that every cached entry is stale.
+  uint64_t floor_version_ ABSL_GUARDED_BY(versions_mu_) = 0;
   // By "tenant/connection"; only connections whose secrets changed.
   absl::flat_hash_map<std::string, uint64_t> versions_ ABSL_GUARDED_BY(versions_mu_);
 };

@@ -55,6 +55,20 @@ TEST_F(ApiKeyManagerTest, UnknownRevokedAndMissingCredentialsAreUnauthenticated)
   EXPECT_EQ(ReasonOf(after.status()), "REVOKED_CREDENTIAL");
 }
 
+TEST_F(ApiKeyManagerTest, WhenAnnouncementsMayHaveBeenMissedEveryCachedKeyIsReadAgain) {
+  auto key = TenantKey();
+  ASSERT_TRUE(keys_->Authenticate(key.token()).ok());  // now cached
+  // Revoked through another replica, whose announcement did not arrive.
+  auth::ApiKeyManager other(auth::ApiKeyOptions{}, *store_, clock_,
+                            *vault_->LoadOrCreateServerKey("token-hmac"));
+  v1::RevokeApiKeyRequest revoke;
+  revoke.set_name(key.api_key().name());
+  ASSERT_TRUE(other.Revoke(revoke, Scope::All()).ok());
+  EXPECT_TRUE(keys_->Authenticate(key.token()).ok());  // still cached
+  keys_->ChangesAnnounced({{std::string(storage::kEverythingChanged), ""}});
+  EXPECT_EQ(ReasonOf(keys_->Authenticate(key.token()).status()), "REVOKED_CREDENTIAL");
+}
+
 TEST_F(ApiKeyManagerTest, RotationKeepsTheOldTokenForTheGracePeriodOnly) {
   auto key = TenantKey();
   v1::RotateApiKeyRequest rotate;

@@ -306,6 +306,13 @@ TEST_F(CredentialVaultTest, WebhookSecretVersionsChangeOnlyForTheConnectionChang
   vault_->ChangesAnnounced({{std::string(kWebhookSecretTopic), "globex/erp"}});
   EXPECT_NE(vault_->WebhookSecretVersion("globex", "erp"), 0u);
   EXPECT_EQ(vault_->WebhookSecretVersion("acme", "cmms"), 0u);
+  // Announcements may have been missed: every version moves.
+  const uint64_t globex = vault_->WebhookSecretVersion("globex", "erp");
+  const uint64_t acme = vault_->WebhookSecretVersion("acme", "erp");
+  vault_->ChangesAnnounced({{std::string(storage::kEverythingChanged), ""}});
+  EXPECT_NE(vault_->WebhookSecretVersion("acme", "cmms"), 0u);
+  EXPECT_NE(vault_->WebhookSecretVersion("globex", "erp"), globex);
+  EXPECT_NE(vault_->WebhookSecretVersion("acme", "erp"), acme);
 }
 
 TEST_F(CredentialVaultTest, BadNamesAndOversizedCredentialsAreRejected) {

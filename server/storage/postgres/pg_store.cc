@@ -980,30 +980,8 @@ void PgStore::ListenLoop() {
     backoff = absl::Milliseconds(100);
     if (!listening_.HasBeenNotified()) listening_.Notify();
     PgConn& c = **conn;
-    if (reconnected) {
-      // Notifications sent while this connection was down are lost: announce
-      // every connection's newest event so that consumers look again.
-      absl::StatusOr<PGresult*> res =
-          c.Query("SELECT tenant_id, connection_id, MAX(sequence) FROM events GROUP BY 1, 2", {});
-      if (res.ok()) {
-        std::vector<EventNotice> notices;
-        for (int i = 0; i < PQntuples(*res); ++i) {
-          int64_t sequence = 0;
-          if (!absl::SimpleAtoi(PQgetvalue(*res, i, 2), &sequence)) continue;
-          notices.push_back({PQgetvalue(*res, i, 0), PQgetvalue(*res, i, 1), sequence});
-        }
-        PQclear(*res);
-        CommitListener* listener = listener_.load(std::memory_order_acquire);
-        if (listener != nullptr && !notices.empty()) listener->EventsCommitted(notices);
-      }
-    }
-    reconnected = true;
-    while (WaitReadable(PQsocket(c.handle()), absl::Seconds(30))) {
-      if (PQconsumeInput(c.handle()) == 0) {
-        log::Warning("store notification listener lost its connection; reconnecting",
-                     {{"error", std::string(PQerrorMessage(c.handle()))}});
-        break;
-      }
+    // Hands what libpq has parsed of the notifications to the listeners.
+    auto dispatch = [&] {
       std::vector<EventNotice> notices;
       std::vector<ChangeNotice> changes;
       while (PGnotify* n = PQnotifies(c.handle())) {
@@ -1027,6 +1005,43 @@ void PgStore::ListenLoop() {
       if (change_listener != nullptr && !changes.empty()) {
         change_listener->ChangesAnnounced(changes);
       }
+    };
+    if (reconnected) {
+      // Notifications sent while this connection was down are lost. Changes:
+      // the listeners drop everything they cached. Events: announce every
+      // connection's newest one so that consumers look again.
+      ChangeListener* change_listener = change_listener_.load(std::memory_order_acquire);
+      if (change_listener != nullptr) {
+        change_listener->ChangesAnnounced({ChangeNotice{std::string(kEverythingChanged), ""}});
+      }
+      absl::StatusOr<PGresult*> res =
+          c.Query("SELECT tenant_id, connection_id, MAX(sequence) FROM events GROUP BY 1, 2", {});
+      if (res.ok()) {
+        std::vector<EventNotice> notices;
+        for (int i = 0; i < PQntuples(*res); ++i) {
+          int64_t sequence = 0;
+          if (!absl::SimpleAtoi(PQgetvalue(*res, i, 2), &sequence)) continue;
+          notices.push_back({PQgetvalue(*res, i, 0), PQgetvalue(*res, i, 1), sequence});
+        }
+        PQclear(*res);
+        CommitListener* listener = listener_.load(std::memory_order_acquire);
+        if (listener != nullptr && !notices.empty()) listener->EventsCommitted(notices);
+      } else {
+        log::Warning("store notification listener could not announce the newest events",
+                     {{"error", res.status().ToString()}});
+      }
+    }
+    reconnected = true;
+    // Notifications read along with LISTEN or the query above wait in libpq,
+    // where polling the socket does not see them.
+    dispatch();
+    while (WaitReadable(PQsocket(c.handle()), absl::Seconds(30))) {
+      if (PQconsumeInput(c.handle()) == 0) {
+        log::Warning("store notification listener lost its connection; reconnecting",
+                     {{"error", std::string(PQerrorMessage(c.handle()))}});
+        break;
+      }
+      dispatch();
     }
   }
 }

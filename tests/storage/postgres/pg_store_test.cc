@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -160,6 +161,26 @@ class Listener final : public CommitListener {
   std::vector<std::string> seen ABSL_GUARDED_BY(mu);
 };
 
+// Records the topics of the changes announced to it.
+class Changes final : public ChangeListener {
+ public:
+  void ChangesAnnounced(const std::vector<ChangeNotice>& changes) override {
+    absl::MutexLock lock(&mu);
+    for (const auto& c : changes) topics.push_back(c.topic);
+  }
+  // Waits until a change of `topic` arrived (at most 30 s); whether it did.
+  bool WaitFor(absl::string_view topic) {
+    absl::MutexLock lock(&mu);
+    auto seen = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return std::find(topics.begin(), topics.end(), topic) != topics.end();
+    };
+    mu.AwaitWithTimeout(absl::Condition(&seen), absl::Seconds(30));
+    return seen();
+  }
+  absl::Mutex mu;
+  std::vector<std::string> topics ABSL_GUARDED_BY(mu);
+};
+
 EventRow Event(const std::string& connection, int64_t sequence) {
   EventRow row;
   row.tenant_id = "t";
@@ -279,6 +300,8 @@ TEST_F(PgStoreTest, ADatabaseRestartFailsCallsClearlyAndTheStoreRecoversByItself
   options.reconnect_backoff = absl::ZeroDuration();
   auto store = PgStore::Open(options);
   ASSERT_TRUE(store.ok()) << store.status();
+  Changes changes;
+  (*store)->SetChangeListener(&changes);
   ASSERT_TRUE((*store)->Write([](Transaction& tx) { return tx.InsertPool(Pool("p", 1)); }).ok());
 
   ASSERT_TRUE((*server)->Stop().ok());
@@ -292,6 +315,10 @@ TEST_F(PgStoreTest, ADatabaseRestartFailsCallsClearlyAndTheStoreRecoversByItself
   EXPECT_EQ(*Capacity(**store, "p"), 1);
   EXPECT_TRUE((*store)->Write([](Transaction& tx) { return tx.InsertPool(Pool("q", 2)); }).ok());
   EXPECT_EQ(*Capacity(**store, "q"), 2);
+  // Announcements made while the listening connection was down are lost:
+  // the listeners are told to drop what they cached.
+  EXPECT_TRUE(changes.WaitFor(kEverythingChanged));
+  (*store)->SetChangeListener(nullptr);
 }
 
 }  // namespace
