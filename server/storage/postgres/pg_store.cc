@@ -934,8 +934,13 @@ absl::Status PgStore::Read(absl::FunctionRef<absl::Status(Transaction&)> fn) {
   absl::Status status = conn->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   if (status.ok()) {
     status = fn(*NewSqlTransaction(*conn, nullptr));
+    if (status.ok() && conn->failed()) {
+      // `fn` went on past a failed statement: what it read is incomplete.
+      status = Error(absl::StatusCode::kInternal, "STORE_ERROR",
+                     "store: a read went on after a failed statement");
+    }
     if (!conn->broken()) {
-      absl::Status end = conn->Exec(status.ok() && !conn->failed() ? "COMMIT" : "ROLLBACK");
+      absl::Status end = conn->Exec(status.ok() ? "COMMIT" : "ROLLBACK");
       if (status.ok()) status = end;
     }
   }

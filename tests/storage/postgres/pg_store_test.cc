@@ -246,6 +246,12 @@ TEST_F(PgStoreTest, AFunctionThatIgnoresAFailedStatementCommitsNothing) {
   });
   EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
   EXPECT_EQ(*Capacity(*store, "q"), -1);  // not half committed
+  // A read that goes on past a failed statement is not reported as done.
+  absl::Status read = store->Read([](Transaction& tx) -> absl::Status {
+    tx.InsertPool(Pool("r", 1)).IgnoreError();  // a read-only transaction refuses it
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(read.code(), absl::StatusCode::kInternal) << read;
 }
 
 TEST_F(PgStoreTest, AsynchronousWritesOfOneKeyRunInOrderWhileKeysRunInParallel) {
