@@ -195,13 +195,27 @@ void Ingestor::Store(std::shared_ptr<const Webhook> webhook,
   }
   const absl::Time sent = **admitted;
   const absl::Time now = clock_.Now();
+  // Bodies on their way to the store are bounded too: a store slower than
+  // the senders (a database in trouble) answers BUSY rather than letting
+  // them pile up.
+  const int64_t size = static_cast<int64_t>(webhook->body.size());
+  if (storing_bytes_.fetch_add(size) + size > static_cast<int64_t>(options_.max_storing_bytes) &&
+      size > 0) {
+    storing_bytes_.fetch_sub(size);
+    const absl::Status busy = WithMetadata(
+        Error(absl::StatusCode::kUnavailable, "BUSY", "too many webhooks are being stored; retry"),
+        "retry_after_seconds", "1");
+    Count(busy);
+    return done(busy);
+  }
   auto appended = std::make_shared<Appended>();
   const std::string fairness_key = absl::StrCat(webhook->tenant_id, "/", webhook->connection_id);
   store_.WriteAsync(
       [this, webhook, appended, sent, now](storage::Transaction& tx) {
         return Append(tx, *webhook, sent, now, *appended);
       },
-      [this, appended, done = std::move(done)](absl::Status status) {
+      [this, appended, size, done = std::move(done)](absl::Status status) {
+        storing_bytes_.fetch_sub(size);
         absl::StatusOr<IngestResult> result = !status.ok() ? absl::StatusOr<IngestResult>(status)
                                               : !appended->outcome.ok()
                                                   ? absl::StatusOr<IngestResult>(appended->outcome)

@@ -45,6 +45,9 @@ struct IngestOptions {
   // three quarters of that. Defaults 4096 and 64 MiB.
   size_t max_waiting = 4096;
   size_t max_waiting_bytes = 64 << 20;
+  // Bytes of bodies handed to the store and not yet committed; more are
+  // answered UNAVAILABLE (BUSY). Default 256 MiB.
+  size_t max_storing_bytes = 256 << 20;
 };
 
 // One received webhook.
@@ -92,8 +95,9 @@ class Ingestor {
   // for all the connection's waiting webhooks. Then `done` is called exactly
   // once, on a store thread once the commit is durable, or at once on error.
   // With IngestOptions::max_waiting webhooks (or max_waiting_bytes of
-  // bodies) already waiting, UNAVAILABLE (BUSY, metadata
-  // retry_after_seconds); after Shutdown, UNAVAILABLE (SHUTTING_DOWN).
+  // bodies) already waiting, or max_storing_bytes being stored,
+  // UNAVAILABLE (BUSY, metadata retry_after_seconds); after Shutdown,
+  // UNAVAILABLE (SHUTTING_DOWN).
   using Done = std::function<void(absl::StatusOr<IngestResult>)>;
   void IngestAsync(Webhook webhook, Done done) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -189,7 +193,8 @@ class Ingestor {
   size_t parked_count_ ABSL_GUARDED_BY(mu_) = 0;
   size_t parked_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::atomic<bool> stopped_{false};  // stopping_, read without the mutex
+  std::atomic<bool> stopped_{false};       // stopping_, read without the mutex
+  std::atomic<int64_t> storing_bytes_{0};  // see IngestOptions::max_storing_bytes
 
   // Read secrets off the callers' threads; a connection always on the same
   // one. Last: they stop (and finish their tasks) before the members above

@@ -179,6 +179,29 @@ TEST_F(IngestorTest, WhenTooManyWaitForTheirSecretsTheNextIsBusyWithRetryAfter) 
   EXPECT_EQ(Events().size(), 1u);
 }
 
+TEST_F(IngestorTest, BodiesBeingStoredAreBoundedToo) {
+  IngestOptions options;
+  options.max_storing_bytes = 8;  // a body of 9 bytes cannot be stored
+  ingestor_ = std::make_unique<Ingestor>(options, *store_, *vault_, clock_);
+  ASSERT_TRUE(ingestor_->Ingest(Signed("warm", "{}")).ok());  // secrets cached
+  auto ingest = [&](Webhook webhook) {
+    absl::Notification answered;
+    absl::StatusOr<IngestResult> result;
+    ingestor_->IngestAsync(std::move(webhook), [&](absl::StatusOr<IngestResult> r) {
+      result = std::move(r);
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+    return result;
+  };
+  EXPECT_EQ(ReasonOf(ingest(Signed("big", R"({"a":123})")).status()), "BUSY");
+  // The room is given back after each commit: small ones keep fitting.
+  for (int i = 0; i < 3; ++i) {
+    auto stored = ingest(Signed(absl::StrCat("small-", i), "{}"));
+    EXPECT_TRUE(stored.ok()) << stored.status();
+  }
+}
+
 TEST_F(IngestorTest, AQuarterOfTheWaitingRoomIsKeptForKnownConnections) {
   IngestOptions options;
   options.max_waiting_bytes = 12;  // 9 bytes for connections not in the cache
