@@ -125,12 +125,19 @@ struct Waiting {
   int64_t position = 0;
   int attempts = 0;  // deliveries so far
   bool replay = false;
+  // Of those, the ones that used no attempt (returned by a half-closed
+  // stream unseen): not counted against the subscription's maximum.
+  int free = 0;
 };
 
+// Every delivery of an event has the next attempt number, so that its ack id
+// names that delivery alone (a late ack of an earlier one settles nothing);
+// `free` of them do not count against the subscription's maximum.
 struct Delivered {
   std::shared_ptr<const v1::Event> event;
   int64_t position = 0;
   int attempt = 0;
+  int free = 0;
   absl::Time deadline;
   // The earliest deadline queued for it in Sub::expiries (later entries of
   // it are stale). An extended deadline queues nothing: that entry queues
@@ -945,6 +952,7 @@ bool DeliveryEngine::Dispatch(Sub& sub, absl::Time now) {
       d.event = std::move(waiting.event);
       d.position = waiting.position;
       d.attempt = waiting.attempts + 1;
+      d.free = waiting.free;
       d.deadline = now + sub.ack_deadline;
       d.stream = stream->id;
       d.replay = waiting.replay;
@@ -1163,12 +1171,13 @@ void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time no
   if (lane.outstanding.empty()) lane.stream = 0;
   sub.Wake(lane);
   if (!used_attempt) {
-    // Sent but never seen: delivered again with the same attempt number.
-    lane.ready[sequence] = Waiting{std::move(d.event), d.position, d.attempt - 1, d.replay};
+    // Sent but never seen: delivered again without using an attempt.
+    lane.ready[sequence] = Waiting{std::move(d.event), d.position, d.attempt, d.replay, d.free + 1};
     return;
   }
-  if (d.attempt < sub.max_attempts) {
-    lane.ready[sequence] = Waiting{std::move(d.event), d.position, d.attempt, d.replay};
+  const int used = d.attempt - d.free;
+  if (used < sub.max_attempts) {
+    lane.ready[sequence] = Waiting{std::move(d.event), d.position, d.attempt, d.replay, d.free};
     return;
   }
   storage::DeadLetterRow row;
@@ -1178,7 +1187,7 @@ void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time no
   row.tenant_id = lane.tenant_id;
   row.connection_id = lane.connection_id;
   row.sequence = sequence;
-  row.attempts = d.attempt;
+  row.attempts = used;
   row.dead_time = now;
   sub.dead.push_back(std::move(row));
   if (!d.replay) {
@@ -1193,7 +1202,7 @@ void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time no
   log::Warning("event dead-lettered", {{"subscription", sub.name},
                                        {"connection", lane.key},
                                        {"sequence", sequence},
-                                       {"attempts", d.attempt}});
+                                       {"attempts", used}});
 }
 
 bool DeliveryEngine::Settle(Sub& sub, StreamId stream, const v1::StreamEventsRequest& request,

@@ -150,11 +150,12 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   // stream's scope, with NOT_FOUND.
   void Handle(StreamId stream, v1::StreamEventsRequest request) ABSL_LOCKS_EXCLUDED(inbox_mu_);
   // The client is done: its outstanding events are delivered again on other
-  // streams, and the stream is ended with OK. After a half-close they keep
-  // their attempt count (they were sent, not failed); when the client broke
-  // off (`cancelled`, for example it crashed on an event), each one used up
-  // an attempt, so that an event that kills its consumers ends as a dead
-  // letter.
+  // streams, and the stream is ended with OK. After a half-close they use
+  // up no attempt (they were sent, not failed), though the next delivery
+  // has the next attempt number, as every delivery does; when the client
+  // broke off (`cancelled`, for example it crashed on an event), each one
+  // used up an attempt, so that an event that kills its consumers ends as a
+  // dead letter.
   void Close(StreamId stream, bool cancelled) ABSL_LOCKS_EXCLUDED(inbox_mu_);
 
   // The subscription moved in the store (seek, delete): drop what is known of

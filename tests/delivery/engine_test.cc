@@ -299,6 +299,32 @@ TEST_F(EngineTest, OrderedSubscriptionsKeepOneEventPerConnectionOutstanding) {
   EXPECT_THAT(EventIds(stream.sink->Take()), ElementsAre("b2"));
 }
 
+TEST_F(EngineTest, ALateAckOfAnEarlierDeliverySettlesNotTheOneInFlight) {
+  v1::Subscription config;
+  config.set_ordered(true);
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream first = Open(kSub);
+  Publish(kErp, {"e1", "e2"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> early = first.sink->Take();
+  ASSERT_THAT(EventIds(early), ElementsAre("e1"));
+  OpenStream second = Open(kSub);
+  // The first consumer leaves without acking: e1 goes to the second one, as
+  // a delivery of its own.
+  engine_->Close(first.id, /*cancelled=*/false);
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> again = second.sink->Take();
+  ASSERT_THAT(EventIds(again), ElementsAre("e1"));
+  EXPECT_NE(again[0].ack_id(), early[0].ack_id());
+  EXPECT_EQ(again[0].delivery_attempt(), 2);
+  // The first delivery's ack, arriving late, does not let e2 overtake the
+  // e1 still being processed.
+  Ack(second, early);
+  EXPECT_TRUE(second.sink->Take().empty());
+  Ack(second, again);
+  EXPECT_THAT(EventIds(second.sink->Take()), ElementsAre("e2"));
+}
+
 TEST_F(EngineTest, StreamsShareConnectionsStickilyAndTakeOverWhenOneEnds) {
   CreateSubscription("tenants/acme", "orders");
   OpenStream one = Open(kSub);
