@@ -96,6 +96,12 @@ class CurlProber final : public HttpProber {
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
                      static_cast<long>(absl::ToInt64Milliseconds(request.timeout)));
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    // No proxy from the environment: it would resolve and reach the target
+    // itself, past the address check below.
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");
+    // A request abandoned during a name lookup that hangs does not wait for
+    // the resolver thread, which would stall every other probe.
+    curl_easy_setopt(easy, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "switchyard-health/1");

@@ -307,7 +307,10 @@ absl::StatusOr<v1::ConnectionHealth> HealthMonitor::Set(
       // Without a check nothing is known: an open incident would never close.
       return incidents::IncidentLog::ResolveInTx(tx, connection, "health check removed", now);
     }
-    return tx.PutConnectionHealth(row);
+    SY_RETURN_IF_ERROR(tx.PutConnectionHealth(row));
+    // The state starts again from UNKNOWN, from which no probe resolves an
+    // incident: one left open would stay open.
+    return incidents::IncidentLog::ResolveInTx(tx, connection, "health check changed", now);
   }));
   const std::string key = Key(ids[0], ids[1]);
   absl::MutexLock lock(&mu_);

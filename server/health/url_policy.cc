@@ -16,7 +16,10 @@ namespace {
 bool PrivateV4(const unsigned char a[4]) {
   return a[0] == 0 || a[0] == 10 || a[0] == 127 || (a[0] == 169 && a[1] == 254) ||
          (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
-         (a[0] == 100 && (a[1] & 0xc0) == 64);
+         (a[0] == 100 && (a[1] & 0xc0) == 64) ||
+         (a[0] == 192 && a[1] == 0 && a[2] == 0) ||  // 192.0.0.0/24 protocol assignments
+         (a[0] == 198 && (a[1] & 0xfe) == 18) ||     // 198.18.0.0/15 benchmarking
+         a[0] >= 224;                                // multicast, reserved, broadcast
 }
 
 bool PrivateV6(const unsigned char a[16]) {
@@ -25,9 +28,14 @@ bool PrivateV6(const unsigned char a[16]) {
   loopback[15] = 1;
   if (std::memcmp(a, kZero, 16) == 0 || std::memcmp(a, loopback, 16) == 0) return true;
   if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) return true;  // fe80::/10 link-local
+  if (a[0] == 0xfe && (a[1] & 0xc0) == 0xc0) return true;  // fec0::/10 site-local
   if ((a[0] & 0xfe) == 0xfc) return true;                  // fc00::/7 unique local
+  if (a[0] == 0xff) return true;                           // ff00::/8 multicast
   static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (std::memcmp(a, kMapped, 12) == 0) return PrivateV4(a + 12);
+  // 64:ff9b::/96 (NAT64) reaches the IPv4 address in its last four bytes.
+  static const unsigned char kNat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (std::memcmp(a, kNat64, 12) == 0) return PrivateV4(a + 12);
   return false;
 }
 
@@ -56,6 +64,10 @@ absl::Status CheckOutboundUrl(absl::string_view url, bool allow_private) {
   }
   if (!printable || rest.empty()) {
     return InvalidArgument("INVALID_URL", "url must be an http:// or https:// URL");
+  }
+  if (absl::StrContains(url, '#')) {
+    // Never sent by clients, and it would hide a query added after it.
+    return InvalidArgument("INVALID_URL", "url must not have a #fragment");
   }
   absl::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
   if (const size_t at = authority.rfind('@'); at != absl::string_view::npos) {

@@ -293,9 +293,18 @@ absl::StatusOr<bool> FeedPoller::Store(storage::ChangeFeedRow& row,
   if (!page.ok()) {
     row.last_result = std::string(page.status().message());
     SY_RETURN_IF_ERROR(store_.Write([&](storage::Transaction& tx) -> absl::Status {
+      gone = false;
       SY_ASSIGN_OR_RETURN(std::optional<storage::ChangeFeedRow> stored,
                           tx.GetChangeFeed(row.tenant_id, row.connection_id));
       if (!stored.has_value() || !SameSettings(*stored, row)) return absl::OkStatus();
+      // A disconnected connection is polled no more, whether or not its
+      // system still answers.
+      SY_ASSIGN_OR_RETURN(std::optional<int> state,
+                          tx.GetConnectionState(row.tenant_id, row.connection_id));
+      if (!state.has_value() || *state == v1::Connection::DISCONNECTED) {
+        gone = true;
+        return tx.DeleteChangeFeed(row.tenant_id, row.connection_id);
+      }
       return tx.PutChangeFeed(row);
     }));
     return false;

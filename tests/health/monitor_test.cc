@@ -67,12 +67,14 @@ TEST(CheckOutboundUrlTest, RefusesTheGatewaysOwnNetworkByAddress) {
   for (const char* refused :
        {"http://127.0.0.1/", "http://localhost:8080/", "http://169.254.169.254/latest/meta-data",
         "http://10.1.2.3/", "http://172.20.0.1/", "http://192.168.1.1/", "http://[::1]:80/",
-        "http://[fd00::1]/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/",
-        "http://x@127.0.0.1/"}) {
+        "http://[fd00::1]/", "http://[::ffff:127.0.0.1]/", "http://0.0.0.0/", "http://x@127.0.0.1/",
+        "http://[64:ff9b::a9fe:a9fe]/", "http://224.0.0.1/", "http://198.18.0.1/",
+        "http://[ff02::1]/"}) {
     EXPECT_EQ(ReasonOf(CheckOutboundUrl(refused, false)), "URL_NOT_ALLOWED") << refused;
     EXPECT_TRUE(CheckOutboundUrl(refused, true).ok()) << refused;
   }
-  for (const char* bad : {"ftp://x/", "http://", "https:///path", "http://a b/", "http://[::1/"}) {
+  for (const char* bad : {"ftp://x/", "http://", "https:///path", "http://a b/", "http://[::1/",
+                          "https://erp.acme.example/feed#top"}) {
     EXPECT_EQ(ReasonOf(CheckOutboundUrl(bad, true)), "INVALID_URL") << bad;
   }
 }
@@ -166,6 +168,14 @@ TEST_F(HealthMonitorTest, ProbesRecordStatesEventsAndIncidents) {
   EXPECT_EQ(Health().state(), State::ONLINE);
   EXPECT_TRUE(OpenIncidents().empty());
 
+  // Down again; then the check is set anew (a fixed URL, say): the state
+  // starts from UNKNOWN, and the incident does not stay open.
+  prober_.next = {0, absl::Seconds(5), "connection refused", ""};
+  for (int i = 0; i < 3; ++i) Probe();
+  ASSERT_EQ(OpenIncidents().size(), 1u);
+  ASSERT_TRUE(SetCheck("https://erp2.acme.example/health").ok());
+  EXPECT_TRUE(OpenIncidents().empty());
+
   // Every change is an event on the connection's stream.
   events::EventLog log(*store_);
   v1::ListEventsRequest req;
@@ -176,7 +186,8 @@ TEST_F(HealthMonitorTest, ProbesRecordStatesEventsAndIncidents) {
   for (const auto& e : events->events()) {
     if (e.type() == "switchyard.connection.health_changed") changes.push_back(e.body());
   }
-  ASSERT_EQ(changes.size(), 4u);  // UNKNOWN->ONLINE->DEGRADED->OFFLINE->ONLINE
+  // UNKNOWN->ONLINE->DEGRADED->OFFLINE->ONLINE->DEGRADED->OFFLINE
+  ASSERT_EQ(changes.size(), 6u);
   EXPECT_NE(changes[2].find(R"("from":"DEGRADED","to":"OFFLINE")"), std::string::npos);
 }
 

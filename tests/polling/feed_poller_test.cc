@@ -111,5 +111,41 @@ TEST_F(FeedPollerTest, WhenWebhooksFlowASilentModeFeedIsNotFetched) {
   EXPECT_EQ(ReasonOf(poller.Set(req, Scope::All()).status()), "URL_NOT_ALLOWED");
 }
 
+// Answers every fetch at once with HTTP 500, recording the URLs.
+class BrokenFeed final : public health::HttpProber {
+ public:
+  void Get(const std::string& url, absl::Duration, size_t,
+           std::function<void(health::ProbeResult)> done) override {
+    urls.push_back(url);
+    done({500, absl::Milliseconds(1), "", ""});
+  }
+  std::vector<std::string> urls;
+};
+
+TEST_F(FeedPollerTest, ADisconnectedConnectionIsPolledNoMoreEvenWhileItsFeedFails) {
+  BrokenFeed http;
+  FeedPoller poller(*store_, clock_, http, absl::Seconds(5), false,
+                    [](const std::string&, const std::string&) { return absl::InfinitePast(); });
+  v1::SetConnectionChangeFeedRequest req;
+  req.mutable_feed()->set_name("tenants/acme/connections/erp/changeFeed");
+  req.mutable_feed()->set_url("https://erp.acme.example/changes");
+  req.mutable_feed()->mutable_interval()->set_seconds(10);
+  ASSERT_TRUE(poller.Set(req, Scope::All()).ok());
+  poller.Tick();
+  poller.Tick();
+  ASSERT_EQ(http.urls.size(), 1u);
+  ASSERT_TRUE(Disconnect("tenants/acme/connections/erp").ok());
+  clock_.Advance(absl::Seconds(11));
+  poller.Tick();  // fails, and finds the connection gone
+  poller.Tick();
+  EXPECT_EQ(http.urls.size(), 2u);
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(absl::Minutes(5));
+    poller.Tick();
+    poller.Tick();
+  }
+  EXPECT_EQ(http.urls.size(), 2u);
+}
+
 }  // namespace
 }  // namespace switchyard::polling

@@ -62,7 +62,9 @@ HttpResponse GatewayHttpHandler::Page(const std::string& path) {
   }
   absl::StatusOr<v1::StatusReport> report = status_->Report();
   if (!report.ok()) {
-    return ErrorResponse(503, ReasonOf(report.status()), report.status().message());
+    // The page is public: the details go to the log only.
+    log::Warning("status page not built", {{"error", report.status().ToString()}});
+    return ErrorResponse(503, "STATUS_UNAVAILABLE", "the status is unavailable; try again");
   }
   HttpResponse response;
   response.headers.emplace_back("Cache-Control", "no-cache");
