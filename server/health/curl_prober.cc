@@ -60,6 +60,15 @@ class CurlProber final : public HttpProber {
       curl_easy_cleanup(easy);
       request.done(ProbeResult{0, absl::ZeroDuration(), "shutting down", ""});
     }
+    // Queued, never started: answered too (each request exactly once).
+    std::deque<Request> pending;
+    {
+      absl::MutexLock lock(&mu_);
+      pending.swap(pending_);
+    }
+    for (Request& request : pending) {
+      request.done(ProbeResult{0, absl::ZeroDuration(), "shutting down", ""});
+    }
     curl_multi_cleanup(multi_);
   }
 
