@@ -101,6 +101,10 @@ class CreditLedger {
   absl::Status ReleaseInTx(storage::Transaction& tx, storage::TenantRow& tenant,
                            storage::ReservationRow& reservation, int state, absl::Time now,
                            const Cause& cause);
+  // Expires every reservation of `pool_id` ("" any) due at `now`, so that
+  // what pools and tenants hold counts none of them; returns how many.
+  absl::StatusOr<int> ExpireAllDueInTx(storage::Transaction& tx, absl::string_view pool_id,
+                                       absl::Time now);
   // Returns `amount` consumed credits of `tenant` to its pool
   // (DISCONNECT_RETURN), attributed to `reservation_id`.
   absl::Status ReturnInTx(storage::Transaction& tx, storage::TenantRow& tenant, int64_t amount,
@@ -123,9 +127,6 @@ class CreditLedger {
   // returns how many.
   absl::StatusOr<int> ExpireDueInTx(storage::Transaction& tx, absl::string_view pool_id,
                                     absl::Time now);
-  // The same until none is left, so that availability counts none of them.
-  absl::StatusOr<int> ExpireAllDueInTx(storage::Transaction& tx, absl::string_view pool_id,
-                                       absl::Time now);
   // Loads the pool of `tenant`; a missing pool is a broken invariant.
   absl::StatusOr<storage::PoolRow> LoadPoolOf(storage::Transaction& tx,
                                               const storage::TenantRow& tenant);

@@ -136,6 +136,13 @@ absl::StatusOr<v1::Tenant> TenantRegistry::Update(const v1::UpdateTenantRequest&
     SY_ASSIGN_OR_RETURN(TenantRow row, credits::LoadTenant(tx, ids[0], Scope::All()));
     if (set_name) row.display_name = req.tenant().display_name();
     if (set_limit) {
+      // Reservations past their expiry hold nothing.
+      SY_ASSIGN_OR_RETURN(int expired, ledger_.ExpireAllDueInTx(tx, row.pool_id, now));
+      if (expired > 0) {
+        SY_ASSIGN_OR_RETURN(TenantRow fresh, credits::LoadTenant(tx, ids[0], Scope::All()));
+        fresh.display_name = row.display_name;
+        row = std::move(fresh);
+      }
       const int64_t held = row.reserved + row.consumed;
       if (req.tenant().credit_limit() > 0 && req.tenant().credit_limit() < held) {
         return FailedPrecondition(

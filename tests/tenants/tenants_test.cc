@@ -81,6 +81,25 @@ TEST_F(TenantRegistryTest, CreditLimitCannotDropBelowHoldings) {
             "TENANT_CREDIT_LIMIT");
 }
 
+TEST_F(TenantRegistryTest, AReservationPastItsExpiryDoesNotHoldUpALowerLimit) {
+  v1::ReserveCreditsRequest reserve;
+  reserve.set_parent("tenants/acme");
+  reserve.set_reservation_id("lapsing");
+  reserve.set_amount(6);
+  reserve.mutable_ttl()->set_seconds(60);
+  ASSERT_TRUE(ledger_->Reserve(reserve, Scope::All()).ok());
+  v1::UpdateTenantRequest req;
+  req.mutable_tenant()->set_name("tenants/acme");
+  req.mutable_tenant()->set_credit_limit(5);
+  req.mutable_update_mask()->add_paths("credit_limit");
+  EXPECT_EQ(ReasonOf(tenants_->Update(req).status()), "CREDIT_LIMIT_BELOW_USAGE");
+  clock_.Advance(absl::Minutes(2));  // expired, not yet swept
+  auto t = tenants_->Update(req);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->credit_limit(), 5);
+  EXPECT_EQ(Pool("main").reserved(), 0);
+}
+
 TEST_F(TenantRegistryTest, ListReturnsTenantsInIdOrderWithoutDeletedOnes) {
   CreateTenant("zeta", "main");
   CreateTenant("beta", "main");
