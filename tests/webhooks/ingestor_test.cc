@@ -47,6 +47,18 @@ class IngestorTest : public testing::DomainTest {
     return w;
   }
 
+  // IngestAsync, waiting for its answer.
+  absl::StatusOr<IngestResult> IngestAndWait(Webhook webhook) {
+    absl::Notification answered;
+    absl::StatusOr<IngestResult> result;
+    ingestor_->IngestAsync(std::move(webhook), [&](absl::StatusOr<IngestResult> r) {
+      result = std::move(r);
+      answered.Notify();
+    });
+    answered.WaitForNotification();
+    return result;
+  }
+
   std::vector<v1::Event> Events() {
     events::EventLog log(*store_);
     v1::ListEventsRequest req;
@@ -132,25 +144,16 @@ TEST_F(IngestorTest, AsyncIngestReadsMissingSecretsAndAnswersEveryWebhook) {
 
 TEST_F(IngestorTest, AsyncIngestNeverAcceptsARevokedSecretButReusesOneOnlyOld) {
   ingestor_ = std::make_unique<Ingestor>(IngestOptions(), *store_, *vault_, clock_);
-  auto ingest = [&](Webhook w) {
-    absl::Notification answered;
-    absl::StatusOr<IngestResult> out;
-    ingestor_->IngestAsync(std::move(w), [&](absl::StatusOr<IngestResult> r) {
-      out = std::move(r);
-      answered.Notify();
-    });
-    answered.WaitForNotification();
-    return out;
-  };
   const std::string old_secret = secret_;
-  ASSERT_TRUE(ingest(Signed("s-1", "{}")).ok());  // caches the secrets
+  ASSERT_TRUE(IngestAndWait(Signed("s-1", "{}")).ok());  // caches the secrets
   // Past the cache TTL (not revoked): still accepted.
   clock_.Advance(absl::Minutes(1));
-  EXPECT_TRUE(ingest(Signed("s-2", "{}")).ok());
+  EXPECT_TRUE(IngestAndWait(Signed("s-2", "{}")).ok());
   // Rotated without grace: the old secret is revoked at once, though cached.
   secret_ = Rotate(absl::ZeroDuration());
-  EXPECT_EQ(ReasonOf(ingest(Signed("s-3", "{}", old_secret)).status()), "SIGNATURE_MISMATCH");
-  EXPECT_TRUE(ingest(Signed("s-4", "{}")).ok());
+  EXPECT_EQ(ReasonOf(IngestAndWait(Signed("s-3", "{}", old_secret)).status()),
+            "SIGNATURE_MISMATCH");
+  EXPECT_TRUE(IngestAndWait(Signed("s-4", "{}")).ok());
 }
 
 TEST_F(IngestorTest, WhenTooManyWaitForTheirSecretsTheNextIsBusyWithRetryAfter) {
@@ -184,20 +187,10 @@ TEST_F(IngestorTest, BodiesBeingStoredAreBoundedToo) {
   options.max_storing_bytes = 8;  // a body of 9 bytes cannot be stored
   ingestor_ = std::make_unique<Ingestor>(options, *store_, *vault_, clock_);
   ASSERT_TRUE(ingestor_->Ingest(Signed("warm", "{}")).ok());  // secrets cached
-  auto ingest = [&](Webhook webhook) {
-    absl::Notification answered;
-    absl::StatusOr<IngestResult> result;
-    ingestor_->IngestAsync(std::move(webhook), [&](absl::StatusOr<IngestResult> r) {
-      result = std::move(r);
-      answered.Notify();
-    });
-    answered.WaitForNotification();
-    return result;
-  };
-  EXPECT_EQ(ReasonOf(ingest(Signed("big", R"({"a":123})")).status()), "BUSY");
+  EXPECT_EQ(ReasonOf(IngestAndWait(Signed("big", R"({"a":123})")).status()), "BUSY");
   // The room is given back after each commit: small ones keep fitting.
   for (int i = 0; i < 3; ++i) {
-    auto stored = ingest(Signed(absl::StrCat("small-", i), "{}"));
+    auto stored = IngestAndWait(Signed(absl::StrCat("small-", i), "{}"));
     EXPECT_TRUE(stored.ok()) << stored.status();
   }
 }
@@ -207,24 +200,14 @@ TEST_F(IngestorTest, AQuarterOfTheWaitingRoomIsKeptForKnownConnections) {
   options.max_waiting_bytes = 12;  // 9 bytes for connections not in the cache
   ingestor_ = std::make_unique<Ingestor>(options, *store_, *vault_, clock_);
   ASSERT_TRUE(ingestor_->Ingest(Signed("warm", "{}")).ok());  // caches mx
-  auto ingest = [&](Webhook webhook) {
-    absl::Notification answered;
-    absl::StatusOr<IngestResult> result;
-    ingestor_->IngestAsync(std::move(webhook), [&](absl::StatusOr<IngestResult> r) {
-      result = std::move(r);
-      answered.Notify();
-    });
-    answered.WaitForNotification();
-    return result;
-  };
-  const std::string body = R"({"a":1234})";  // 10 bytes
+  const std::string body = R"({"a":1234})";                   // 10 bytes
   // A URL of no connection cannot take the room kept for known ones.
   Webhook made_up = Signed("m1", body);
   made_up.connection_id = "nothing";
-  EXPECT_EQ(ReasonOf(ingest(made_up).status()), "BUSY");
+  EXPECT_EQ(ReasonOf(IngestAndWait(made_up).status()), "BUSY");
   // A known connection whose secrets must be read again (rotated) can.
   secret_ = Rotate(absl::ZeroDuration());
-  auto stored = ingest(Signed("k1", body));
+  auto stored = IngestAndWait(Signed("k1", body));
   EXPECT_TRUE(stored.ok()) << stored.status();
 }
 
