@@ -34,6 +34,12 @@ bool IsJson(absl::string_view content_type) {
          (absl::StartsWith(media, "application/") && absl::EndsWith(media, "+json"));
 }
 
+// UNAVAILABLE (BUSY): the sender should retry in a second.
+absl::Status Busy(absl::string_view message) {
+  return WithMetadata(Error(absl::StatusCode::kUnavailable, "BUSY", message), "retry_after_seconds",
+                      "1");
+}
+
 using Signers = std::vector<std::shared_ptr<const crypto::HmacSha256Signer>>;
 
 // The signers of `keys` whose secrets have not expired at `now`: a secret
@@ -119,10 +125,7 @@ void Ingestor::Park(std::shared_ptr<const Webhook> webhook, Done done) {
                parked_count_ >= (known ? options_.max_waiting : options_.max_waiting / 4 * 3) ||
                parked_bytes_ + webhook->body.size() >
                    (known ? options_.max_waiting_bytes : options_.max_waiting_bytes / 4 * 3)) {
-      refused =
-          WithMetadata(Error(absl::StatusCode::kUnavailable, "BUSY",
-                             "too many webhooks are waiting for their connection's secrets; retry"),
-                       "retry_after_seconds", "1");
+      refused = Busy("too many webhooks are waiting for their connection's secrets; retry");
     } else {
       auto [it, inserted] = loading_.try_emplace(key);
       start = inserted;
@@ -202,9 +205,7 @@ void Ingestor::Store(std::shared_ptr<const Webhook> webhook,
   if (storing_bytes_.fetch_add(size) + size > static_cast<int64_t>(options_.max_storing_bytes) &&
       size > 0) {
     storing_bytes_.fetch_sub(size);
-    const absl::Status busy = WithMetadata(
-        Error(absl::StatusCode::kUnavailable, "BUSY", "too many webhooks are being stored; retry"),
-        "retry_after_seconds", "1");
+    const absl::Status busy = Busy("too many webhooks are being stored; retry");
     Count(busy);
     return done(busy);
   }
