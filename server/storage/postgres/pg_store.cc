@@ -317,6 +317,9 @@ class PgConn final : public SqlConnection {
   absl::Status Exec(const char* sql);
   // Runs `sql` and returns its result (owned by the caller) or the error.
   absl::StatusOr<PGresult*> Query(const char* sql, const std::vector<std::string>& params);
+  // Runs the statements of `sql` (no parameters) and returns the result of
+  // the last (owned by the caller), or the first error.
+  absl::StatusOr<PGresult*> Script(const char* sql);
 
   // Turns a failed result into a status and notes what it means for the
   // transaction. `res` may be null (the connection failed).
@@ -543,6 +546,17 @@ absl::StatusOr<PGresult*> PgConn::Query(const char* sql, const std::vector<std::
   for (const std::string& p : params) values.push_back(p.c_str());
   PGresult* res = PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
                                nullptr, nullptr, /*resultFormat=*/0);
+  ExecStatusType st = res == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(res);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    absl::Status status = Failure(res, sql);
+    PQclear(res);
+    return status;
+  }
+  return res;
+}
+
+absl::StatusOr<PGresult*> PgConn::Script(const char* sql) {
+  PGresult* res = PQexec(conn_, sql);
   ExecStatusType st = res == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(res);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     absl::Status status = Failure(res, sql);
@@ -787,6 +801,38 @@ absl::Status PgStore::Notify(PgConn& conn, const std::vector<EventNotice>& notic
   return payload.size() > replica_id_.size() ? send() : absl::OkStatus();
 }
 
+absl::Status PgStore::CommitOutcome(int64_t xid, const absl::Status& failure) {
+  const std::string cause(failure.message());
+  absl::StatusOr<std::string> state = [&]() -> absl::StatusOr<std::string> {
+    if (xid == 0) return std::string();
+    SY_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, Acquire());
+    absl::StatusOr<PGresult*> res = conn->Query("SELECT txid_status($1)", {absl::StrCat(xid)});
+    std::string out;
+    if (res.ok()) {
+      if (PQntuples(*res) == 1 && !PQgetisnull(*res, 0, 0)) out = PQgetvalue(*res, 0, 0);
+      PQclear(*res);
+    }
+    Release(std::move(conn));
+    SY_RETURN_IF_ERROR(res.status());
+    return out;
+  }();
+  if (state.ok() && *state == "committed") {
+    log::Warning("store: the connection broke during a commit, which took effect",
+                 {{"error", cause}});
+    return absl::OkStatus();
+  }
+  if (state.ok() && *state == "aborted") {
+    return Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
+                 absl::StrCat("store: the commit failed, nothing was stored; retry: ", cause));
+  }
+  log::Error("store: the connection broke during a commit whose outcome is unknown",
+             {{"error", cause}});
+  return Error(absl::StatusCode::kUnavailable, "STORE_COMMIT_UNKNOWN",
+               absl::StrCat("store: the connection broke during the commit, which may or may not "
+                            "have taken effect: ",
+                            cause));
+}
+
 void PgStore::RunBatch(const std::vector<WriteQueue::Task*>& batch) {
   absl::BitGen gen;
   auto fail_all = [&](const absl::Status& status) {
@@ -828,7 +874,20 @@ void PgStore::RunBatch(const std::vector<WriteQueue::Task*>& batch) {
     std::vector<EventNotice> inserted;
     std::vector<ChangeNotice> changes;
     // A failure that ends the whole group (conflict, broken connection).
-    absl::Status aborted = conn.Exec("BEGIN ISOLATION LEVEL SERIALIZABLE; SAVEPOINT task");
+    absl::Status aborted;
+    // The transaction's id, asked for at once: should the connection break
+    // during COMMIT, it tells whether the commit happened.
+    int64_t xid = 0;
+    {
+      absl::StatusOr<PGresult*> begun =
+          conn.Script("BEGIN ISOLATION LEVEL SERIALIZABLE; SAVEPOINT task; SELECT txid_current()");
+      if (begun.ok()) {
+        if (PQntuples(*begun) != 1 || !absl::SimpleAtoi(PQgetvalue(*begun, 0, 0), &xid)) xid = 0;
+        PQclear(*begun);
+      } else {
+        aborted = begun.status();
+      }
+    }
     for (WriteQueue::Task* task : batch) {
       if (!aborted.ok()) break;
       const size_t mark = inserted.size();
@@ -862,10 +921,11 @@ void PgStore::RunBatch(const std::vector<WriteQueue::Task*>& batch) {
     if (aborted.ok()) {
       aborted = conn.Exec("COMMIT");
       if (!aborted.ok() && !conn.conflict()) {
-        // The outcome is unknown when the connection broke during COMMIT; the
-        // callers retry, and ids make a retried write harmless.
-        aborted = Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
-                        absl::StrCat("store commit failed; retry: ", aborted.message()));
+        aborted = conn.broken() ? CommitOutcome(xid, aborted)
+                                : Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
+                                        absl::StrCat("store: the commit failed, nothing was "
+                                                     "stored; retry: ",
+                                                     aborted.message()));
       }
     } else if (!conn.broken()) {
       conn.Exec("ROLLBACK").IgnoreError();

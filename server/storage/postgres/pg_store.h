@@ -106,6 +106,12 @@ class PgStore final : public Store {
   void Release(std::unique_ptr<PgConn> conn) ABSL_LOCKS_EXCLUDED(pool_mu_);
   // Runs `batch` as one transaction and sets each task's result.
   void RunBatch(const std::vector<WriteQueue::Task*>& batch);
+  // The connection broke during the COMMIT of transaction `xid` (0: not
+  // known) with `failure`: asks a fresh connection whether it took effect.
+  // OK when it did; UNAVAILABLE / STORE_UNAVAILABLE when it did not;
+  // UNAVAILABLE / STORE_COMMIT_UNKNOWN when that cannot be told.
+  absl::Status CommitOutcome(int64_t xid, const absl::Status& failure)
+      ABSL_LOCKS_EXCLUDED(pool_mu_);
   // Sends `notices` and `changes` to the other replicas when the transaction
   // commits.
   absl::Status Notify(PgConn& conn, const std::vector<EventNotice>& notices,

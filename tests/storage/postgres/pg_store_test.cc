@@ -327,5 +327,76 @@ TEST_F(PgStoreTest, ADatabaseRestartFailsCallsClearlyAndTheStoreRecoversByItself
   (*store)->SetChangeListener(nullptr);
 }
 
+// Runs `sql` on `conn`; the first row's first column, or "" (no rows).
+std::string AdminQuery(PGconn* conn, const char* sql) {
+  PGresult* res = PQexec(conn, sql);
+  EXPECT_TRUE(PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)
+      << sql << ": " << PQresultErrorMessage(res);
+  std::string out =
+      PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)
+          ? PQgetvalue(res, 0, 0)
+          : "";
+  PQclear(res);
+  return out;
+}
+
+TEST_F(PgStoreTest, ACommitWhoseConnectionBreaksIsAnsweredByWhatBecameOfIt) {
+  auto server = testing::PostgresServer::Start();
+  ASSERT_TRUE(server.ok()) << server.status();
+  PgStoreOptions options;
+  options.url = (*server)->url();
+  options.password = (*server)->password();
+  options.pool_size = 2;
+  options.reconnect_backoff = absl::ZeroDuration();
+  ASSERT_TRUE(PgStore::Open(options).ok());  // the schema, made while commits do not wait
+  const char* keys[] = {"dbname", "password", nullptr};
+  const char* values[] = {options.url.c_str(), options.password.c_str(), nullptr};
+  PGconn* admin = PQconnectdbParams(keys, values, 1);
+  ASSERT_EQ(PQstatus(admin), CONNECTION_OK) << PQerrorMessage(admin);
+  // A pause between looks at the server (there is no event to wait on).
+  auto pause = [] {
+    absl::Mutex mu;
+    absl::MutexLock lock(&mu);
+    const bool never = false;
+    mu.AwaitWithTimeout(absl::Condition(&never), absl::Milliseconds(20));
+  };
+
+  // Every commit now waits for a synchronous standby that never comes: it
+  // is made durable here first. Connections made from now on know it.
+  AdminQuery(admin, "ALTER SYSTEM SET synchronous_standby_names = 'nobody'");
+  AdminQuery(admin, "SELECT pg_reload_conf()");
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (AdminQuery(admin, "SELECT current_setting('synchronous_standby_names')") != "nobody" &&
+         absl::Now() < give_up) {
+    PQfinish(admin);  // a fresh server process reads the reloaded settings
+    admin = PQconnectdbParams(keys, values, 1);
+    pause();
+  }
+  auto store = PgStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::Status written;
+  std::thread writer([&] {
+    written = (*store)->Write([](Transaction& tx) { return tx.InsertPool(Pool("p", 7)); });
+  });
+  std::string pid;
+  while (pid.empty() && absl::Now() < give_up) {
+    pid =
+        AdminQuery(admin, "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep' LIMIT 1");
+    if (pid.empty()) pause();
+  }
+  EXPECT_FALSE(pid.empty()) << "no commit waited for the standby";
+  // The connection breaks while the commit waits (its server process ends).
+  if (!pid.empty()) {
+    AdminQuery(admin, absl::StrCat("SELECT pg_terminate_backend(", pid, ")").c_str());
+  }
+  AdminQuery(admin, "ALTER SYSTEM RESET synchronous_standby_names");
+  AdminQuery(admin, "SELECT pg_reload_conf()");  // also releases a commit still waiting
+  writer.join();
+  // It had taken effect: the write is answered OK, not "retry".
+  EXPECT_TRUE(written.ok()) << written;
+  EXPECT_EQ(*Capacity(**store, "p"), 7);
+  PQfinish(admin);
+}
+
 }  // namespace
 }  // namespace switchyard::storage
