@@ -345,6 +345,8 @@ class PgConn final : public SqlConnection {
 
  private:
   explicit PgConn(PGconn* conn) : conn_(conn) {}
+  // `res` when it succeeded; else the error (Failure), `res` freed.
+  absl::StatusOr<PGresult*> Checked(PGresult* res, const char* sql);
 
   PGconn* conn_;
   bool conflict_ = false;
@@ -544,19 +546,16 @@ absl::Status PgConn::Exec(const char* sql) {
 absl::StatusOr<PGresult*> PgConn::Query(const char* sql, const std::vector<std::string>& params) {
   std::vector<const char*> values;
   for (const std::string& p : params) values.push_back(p.c_str());
-  PGresult* res = PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
-                               nullptr, nullptr, /*resultFormat=*/0);
-  ExecStatusType st = res == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(res);
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    absl::Status status = Failure(res, sql);
-    PQclear(res);
-    return status;
-  }
-  return res;
+  return Checked(PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
+                              nullptr, nullptr, /*resultFormat=*/0),
+                 sql);
 }
 
 absl::StatusOr<PGresult*> PgConn::Script(const char* sql) {
-  PGresult* res = PQexec(conn_, sql);
+  return Checked(PQexec(conn_, sql), sql);
+}
+
+absl::StatusOr<PGresult*> PgConn::Checked(PGresult* res, const char* sql) {
   ExecStatusType st = res == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(res);
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     absl::Status status = Failure(res, sql);

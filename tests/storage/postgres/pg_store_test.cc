@@ -295,15 +295,21 @@ TEST_F(PgStoreTest, AsynchronousWritesOfOneKeyRunInOrderWhileKeysRunInParallel) 
   for (int i = 0; i < kWrites; ++i) EXPECT_EQ(order[i], i);
 }
 
+// A store of its own on `server`, reconnecting without delay.
+PgStoreOptions OwnServerOptions(const testing::PostgresServer& server) {
+  PgStoreOptions options;
+  options.url = server.url();
+  options.password = server.password();
+  options.pool_size = 2;
+  options.reconnect_backoff = absl::ZeroDuration();
+  return options;
+}
+
 TEST_F(PgStoreTest, ADatabaseRestartFailsCallsClearlyAndTheStoreRecoversByItself) {
   auto server = testing::PostgresServer::Start();
   ASSERT_TRUE(server.ok()) << server.status();
-  PgStoreOptions options;
-  options.url = (*server)->url();
-  options.password = (*server)->password();
-  options.pool_size = 2;
+  PgStoreOptions options = OwnServerOptions(**server);
   options.connect_timeout = absl::Seconds(2);
-  options.reconnect_backoff = absl::ZeroDuration();
   auto store = PgStore::Open(options);
   ASSERT_TRUE(store.ok()) << store.status();
   Changes changes;
@@ -343,11 +349,7 @@ std::string AdminQuery(PGconn* conn, const char* sql) {
 TEST_F(PgStoreTest, ACommitWhoseConnectionBreaksIsAnsweredByWhatBecameOfIt) {
   auto server = testing::PostgresServer::Start();
   ASSERT_TRUE(server.ok()) << server.status();
-  PgStoreOptions options;
-  options.url = (*server)->url();
-  options.password = (*server)->password();
-  options.pool_size = 2;
-  options.reconnect_backoff = absl::ZeroDuration();
+  const PgStoreOptions options = OwnServerOptions(**server);
   ASSERT_TRUE(PgStore::Open(options).ok());  // the schema, made while commits do not wait
   const char* keys[] = {"dbname", "password", nullptr};
   const char* values[] = {options.url.c_str(), options.password.c_str(), nullptr};
