@@ -130,6 +130,12 @@ struct Waiting {
   int free = 0;
 };
 
+// An event's delivery count, and how many of those used up no attempt.
+struct AttemptCount {
+  int attempts = 0;
+  int free = 0;
+};
+
 // Every delivery of an event has the next attempt number, so that its ack id
 // names that delivery alone (a late ack of an earlier one settles nothing);
 // `free` of them do not count against the subscription's maximum.
@@ -162,6 +168,14 @@ struct DeliveryEngine::Lane {
   std::map<int64_t, Delivered> outstanding;
   // Resolved ranges [first, last] above resolved_through, by first.
   std::map<int64_t, int64_t> resolved_above;
+  // Attempt counts of events above the cursor (taken back at least once):
+  // as read from the store when the lease was gained, used when the event is
+  // read again; changed since the last flush, written with the cursor; and
+  // the sequences that have a count in the store, deleted once the cursor
+  // passes them. Replayed dead letters keep theirs in memory only.
+  std::map<int64_t, AttemptCount> prior;
+  std::map<int64_t, AttemptCount> unsaved;
+  std::set<int64_t> saved;
   // Sequences above resolved_through whose dead letter is being replayed:
   // they arrive through the normal path, and their dead letter goes when
   // they are acknowledged. Position of the dead letter by sequence.
@@ -276,6 +290,8 @@ struct DeliveryEngine::FlushBatch {
   struct Cursor {
     Lane* lane;  // only dereferenced by Flushed, when its Sub still exists
     storage::SubscriptionCursorRow row;
+    std::vector<storage::DeliveryAttemptRow> attempts;  // to write
+    std::vector<int64_t> deleted;  // counts up to the cursor, to delete
   };
   std::string name;
   uint64_t incarnation = 0;
@@ -889,7 +905,13 @@ absl::Status DeliveryEngine::Fill(Sub& sub) {
           sub.Resolve(*lane, row.sequence, row.sequence);
           continue;
         }
-        lane->ready[row.sequence] = Waiting{std::move(event), row.position, 0, false};
+        Waiting waiting{std::move(event), row.position, 0, false};
+        if (auto prior = lane->prior.find(row.sequence); prior != lane->prior.end()) {
+          waiting.attempts = prior->second.attempts;
+          waiting.free = prior->second.free;
+          lane->prior.erase(prior);
+        }
+        lane->ready[row.sequence] = std::move(waiting);
       }
       if (static_cast<int>(rows.size()) < want && lane->loaded_through < lane->known_last) {
         Skipped(sub, *lane, lane->loaded_through + 1, lane->known_last);
@@ -994,6 +1016,8 @@ void DeliveryEngine::Lease(Sub& sub, absl::Time now) {
     std::vector<Lane*> released;
     std::vector<Lane*> kept;
     std::vector<Lane*> draining;
+    // The subscription's stored attempt counts, when lanes were gained.
+    std::vector<storage::DeliveryAttemptRow> attempts;
   };
   Plan plan;
   absl::Status status = store_.Write([&](storage::Transaction& tx) -> absl::Status {
@@ -1067,6 +1091,9 @@ void DeliveryEngine::Lease(Sub& sub, absl::Time now) {
       plan.gained.emplace_back(lane, cursor(lane));
       ++held;
     }
+    if (!plan.gained.empty()) {
+      SY_ASSIGN_OR_RETURN(plan.attempts, tx.ListDeliveryAttempts(tenant, id));
+    }
     return absl::OkStatus();
   });
   sub.lease_due = false;
@@ -1102,6 +1129,21 @@ void DeliveryEngine::Lease(Sub& sub, absl::Time now) {
       lane->resolved_through = *cursor;
       lane->loaded_through = *cursor;
     }
+    lane->prior.clear();
+    lane->saved.clear();
+  }
+  // Lanes gained start from the counts in the store; those kept here know
+  // better.
+  absl::flat_hash_set<const Lane*> gained;
+  for (const auto& [lane, cursor] : plan.gained) gained.insert(lane);
+  for (const storage::DeliveryAttemptRow& a : plan.attempts) {
+    auto it = sub.lanes.find(LaneKey(a.tenant_id, a.connection_id));
+    if (it == sub.lanes.end() || !gained.contains(it->second.get())) continue;
+    Lane& lane = *it->second;
+    lane.saved.insert(a.sequence);
+    if (a.sequence > lane.resolved_through && lane.loaded_through < a.sequence) {
+      lane.prior[a.sequence] = AttemptCount{a.attempts, a.free};
+    }
   }
   for (Lane* lane : lanes) {
     if (lane->leased) sub.Wake(*lane);
@@ -1120,6 +1162,9 @@ void DeliveryEngine::DropLane(Lane& lane) {
   lane.ready.clear();
   lane.resolved_above.clear();
   lane.replayed_above.clear();
+  lane.prior.clear();
+  lane.unsaved.clear();
+  lane.saved.clear();
   lane.stream = 0;
   lane.leased = false;
   lane.loaded_through = lane.resolved_through;
@@ -1170,13 +1215,22 @@ void DeliveryEngine::Retry(Sub& sub, Lane& lane, int64_t sequence, absl::Time no
   }
   if (lane.outstanding.empty()) lane.stream = 0;
   sub.Wake(lane);
+  // Kept in the store (with the cursor), so that the count goes on after a
+  // restart or on another replica.
+  auto count = [&](int free) {
+    if (d.replay) return;
+    lane.unsaved[sequence] = AttemptCount{d.attempt, free};
+    sub.MarkDirty(lane);
+  };
   if (!used_attempt) {
     // Sent but never seen: delivered again without using an attempt.
+    count(d.free + 1);
     lane.ready[sequence] = Waiting{std::move(d.event), d.position, d.attempt, d.replay, d.free + 1};
     return;
   }
   const int used = d.attempt - d.free;
   if (used < sub.max_attempts) {
+    count(d.free);
     lane.ready[sequence] = Waiting{std::move(d.event), d.position, d.attempt, d.replay, d.free};
     return;
   }
@@ -1413,9 +1467,23 @@ void DeliveryEngine::Flush(Sub& sub, absl::Time now, bool wait) {
   batch->holder = holder_;
   for (Lane* lane : sub.dirty) {
     lane->dirty = false;
-    batch->cursors.push_back({lane,
+    FlushBatch::Cursor cursor{lane,
                               {sub.key.tenant_id, sub.key.id, lane->tenant_id, lane->connection_id,
-                               lane->resolved_through}});
+                               lane->resolved_through},
+                              {},
+                              {}};
+    for (const auto& [sequence, count] : lane->unsaved) {
+      if (sequence <= lane->resolved_through) continue;
+      cursor.attempts.push_back({sub.key.tenant_id, sub.key.id, lane->tenant_id,
+                                 lane->connection_id, sequence, count.attempts, count.free});
+      lane->saved.insert(sequence);
+    }
+    lane->unsaved.clear();
+    const auto passed = lane->saved.upper_bound(lane->resolved_through);
+    cursor.deleted.assign(lane->saved.begin(), passed);
+    lane->saved.erase(lane->saved.begin(), passed);
+    lane->prior.erase(lane->prior.begin(), lane->prior.upper_bound(lane->resolved_through));
+    batch->cursors.push_back(std::move(cursor));
   }
   sub.dirty.clear();
   batch->dead = std::move(sub.dead);
@@ -1437,6 +1505,14 @@ void DeliveryEngine::Flush(Sub& sub, absl::Time now, bool wait) {
                                  c.row.tenant_id, c.row.connection_id));
       if (holder != batch->holder) continue;
       SY_RETURN_IF_ERROR(tx.PutSubscriptionCursor(c.row));
+      if (!c.deleted.empty()) {
+        SY_RETURN_IF_ERROR(tx.DeleteDeliveryAttempts(c.row.subscription_tenant_id,
+                                                     c.row.subscription_id, c.row.tenant_id,
+                                                     c.row.connection_id, c.row.resolved_through));
+      }
+      for (const storage::DeliveryAttemptRow& a : c.attempts) {
+        SY_RETURN_IF_ERROR(tx.PutDeliveryAttempt(a));
+      }
     }
     for (const storage::DeadLetterRow& d : batch->dead) SY_RETURN_IF_ERROR(tx.PutDeadLetter(d));
     for (int64_t position : batch->undead) {
@@ -1476,7 +1552,14 @@ void DeliveryEngine::Flushed(FlushBatch& batch) {
   ++write_failures_;
   log::Warning("delivery: writing acknowledgements failed; will retry",
                {{"subscription", sub.name}, {"error", batch.status.ToString()}});
-  for (const FlushBatch::Cursor& c : batch.cursors) sub.MarkDirty(*c.lane);
+  for (const FlushBatch::Cursor& c : batch.cursors) {
+    sub.MarkDirty(*c.lane);
+    // Written again with the next flush, unless counted again since.
+    for (const storage::DeliveryAttemptRow& a : c.attempts) {
+      c.lane->unsaved.emplace(a.sequence, AttemptCount{a.attempts, a.free});
+    }
+    c.lane->saved.insert(c.deleted.begin(), c.deleted.end());
+  }
   for (auto& d : batch.dead) sub.dead.push_back(std::move(d));
   for (int64_t p : batch.undead) sub.undead.push_back(p);
 }
@@ -1525,6 +1608,17 @@ void DeliveryEngine::Shutdown() {
     stream->sink->End(Error(absl::StatusCode::kUnavailable, "SHUTTING_DOWN",
                             "the server is shutting down; reconnect"));
     --open_streams_;
+  }
+  // Deliveries broken off here used up no attempt; their counts are written
+  // all the same, so that the next delivery has the next attempt number.
+  for (auto& [name, sub] : subs_) {
+    for (auto& [key, lane] : sub->lanes) {
+      for (const auto& [sequence, d] : lane->outstanding) {
+        if (d.replay) continue;
+        lane->unsaved[sequence] = AttemptCount{d.attempt, d.free + 1};
+        sub->MarkDirty(*lane);
+      }
+    }
   }
   if (absl::Status flushed = FlushAll(now); !flushed.ok()) {
     log::Error("delivery: acknowledgements not written at shutdown; they will be delivered again",

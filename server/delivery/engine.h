@@ -15,8 +15,11 @@
 // attempts become dead letters, written in the same batch as the cursor that
 // passes them.
 //
-// Delivery attempt counts live in memory: after a restart an event starts
-// again at attempt 1.
+// An event taken back (deadline passed, nack, stream ended) keeps its
+// attempt count in the store, written with the cursor: after a restart, or
+// on the replica that takes its connection over, it goes on from there and
+// the maximum holds. A count not written yet when a replica dies is lost;
+// the event is then delivered again with an attempt number used before.
 //
 // Replicas: a replica delivers a connection's events to a subscription only
 // while it holds that lane's lease in the store. Replicas with streams on a

@@ -242,6 +242,8 @@ absl::StatusOr<v1::SeekSubscriptionResponse> SubscriptionManager::Seek(
       SY_RETURN_IF_ERROR(tx.PutSubscriptionCursor(
           {key.tenant_id, key.id, connection[0], connection[1], req.position().after_sequence()}));
     }
+    // Attempt counts start over with the replay.
+    SY_RETURN_IF_ERROR(tx.DeleteAllDeliveryAttempts(key.tenant_id, key.id));
     ++row->generation;
     return tx.UpdateSubscription(*row);
   }));

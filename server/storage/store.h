@@ -206,6 +206,20 @@ struct DeadLetterRow {
   bool replaying = false;  // being delivered again
 };
 
+// How often a subscription has delivered one event that is not resolved
+// yet (above its connection's cursor), kept once the event is taken back
+// (deadline passed, nack, stream ended), so that attempt numbers go on
+// increasing and the maximum holds across restarts and replicas.
+struct DeliveryAttemptRow {
+  std::string subscription_tenant_id;
+  std::string subscription_id;
+  std::string tenant_id;
+  std::string connection_id;
+  int64_t sequence = 0;
+  int attempts = 0;  // deliveries so far: the last attempt number used
+  int free = 0;      // of those, the ones that used up no attempt
+};
+
 // Which replica delivers one connection's events to a subscription, until
 // when. A replica delivers a connection only while it holds its lease, so
 // that streams on several replicas share a subscription's work with each
@@ -427,8 +441,8 @@ class Transaction {
   // kAlreadyExists when (tenant_id, id) is taken.
   virtual absl::Status InsertSubscription(const SubscriptionRow& row) = 0;
   virtual absl::Status UpdateSubscription(const SubscriptionRow& row) = 0;
-  // Deletes the subscription with its cursors, dead letters, leases and
-  // members.
+  // Deletes the subscription with its cursors, dead letters, leases,
+  // members and delivery attempts.
   virtual absl::Status DeleteSubscription(absl::string_view tenant_id, absl::string_view id) = 0;
   virtual absl::StatusOr<std::vector<SubscriptionRow>> ListSubscriptions(
       absl::string_view tenant_id, absl::string_view after, int limit) = 0;
@@ -437,6 +451,21 @@ class Transaction {
   // Inserts or replaces.
   virtual absl::Status PutSubscriptionCursor(const SubscriptionCursorRow& row) = 0;
   virtual absl::Status DeleteSubscriptionCursors(absl::string_view subscription_tenant_id,
+                                                 absl::string_view subscription_id) = 0;
+  // Every delivery attempt count of the subscription, by tenant, connection
+  // and sequence.
+  virtual absl::StatusOr<std::vector<DeliveryAttemptRow>> ListDeliveryAttempts(
+      absl::string_view subscription_tenant_id, absl::string_view subscription_id) = 0;
+  // Inserts or replaces.
+  virtual absl::Status PutDeliveryAttempt(const DeliveryAttemptRow& row) = 0;
+  // Deletes the counts of one connection's events up to `through`.
+  virtual absl::Status DeleteDeliveryAttempts(absl::string_view subscription_tenant_id,
+                                              absl::string_view subscription_id,
+                                              absl::string_view tenant_id,
+                                              absl::string_view connection_id,
+                                              int64_t through) = 0;
+  // Deletes every count of the subscription (a seek starts them over).
+  virtual absl::Status DeleteAllDeliveryAttempts(absl::string_view subscription_tenant_id,
                                                  absl::string_view subscription_id) = 0;
   // Inserts or replaces.
   virtual absl::Status PutDeadLetter(const DeadLetterRow& row) = 0;

@@ -277,6 +277,68 @@ TEST_F(EngineTest, EventsOutOfAttemptsBecomeDeadLettersThatCanBeReplayed) {
   EXPECT_TRUE(DeadLetters(kSub).empty());
 }
 
+TEST_F(EngineTest, AttemptCountsGoOnAfterARestartSoTheMaximumHolds) {
+  v1::Subscription config;
+  config.set_max_delivery_attempts(3);
+  config.set_ordered(true);  // only the delivery in flight settles an event
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"poison"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("poison"));
+  Nack(stream, got);  // attempt 1 used
+  got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("poison"));
+  EXPECT_EQ(got[0].delivery_attempt(), 2);
+  const v1::ReceivedEvent before_restart = got[0];
+
+  // Attempt 2 is outstanding at the restart: it used up no attempt, but its
+  // number is taken.
+  RestartEngine();
+  OpenStream again = Open(kSub);
+  got = again.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("poison"));
+  EXPECT_EQ(got[0].delivery_attempt(), 3);
+  // The ack of the delivery before the restart settles nothing now.
+  Ack(again, {before_restart});
+  Nack(again, got);  // attempt 3: the second used
+  got = again.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("poison"));
+  EXPECT_EQ(got[0].delivery_attempt(), 4);
+
+  RestartEngine();  // counted again, from the store
+  OpenStream third = Open(kSub);
+  got = third.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("poison"));
+  EXPECT_EQ(got[0].delivery_attempt(), 5);
+  Nack(third, got);  // the third used: out of attempts
+  EXPECT_TRUE(third.sink->Take().empty());
+  ASSERT_TRUE(engine_->Checkpoint().ok());
+  std::vector<v1::DeadLetter> dead = DeadLetters(kSub);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].delivery_attempts(), 3);
+
+  // Resolved: the counts are gone from the store, and a seek starts over.
+  std::vector<storage::DeliveryAttemptRow> counts;
+  ASSERT_TRUE(store_
+                  ->Read([&](storage::Transaction& tx) -> absl::Status {
+                    SY_ASSIGN_OR_RETURN(counts, tx.ListDeliveryAttempts("acme", "orders"));
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_TRUE(counts.empty());
+  v1::SeekSubscriptionRequest seek;
+  seek.set_subscription(kSub);
+  seek.mutable_position()->set_connection(kErp);
+  seek.mutable_position()->set_after_sequence(dead[0].event().sequence() - 1);
+  ASSERT_TRUE(subscriptions_->Seek(seek, Scope::All()).ok());
+  engine_->Pump();
+  got = third.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("poison"));
+  EXPECT_EQ(got[0].delivery_attempt(), 1);
+}
+
 TEST_F(EngineTest, OrderedSubscriptionsKeepOneEventPerConnectionOutstanding) {
   v1::Subscription config;
   config.set_ordered(true);
@@ -377,7 +439,8 @@ TEST_F(EngineTest, AHalfClosedStreamReturnsItsEventsWithoutUsingAnAttempt) {
   OpenStream second = Open(kSub);
   std::vector<v1::ReceivedEvent> got = second.sink->Take();
   ASSERT_THAT(EventIds(got), ElementsAre("e1"));
-  EXPECT_EQ(got[0].delivery_attempt(), 1);
+  // The next attempt number, though the first used up no attempt.
+  EXPECT_EQ(got[0].delivery_attempt(), 2);
   // A consumer that breaks off instead uses the attempt up: a dead letter.
   engine_->Close(second.id, /*cancelled=*/true);
   engine_->Pump();
@@ -676,18 +739,31 @@ TEST_F(EngineTest, ReplicasShareASubscriptionsConnectionsAndTakeOverWhenOneDies)
   DeliveryEngine& cmms_engine = a_has_erp ? b : a;
   const OpenStream& cmms_stream = a_has_erp ? on_b : on_a;
   ack(cmms_engine, cmms_stream, a_has_erp ? at_b : at_a);
+  // e3 stays unacknowledged: nacked once, then sent again.
+  DeliveryEngine& erp_engine = a_has_erp ? a : b;
+  v1::StreamEventsRequest nack;
+  nack.add_nack_ids((a_has_erp ? at_a : at_b)[0].ack_id());
+  erp_engine.Handle(erp_stream.id, nack);
+  erp_engine.Pump();
+  got = erp_stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e3"));
+  EXPECT_EQ(got[0].delivery_attempt(), 2);
   ASSERT_TRUE(a.Checkpoint().ok());
   ASSERT_TRUE(b.Checkpoint().ok());
-  // e3 stays unacknowledged.
 
   // The replica holding erp dies (it stops renewing). Once its lease
   // expires, the other one takes erp over from its last written cursor: e3
-  // again, then e4, in order.
+  // again, then e4, in order. e3's failed attempt moved with it; the second
+  // delivery was not written (the replica died with it outstanding), so its
+  // number comes again.
   Publish(kErp, {"e4"});
   clock_.Advance(absl::Seconds(16));
   cmms_engine.Pump();
   cmms_engine.Pump();
-  EXPECT_THAT(EventIds(cmms_stream.sink->Take()), ElementsAre("e3", "e4"));
+  got = cmms_stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e3", "e4"));
+  EXPECT_EQ(got[0].delivery_attempt(), 2);
+  EXPECT_EQ(got[1].delivery_attempt(), 1);
   erp_stream.sink->Take();
 
   b.Shutdown();

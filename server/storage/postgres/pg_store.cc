@@ -262,6 +262,18 @@ CREATE TABLE delivery_members (
   PRIMARY KEY (subscription_tenant_id, subscription_id, holder)
 );
 )sql",
+    R"sql(
+CREATE TABLE delivery_attempts (
+  subscription_tenant_id TEXT COLLATE "C" NOT NULL,
+  subscription_id TEXT COLLATE "C" NOT NULL,
+  tenant_id TEXT COLLATE "C" NOT NULL,
+  connection_id TEXT COLLATE "C" NOT NULL,
+  sequence BIGINT NOT NULL,
+  attempts BIGINT NOT NULL,
+  free_attempts BIGINT NOT NULL,
+  PRIMARY KEY (subscription_tenant_id, subscription_id, tenant_id, connection_id, sequence)
+);
+)sql",
 };
 
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);

@@ -1072,6 +1072,7 @@ class SqlTransaction final : public Transaction {
         "DELETE FROM dead_letters WHERE subscription_tenant_id = ? AND subscription_id = ?",
         "DELETE FROM delivery_leases WHERE subscription_tenant_id = ? AND subscription_id = ?",
         "DELETE FROM delivery_members WHERE subscription_tenant_id = ? AND subscription_id = ?",
+        "DELETE FROM delivery_attempts WHERE subscription_tenant_id = ? AND subscription_id = ?",
     };
     for (const char* sql : kSql) {
       Query q(db_, sql);
@@ -1118,6 +1119,54 @@ class SqlTransaction final : public Transaction {
     static constexpr const char* kSql =
         "DELETE FROM subscription_cursors WHERE subscription_tenant_id = ? AND "
         "subscription_id = ?";
+    Query q(db_, kSql);
+    return q.BindAll(subscription_tenant_id, subscription_id).Run();
+  }
+  absl::StatusOr<std::vector<DeliveryAttemptRow>> ListDeliveryAttempts(
+      absl::string_view subscription_tenant_id, absl::string_view subscription_id) override {
+    static constexpr const char* kSql =
+        "SELECT subscription_tenant_id, subscription_id, tenant_id, connection_id, sequence, "
+        "attempts, free_attempts FROM delivery_attempts WHERE subscription_tenant_id = ? AND "
+        "subscription_id = ? ORDER BY tenant_id, connection_id, sequence";
+    Query q(db_, kSql);
+    q.BindAll(subscription_tenant_id, subscription_id);
+    return Collect<DeliveryAttemptRow>(q, [](const Query& q) {
+      return DeliveryAttemptRow{q.Text(0),
+                                q.Text(1),
+                                q.Text(2),
+                                q.Text(3),
+                                q.Int(4),
+                                static_cast<int>(q.Int(5)),
+                                static_cast<int>(q.Int(6))};
+    });
+  }
+  absl::Status PutDeliveryAttempt(const DeliveryAttemptRow& r) override {
+    static constexpr const char* kSql =
+        "INSERT INTO delivery_attempts (subscription_tenant_id, subscription_id, tenant_id, "
+        "connection_id, sequence, attempts, free_attempts) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+        "(subscription_tenant_id, subscription_id, tenant_id, connection_id, sequence) DO "
+        "UPDATE SET attempts = excluded.attempts, free_attempts = excluded.free_attempts";
+    Query q(db_, kSql);
+    return q
+        .BindAll(r.subscription_tenant_id, r.subscription_id, r.tenant_id, r.connection_id,
+                 r.sequence, r.attempts, r.free)
+        .Run();
+  }
+  absl::Status DeleteDeliveryAttempts(absl::string_view subscription_tenant_id,
+                                      absl::string_view subscription_id,
+                                      absl::string_view tenant_id, absl::string_view connection_id,
+                                      int64_t through) override {
+    static constexpr const char* kSql =
+        "DELETE FROM delivery_attempts WHERE subscription_tenant_id = ? AND subscription_id = ? "
+        "AND tenant_id = ? AND connection_id = ? AND sequence <= ?";
+    Query q(db_, kSql);
+    return q.BindAll(subscription_tenant_id, subscription_id, tenant_id, connection_id, through)
+        .Run();
+  }
+  absl::Status DeleteAllDeliveryAttempts(absl::string_view subscription_tenant_id,
+                                         absl::string_view subscription_id) override {
+    static constexpr const char* kSql =
+        "DELETE FROM delivery_attempts WHERE subscription_tenant_id = ? AND subscription_id = ?";
     Query q(db_, kSql);
     return q.BindAll(subscription_tenant_id, subscription_id).Run();
   }

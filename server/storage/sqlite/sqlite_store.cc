@@ -279,6 +279,18 @@ CREATE TABLE delivery_members (
   PRIMARY KEY (subscription_tenant_id, subscription_id, holder)
 ) WITHOUT ROWID;
 )sql",
+    R"sql(
+CREATE TABLE delivery_attempts (
+  subscription_tenant_id TEXT NOT NULL,
+  subscription_id TEXT NOT NULL,
+  tenant_id TEXT NOT NULL,
+  connection_id TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  attempts INTEGER NOT NULL,
+  free_attempts INTEGER NOT NULL,
+  PRIMARY KEY (subscription_tenant_id, subscription_id, tenant_id, connection_id, sequence)
+) WITHOUT ROWID;
+)sql",
 };
 
 constexpr int kSchemaVersion = sizeof(kMigrations) / sizeof(kMigrations[0]);
