@@ -289,6 +289,7 @@ absl::StatusOr<v1::RotateTenantDataKeyResponse> CredentialVault::RotateTenantKey
   const absl::Time now = clock_.Now();
   v1::RotateTenantDataKeyResponse response;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    response.Clear();  // the store may run this more than once
     SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(tenant_id));
     if (!tenant.has_value() || tenant->deleted) {
       return NotFound("TENANT_NOT_FOUND", absl::StrCat(req.name(), " does not exist"));
@@ -461,6 +462,9 @@ absl::StatusOr<v1::WebhookSecret> CredentialVault::RotateWebhookSecret(
   const absl::Time now = clock_.Now();
   v1::WebhookSecret result;
   SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    // The store may run this more than once (PostgreSQL, after a conflict):
+    // only the secrets of the run that commits are answered.
+    result.Clear();
     SY_RETURN_IF_ERROR(CheckConnection(tx, ref, scope, /*must_be_live=*/true));
     SY_ASSIGN_OR_RETURN(std::vector<storage::WebhookSecretRow> rows,
                         tx.ListWebhookSecrets(ref.tenant_id, ref.connection_id));

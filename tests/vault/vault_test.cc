@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "server/common/status.h"
 #include "tests/support/domain_fixture.h"
+#include "tests/support/rehearsing_store.h"
 
 namespace switchyard::vault {
 namespace {
@@ -256,6 +257,37 @@ TEST_F(CredentialVaultTest, TenantKeyReencryptionCoversWebhookSecrets) {
   auto keys = vault_->LoadWebhookKeys("acme", "erp");
   ASSERT_TRUE(keys.ok()) << keys.status();
   EXPECT_EQ(keys->signers.size(), 2u);
+}
+
+TEST_F(CredentialVaultTest, RotationsAnswerOnlyWhatTheirCommittedRunDid) {
+  // Every write's function runs once more before the run that commits, as
+  // after a lost conflict on PostgreSQL.
+  testing::RehearsingStore rehearsing(*store_);
+  vault::CredentialVault vault(rehearsing, *keyring_, clock_);
+  v1::RotateWebhookSecretRequest rotate;
+  rotate.set_name("tenants/acme/connections/erp/webhookSecret");
+  auto first = vault.RotateWebhookSecret(rotate, Scope::All(), /*can_reveal=*/true);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->secrets_size(), 1);
+  auto second = vault.RotateWebhookSecret(rotate, Scope::All(), /*can_reveal=*/true);
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_EQ(second->secrets_size(), 2);
+  ASSERT_EQ(second->expire_times_size(), 2);
+  // What was answered is what was stored.
+  v1::GetWebhookSecretRequest get;
+  get.set_name("tenants/acme/connections/erp/webhookSecret");
+  auto stored = vault_->GetWebhookSecret(get, Scope::All(), /*can_reveal=*/true);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_EQ(stored->secrets_size(), 2);
+  EXPECT_EQ(stored->secrets(0), second->secrets(0));
+  EXPECT_EQ(stored->secrets(1), first->secrets(0));
+
+  v1::RotateTenantDataKeyRequest now;
+  now.set_name("tenants/acme");
+  now.set_reencrypt(true);
+  auto rotated = vault.RotateTenantKey(now);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  EXPECT_EQ(rotated->reencrypted(), 2);  // the two secrets, counted once
 }
 
 TEST_F(CredentialVaultTest, DeletingATenantDestroysItsDataKeySoOldCiphertextIsUnrecoverable) {
