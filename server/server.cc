@@ -20,6 +20,7 @@
 #include "server/api/http/webhook_handler.h"
 #include "server/catalog/catalog.h"
 #include "server/common/log.h"
+#include "server/common/names.h"
 #include "server/common/proto_time.h"
 #include "server/common/status.h"
 #include "server/connections/connections.h"
@@ -113,6 +114,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   if (options.delivery.max_unread_bytes < (int64_t{64} << 10)) {
     return InvalidArgument("INVALID_OPTION",
                            "a stream's unread bytes must be allowed 64 KiB at least");
+  }
+  if (options.ingest.max_body_bytes < 1 || options.ingest.max_body_bytes > kMaxMessageEventBytes) {
+    // Every stored event must fit one message a gRPC client can receive.
+    return InvalidArgument("INVALID_OPTION", "the webhook body limit must be 1 byte to 3 MiB");
   }
   if (keyring == nullptr) {
     return FailedPrecondition("NO_MASTER_KEY", "the server needs a master keyring");
@@ -235,6 +240,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
                              ClampedMillis(options.max_connection_age_grace));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ClampedMillis(options.keepalive_time));
+  // Requests of at most 4 MiB, gRPC's usual limit, said here so that it is
+  // the documented one (PublishEvents batches count against it).
+  builder.SetMaxReceiveMessageSize(4 << 20);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // Clients may ping idle connections every 10 s without being cut off.

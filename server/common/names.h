@@ -3,6 +3,7 @@
 
 // Resource ids, resource names and page tokens (AIP-122, AIP-158).
 
+#include <cstddef>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -42,6 +43,11 @@ absl::Status ValidateRequestId(absl::string_view request_id);
 // Hex SHA-256 over the length-prefixed `parts`: a stable fingerprint of a
 // request's parameters, used to recognise retries.
 std::string Fingerprint(std::initializer_list<absl::string_view> parts);
+
+// Most bytes of events in one list page or stream message: gRPC clients
+// receive messages of at most 4 MiB by default, so pages and messages stop
+// below that (one event alone may exceed it: bodies are at most 3 MiB).
+inline constexpr size_t kMaxMessageEventBytes = size_t{3} << 20;
 
 // A validated page size: 0 becomes 50, values above 1000 become 1000, negative
 // values fail with INVALID_ARGUMENT / INVALID_PAGE_SIZE.

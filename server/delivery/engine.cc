@@ -112,6 +112,7 @@ struct DeliveryEngine::Stream {
   int outstanding = 0;
   int64_t outstanding_bytes = 0;
   v1::StreamEventsResponse batch;  // being assembled
+  size_t batch_bytes = 0;           // its encoded size, kept below kMaxMessageEventBytes
 
   // At least one event is always allowed, whatever its size.
   bool HasRoom() const {
@@ -980,7 +981,17 @@ bool DeliveryEngine::Dispatch(Sub& sub, absl::Time now) {
       d.replay = waiting.replay;
       ++stream->outstanding;
       stream->outstanding_bytes += static_cast<int64_t>(d.event->body().size());
+      // A message stays below the clients' 4 MiB limit: one that would grow
+      // past kMaxMessageEventBytes is sent first.
+      const size_t event_bytes = d.event->ByteSizeLong() + 64;
+      if (stream->batch.received_events_size() > 0 &&
+          stream->batch_bytes + event_bytes > kMaxMessageEventBytes) {
+        stream->sink->Send(std::move(stream->batch));
+        stream->batch.Clear();
+        stream->batch_bytes = 0;
+      }
       if (stream->batch.received_events_size() == 0) batched_.push_back(stream->id);
+      stream->batch_bytes += event_bytes;
       v1::ReceivedEvent* received = stream->batch.add_received_events();
       received->set_ack_id(FormatAckId(lane->key, sequence, d.attempt, sub.generation));
       *received->mutable_event() = *d.event;
@@ -988,6 +999,7 @@ bool DeliveryEngine::Dispatch(Sub& sub, absl::Time now) {
       if (stream->batch.received_events_size() >= options_.max_events_per_message) {
         stream->sink->Send(std::move(stream->batch));
         stream->batch.Clear();
+        stream->batch_bytes = 0;
       }
       sub.expiries.push(Expiry{d.deadline, lane, sequence, d.attempt});
       d.queued = d.deadline;
@@ -1570,6 +1582,7 @@ void DeliveryEngine::SendBatches() {
     if (it == streams_.end() || it->second->batch.received_events_size() == 0) continue;
     it->second->sink->Send(std::move(it->second->batch));
     it->second->batch.Clear();
+    it->second->batch_bytes = 0;
   }
   batched_.clear();
 }

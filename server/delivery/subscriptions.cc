@@ -271,7 +271,12 @@ absl::StatusOr<v1::ListDeadLettersResponse> SubscriptionManager::ListDeadLetters
     if (!row.has_value()) return Missing(req.subscription());
     SY_ASSIGN_OR_RETURN(std::vector<storage::DeadLetterRow> rows,
                         tx.ListDeadLetters(key.tenant_id, key.id, after, page_size + 1, false));
+    // A page stays one message a client can receive: it ends early once its
+    // events hold kMaxMessageEventBytes.
+    size_t bytes = 0;
+    int taken = 0;
     for (int i = 0; i < static_cast<int>(rows.size()) && i < page_size; ++i) {
+      if (bytes >= kMaxMessageEventBytes) break;
       const storage::DeadLetterRow& d = rows[i];
       v1::DeadLetter* out = response.add_dead_letters();
       SY_ASSIGN_OR_RETURN(std::optional<storage::EventRow> event,
@@ -286,10 +291,12 @@ absl::StatusOr<v1::ListDeadLettersResponse> SubscriptionManager::ListDeadLetters
       out->set_delivery_attempts(d.attempts);
       switchyard::ToProto(d.dead_time, out->mutable_dead_time());
       out->set_replaying(d.replaying);
+      bytes += out->ByteSizeLong();
+      ++taken;
     }
-    if (static_cast<int>(rows.size()) > page_size) {
+    if (static_cast<int>(rows.size()) > taken) {
       response.set_next_page_token(
-          EncodePageToken(token_scope, absl::StrCat(rows[page_size - 1].position)));
+          EncodePageToken(token_scope, absl::StrCat(rows[taken - 1].position)));
     }
     return absl::OkStatus();
   }));

@@ -1,5 +1,7 @@
 #include "server/events/event_log.h"
 
+#include <algorithm>
+
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
@@ -118,11 +120,33 @@ absl::StatusOr<v1::ListEventsResponse> EventLog::List(const v1::ListEventsReques
   if (!scope.AllowsConnection(ids[0], ids[1])) return missing();
   std::vector<storage::EventRow> rows;
   SY_RETURN_IF_ERROR(store_.Read([&](storage::Transaction& tx) -> absl::Status {
+    rows.clear();
     SY_ASSIGN_OR_RETURN(std::optional<storage::TenantRow> tenant, tx.GetTenant(ids[0]));
     SY_ASSIGN_OR_RETURN(std::optional<storage::ConnectionRow> connection,
                         tx.GetConnection(ids[0], ids[1]));
     if (!tenant.has_value() || tenant->deleted || !connection.has_value()) return missing();
-    SY_ASSIGN_OR_RETURN(rows, tx.ListEvents(ids[0], ids[1], req.after_sequence(), page_size));
+    // Read in small chunks until the page is full or holds
+    // kMaxMessageEventBytes: a page of large events stays one message a
+    // client can receive, and memory stays bounded.
+    constexpr int kChunk = 32;
+    int64_t after = req.after_sequence();
+    size_t bytes = 0;
+    while (static_cast<int>(rows.size()) < page_size && bytes < kMaxMessageEventBytes) {
+      const int want = std::min(kChunk, page_size - static_cast<int>(rows.size()));
+      SY_ASSIGN_OR_RETURN(std::vector<storage::EventRow> chunk,
+                          tx.ListEvents(ids[0], ids[1], after, want));
+      for (storage::EventRow& row : chunk) {
+        const size_t size = row.body.size() + row.event_id.size() + row.type.size() + 128;
+        if (!rows.empty() && bytes + size > kMaxMessageEventBytes) {
+          bytes = kMaxMessageEventBytes;  // full
+          break;
+        }
+        bytes += size;
+        after = row.sequence;
+        rows.push_back(std::move(row));
+      }
+      if (static_cast<int>(chunk.size()) < want) break;
+    }
     return absl::OkStatus();
   }));
   v1::ListEventsResponse response;

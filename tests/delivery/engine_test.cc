@@ -2,6 +2,7 @@
 
 #include <deque>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/proto_time.h"
@@ -19,6 +20,7 @@ using ::testing::ElementsAre;
 class RecordingSink final : public StreamSink {
  public:
   void Send(v1::StreamEventsResponse response) override {
+    message_bytes.push_back(response.ByteSizeLong());
     for (const auto& r : response.received_events()) received.push_back(r);
   }
   void End(absl::Status status) override {
@@ -33,6 +35,7 @@ class RecordingSink final : public StreamSink {
   }
 
   std::deque<v1::ReceivedEvent> received;
+  std::vector<size_t> message_bytes;  // of every message sent
   std::optional<absl::Status> ended;
 };
 
@@ -337,6 +340,26 @@ TEST_F(EngineTest, AttemptCountsGoOnAfterARestartSoTheMaximumHolds) {
   got = third.sink->Take();
   ASSERT_THAT(EventIds(got), ElementsAre("poison"));
   EXPECT_EQ(got[0].delivery_attempt(), 1);
+}
+
+TEST_F(EngineTest, LargeEventsGoInMessagesAClientCanReceive) {
+  CreateSubscription("tenants/acme", "orders");
+  OpenStream stream = Open(kSub);
+  v1::PublishEventsRequest publish;
+  publish.set_parent(kErp);
+  for (int i = 0; i < 5; ++i) {
+    auto* e = publish.add_events();
+    e->set_event_id(absl::StrCat("big-", i));
+    e->set_body(std::string(900 << 10, 'x'));
+  }
+  ASSERT_TRUE(log_->Publish(publish, Scope::All(), clock_.Now()).ok());
+  engine_->Pump();
+  EXPECT_THAT(EventIds(stream.sink->Take()),
+              ElementsAre("big-0", "big-1", "big-2", "big-3", "big-4"));
+  // Five events of 900 KiB would make one 4.5 MiB message, above gRPC's
+  // usual 4 MiB limit for what a client receives.
+  EXPECT_GE(stream.sink->message_bytes.size(), 2u);
+  for (size_t bytes : stream.sink->message_bytes) EXPECT_LT(bytes, size_t{4} << 20);
 }
 
 TEST_F(EngineTest, OrderedSubscriptionsKeepOneEventPerConnectionOutstanding) {

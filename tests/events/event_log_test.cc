@@ -1,5 +1,6 @@
 #include "server/events/event_log.h"
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/common/status.h"
 #include "tests/support/domain_fixture.h"
@@ -116,6 +117,34 @@ TEST_F(EventLogTest, PublishedBatchesAreStoredInOrderAndDeduplicated) {
   ASSERT_EQ(events.size(), 4u);  // created + po-1..po-3
   EXPECT_EQ(events[3].event_id(), "po-3");
   EXPECT_EQ(events[3].source(), v1::Event::API);
+}
+
+TEST_F(EventLogTest, APageOfLargeEventsEndsEarlySoThatAClientCanReceiveIt) {
+  v1::PublishEventsRequest publish;
+  publish.set_parent("tenants/acme/connections/erp");
+  for (int i = 0; i < 5; ++i) {
+    auto* e = publish.add_events();
+    e->set_event_id(absl::StrCat("big-", i));
+    e->set_body(std::string(900 << 10, 'x'));
+  }
+  ASSERT_TRUE(log_->Publish(publish, Scope::All(), clock_.Now()).ok());
+  std::vector<std::string> seen;
+  v1::ListEventsRequest req;
+  req.set_parent("tenants/acme/connections/erp");
+  req.set_page_size(1000);
+  int pages = 0;
+  while (true) {
+    auto page = log_->List(req, Scope::All());
+    ASSERT_TRUE(page.ok()) << page.status();
+    if (page->events().empty()) break;
+    ++pages;
+    EXPECT_LT(page->ByteSizeLong(), size_t{4} << 20);  // gRPC's usual limit
+    for (const v1::Event& e : page->events()) seen.push_back(e.event_id());
+    req.set_after_sequence(page->last_sequence());
+  }
+  EXPECT_GE(pages, 2);
+  ASSERT_EQ(seen.size(), 6u);  // created + the five, each once, in order
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(seen[static_cast<size_t>(i) + 1], absl::StrCat("big-", i));
 }
 
 TEST_F(EventLogTest, BadBatchesAreRefusedAndStoreNothing) {
