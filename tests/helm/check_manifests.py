@@ -646,9 +646,13 @@ BAD_VALUES = [
     ("gRPC and HTTP on the same port", ["--set", "server.httpPort=50051"], "must differ"),
     ("a secret-looking extra flag", ["--set", "server.extraFlags.api_secret=x"], "secret"),
     ("an extra flag the chart owns", ["--set", "server.extraFlags.listen=0.0.0.0:1"], "set by the chart"),
+    ("one replica id for every pod", ["--set", "server.extraFlags.replica_id=x"], "cannot be used"),
+    ("dev mode in a deployment", ["--set", "server.extraFlags.dev_mode=true"], "cannot be used"),
     ("a probe on an unknown health service", ["--set", "readinessProbe.service=foo"], "service"),
     ("a persistence size that is no quantity", ["--set", "persistence.size=ten"], "size"),
     ("a bad service type", ["--set", "service.type=Magic"], "type"),
+    ("a webhook body limit above 3 MiB",
+     ["--set", "server.webhooks.maxBodyBytes=4194304"], "maxBodyBytes"),
     ("a webhook rate of 0", ["--set", "server.webhooks.ratePerConnection=0"], "ratePerConnection"),
     ("a webhook rate that is no number", ["--set", "server.webhooks.ratePerConnection=fast"], "ratePerConnection"),
 ]

@@ -203,6 +203,10 @@ Checks of combinations the schema cannot express; fails rendering with a clear m
 {{- if regexMatch "^(listen|http_listen|health_listen|data_dir|flagfile|master_key_file|bootstrap_operator_key_file|tls_cert_file|tls_key_file|tls_client_ca_file|drain_deadline|database_url|database_password_file|catalog_file)$" $key }}
 {{- fail (printf "server.extraFlags.%s is set by the chart from its own values" $key) }}
 {{- end }}
+{{- /* One replica id for every pod would make them all deliver the same connections; dev mode mints an operator key; the others are for local runs. */}}
+{{- if regexMatch "^(replica_id|dev_mode|port_file|plaintext_listen)$" $key }}
+{{- fail (printf "server.extraFlags.%s cannot be used in a deployment" $key) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
