@@ -341,6 +341,30 @@ std::string ConnectionName(const std::string& short_name) {
 }
 
 // One human-readable line per delivered event.
+// Text from event senders, safe for a terminal: control characters (C0,
+// DEL and the C1 range in UTF-8), which could drive the terminal, become '.';
+// line breaks and tabs become spaces.
+std::string Printable(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c == '\n' || c == '\r' || c == '\t') {
+      out.push_back(' ');
+    } else if (c < 0x20 || c == 0x7f) {
+      out.push_back('.');
+    } else if (c == 0xc2 && i + 1 < text.size() &&
+               static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      out.push_back('.');
+      ++i;
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
 void PrintDelivery(const v1::ReceivedEvent& r) {
   if (absl::GetFlag(FLAGS_json)) {
     std::string json;
@@ -351,16 +375,13 @@ void PrintDelivery(const v1::ReceivedEvent& r) {
     return;
   }
   const v1::Event& e = r.event();
-  std::string body = e.body().substr(0, 120);
-  for (char& ch : body) {
-    if (ch == '\n' || ch == '\r' || ch == '\t') ch = ' ';
-  }
+  const std::string body = Printable(e.body().substr(0, 120));
   const std::string& name = e.name();
   std::cout << absl::FormatTime("%Y-%m-%d %H:%M:%S",
                                 absl::FromUnixSeconds(e.receive_time().seconds()),
                                 absl::UTCTimeZone())
             << "  " << name.substr(0, name.rfind("/events/")) << "  #" << e.sequence() << "  "
-            << (e.type().empty() ? "-" : e.type()) << "  " << e.event_id() << "  attempt "
+            << (e.type().empty() ? "-" : Printable(e.type())) << "  " << e.event_id() << "  attempt "
             << r.delivery_attempt() << "  " << body << (e.body().size() > 120 ? "..." : "")
             << std::endl;
 }
@@ -452,7 +473,7 @@ int Subscriptions(client::GatewayClient& c, const std::vector<std::string>& args
     if (letters->empty()) std::cout << "(none)\n";
     for (const v1::DeadLetter& d : *letters) {
       std::cout << d.event().name() << "  " << d.event().event_id() << "  "
-                << (d.event().type().empty() ? "-" : d.event().type()) << "  attempts "
+                << (d.event().type().empty() ? "-" : Printable(d.event().type())) << "  attempts "
                 << d.delivery_attempts() << "  dead since "
                 << absl::FormatTime("%Y-%m-%d %H:%M:%S",
                                     absl::FromUnixSeconds(d.dead_time().seconds()),
