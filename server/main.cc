@@ -6,9 +6,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include <openssl/crypto.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -199,14 +202,21 @@ int main(int argc, char** argv) {
   sources.operator_key_file = absl::GetFlag(FLAGS_bootstrap_operator_key_file);
   sources.dev_mode = absl::GetFlag(FLAGS_dev_mode);
   sources.data_dir = options.data_dir;
-  if (const char* env = std::getenv("SWITCHYARD_MASTER_KEY")) sources.master_key_env = env;
-  if (const char* env = std::getenv("SWITCHYARD_OPERATOR_KEY")) sources.operator_key_env = env;
-  // Keys are not left in the environment for anything this process starts.
-  unsetenv("SWITCHYARD_MASTER_KEY");
-  unsetenv("SWITCHYARD_OPERATOR_KEY");
+  // Keys are taken out of the environment: overwritten where they are (the
+  // process's initial environment, which /proc/<pid>/environ shows), then
+  // removed, so that nothing this process starts inherits them.
+  for (auto [name, target] : {std::pair{"SWITCHYARD_MASTER_KEY", &sources.master_key_env},
+                              std::pair{"SWITCHYARD_OPERATOR_KEY", &sources.operator_key_env}}) {
+    if (char* env = std::getenv(name)) {
+      *target = env;
+      OPENSSL_cleanse(env, std::strlen(env));
+    }
+    unsetenv(name);
+  }
   if (sources.dev_mode) std::filesystem::create_directories(options.data_dir);
   auto keys = switchyard::LoadStartupKeys(sources);
   switchyard::crypto::Wipe(sources.master_key_env);
+  switchyard::crypto::Wipe(sources.operator_key_env);
   if (!keys.ok()) {
     switchyard::log::Error("cannot start", {{"error", keys.status().ToString()}});
     return 1;

@@ -4,15 +4,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
+
+#include <openssl/crypto.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "server/auth/token_format.h"
 #include "server/common/log.h"
 #include "server/common/status.h"
+#include "server/crypto/secret.h"
 
 namespace switchyard {
 namespace {
@@ -24,11 +26,35 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view 
     log::Warning("key file is readable by every user; make it mode 0600 or 0640",
                  {{"file", path}, {"what", what}});
   }
-  std::ifstream in(path);
-  if (!in) return NotFound("KEY_FILE_UNREADABLE", absl::StrCat("cannot read ", what, " ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  // Read straight into one string (no stream buffers left holding copies
+  // of the key); the caller wipes it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NotFound("KEY_FILE_UNREADABLE", absl::StrCat("cannot read ", what, " ", path));
+  std::string text;
+  text.reserve(64 << 10);
+  char chunk[4096];
+  bool failed = false;
+  while (true) {
+    const ssize_t n = ::read(fd, chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      failed = n < 0;
+      break;
+    }
+    if (text.size() + static_cast<size_t>(n) > text.capacity()) {
+      failed = true;  // key files are small; this is something else
+      break;
+    }
+    text.append(chunk, static_cast<size_t>(n));
+  }
+  OPENSSL_cleanse(chunk, sizeof(chunk));
+  ::close(fd);
+  if (failed) {
+    crypto::Wipe(text);
+    return NotFound("KEY_FILE_UNREADABLE",
+                    absl::StrCat("cannot read ", what, " ", path, " (or it is over 64 KiB)"));
+  }
+  return text;
 }
 
 // Reads `path`, or creates it (mode 0600) with `make()` when missing.
@@ -97,8 +123,9 @@ absl::StatusOr<StartupKeys> LoadStartupKeys(const KeySources& sources) {
     log::Warning("DEV MODE: operator key written to a file; use it as the bearer credential",
                  {{"operator_key_file", path}});
   }
-  keys.bootstrap_operator_key =
-      std::string(absl::StripAsciiWhitespace(keys.bootstrap_operator_key));
+  std::string stripped(absl::StripAsciiWhitespace(keys.bootstrap_operator_key));
+  crypto::Wipe(keys.bootstrap_operator_key);
+  keys.bootstrap_operator_key = std::move(stripped);
   return keys;
 }
 

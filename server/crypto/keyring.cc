@@ -1,5 +1,7 @@
 #include "server/crypto/keyring.h"
 
+#include <vector>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -17,16 +19,25 @@ absl::Status Invalid(absl::string_view why) {
 
 absl::StatusOr<std::unique_ptr<MasterKeyring>> MasterKeyring::Parse(absl::string_view text) {
   auto ring = std::unique_ptr<MasterKeyring>(new MasterKeyring());
-  int line = 0;
-  for (absl::string_view entry : absl::StrSplit(text, absl::ByAnyChar(",\n"))) {
-    ++line;
+  // Lines first: a comment line is dropped whole, commas and all (a key in a
+  // commented-out line must not come back); the others may hold several
+  // comma-separated entries.
+  std::vector<absl::string_view> entries;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line.front() == '#') continue;
+    for (absl::string_view entry : absl::StrSplit(line, ',')) entries.push_back(entry);
+  }
+  int number = 0;
+  for (absl::string_view entry : entries) {
+    ++number;
     entry = absl::StripAsciiWhitespace(entry);
-    if (entry.empty() || entry.front() == '#') continue;
+    if (entry.empty()) continue;
     std::pair<absl::string_view, absl::string_view> parts =
         absl::StrSplit(entry, absl::MaxSplits(':', 1));
     if (parts.second.empty() || !ValidateId("key id", parts.first).ok()) {
       return Invalid(
-          absl::StrCat("entry ", line, " must be ID:BASE64KEY with a lowercase id such as k1"));
+          absl::StrCat("entry ", number, " must be ID:BASE64KEY with a lowercase id such as k1"));
     }
     std::string key;
     if (!absl::Base64Unescape(parts.second, &key) || key.size() != kAes256KeySize) {

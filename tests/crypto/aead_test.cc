@@ -56,6 +56,22 @@ TEST(MasterKeyringTest, ParsesEntriesAndUsesTheFirstAsPrimary) {
   EXPECT_EQ((*ring)->ids(), (std::vector<std::string>{"k2", "k1"}));
 }
 
+TEST(MasterKeyringTest, CommentLinesAreDroppedWholeCommasAndAll) {
+  std::string a(MasterKeyring::Generate("k2").second.view());
+  std::string b(MasterKeyring::Generate("k1").second.view());
+  a.pop_back();  // the line end
+  b.pop_back();
+  // A comment with a comma, and a retired key in a commented-out line.
+  auto ring = MasterKeyring::Parse("# retired 2026-05, remove after rewrap\n" + a + "\n# k0:" +
+                                   b.substr(3) + "," + b + "\n");
+  ASSERT_TRUE(ring.ok()) << ring.status();
+  EXPECT_EQ((*ring)->ids(), (std::vector<std::string>{"k2"}));
+  // Several entries on one line still count.
+  auto both = MasterKeyring::Parse(a + ", " + b);
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_EQ((*both)->ids(), (std::vector<std::string>{"k2", "k1"}));
+}
+
 TEST(MasterKeyringTest, RejectsMalformedKeyringsWithoutEchoingKeys) {
   for (const char* bad : {"", "# only a comment\n", "k1:not-base64!", "k1:c2hvcnQ=",
                           "K1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "nocolon"}) {

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -77,6 +78,14 @@ TEST_F(SecurityTest, MasterKeyFromTheEnvironmentAndRotationWithoutDowntime) {
   auto server = testing::ServerProcess::Start(dir_.path(), op_flag, /*default_keys=*/false);
   unsetenv("SWITCHYARD_MASTER_KEY");
   ASSERT_TRUE(server.ok()) << server.status();
+  {
+    // The key is gone from the process's environment as others can read it.
+    std::ifstream environ_file(absl::StrCat("/proc/", (*server)->pid(), "/environ"));
+    const std::string environ_text((std::istreambuf_iterator<char>(environ_file)),
+                                   std::istreambuf_iterator<char>());
+    ASSERT_FALSE(environ_text.empty());
+    EXPECT_EQ(environ_text.find(k1.substr(3, 40)), std::string::npos);
+  }
   client::ClientOptions options;
   options.api_key = auth_key_;
   auto c = Client((*server)->target(), options);
