@@ -188,6 +188,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       storage::FanOut({server->keys_.get(), server->vault_.get(), server->delivery_.get()});
   server->store_->SetChangeListener(server->change_listeners_.get());
   server->delivery_->Start();
+  // Streams of revoked or cut-short keys end at once.
+  server->keys_->SetKeysChangedListener(
+      [engine = server->delivery_.get()] { engine->KeysChanged(); });
   server->subscriptions_ = std::make_unique<delivery::SubscriptionManager>(
       *server->store_, clock,
       [engine = server->delivery_.get()](const std::string& name) { engine->Invalidate(name); },
@@ -610,6 +613,7 @@ void Server::Shutdown() {
   if (feeds_ != nullptr) feeds_->Shutdown();
   prober_.reset();
   if (delivery_ != nullptr) {
+    if (keys_ != nullptr) keys_->SetKeysChangedListener(nullptr);
     delivery_->Shutdown();
     store_->SetCommitListener(nullptr);
   }

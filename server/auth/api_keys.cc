@@ -197,9 +197,12 @@ void ApiKeyManager::ChangesAnnounced(const std::vector<storage::ChangeNotice>& c
   std::vector<std::string> ids;
   for (const storage::ChangeNotice& c : changes) {
     if (c.topic == storage::kEverythingChanged) {
-      absl::MutexLock lock(&mu_);
-      ++generation_;
-      cache_.clear();
+      {
+        absl::MutexLock lock(&mu_);
+        ++generation_;
+        cache_.clear();
+      }
+      NotifyKeysChanged();
       return;
     }
     if (c.topic == kApiKeyTopic) ids.push_back(c.id);
@@ -208,17 +211,34 @@ void ApiKeyManager::ChangesAnnounced(const std::vector<storage::ChangeNotice>& c
 }
 
 void ApiKeyManager::Forget(const std::vector<std::string>& key_ids) {
-  absl::MutexLock lock(&mu_);
-  ++generation_;
-  if (key_ids.empty()) return;
-  absl::flat_hash_set<absl::string_view> ids(key_ids.begin(), key_ids.end());
-  for (auto it = cache_.begin(); it != cache_.end();) {
-    if (ids.contains(it->second.principal.key_id)) {
-      cache_.erase(it++);
-    } else {
-      ++it;
+  {
+    absl::MutexLock lock(&mu_);
+    ++generation_;
+    if (key_ids.empty()) return;
+    absl::flat_hash_set<absl::string_view> ids(key_ids.begin(), key_ids.end());
+    for (auto it = cache_.begin(); it != cache_.end();) {
+      if (ids.contains(it->second.principal.key_id)) {
+        cache_.erase(it++);
+      } else {
+        ++it;
+      }
     }
   }
+  NotifyKeysChanged();
+}
+
+void ApiKeyManager::SetKeysChangedListener(std::function<void()> listener) {
+  absl::MutexLock lock(&mu_);
+  keys_changed_ = std::move(listener);
+}
+
+void ApiKeyManager::NotifyKeysChanged() {
+  std::function<void()> listener;
+  {
+    absl::MutexLock lock(&mu_);
+    listener = keys_changed_;
+  }
+  if (listener) listener();
 }
 
 absl::Status ApiKeyManager::EnsureBootstrapOperatorKey(absl::string_view token) {

@@ -6,6 +6,7 @@
 // server key, verified in constant time, never logged (at most the last four
 // characters are shown).
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -109,6 +110,11 @@ class ApiKeyManager final : public storage::ChangeListener {
   // Drops the cached verifications of `key_ids`, and keeps any verification
   // that read the store before this call from entering the cache.
   void Forget(const std::vector<std::string>& key_ids) ABSL_LOCKS_EXCLUDED(mu_);
+  // Calls `listener` (on the thread that forgot them) whenever keys were
+  // revoked, cut short or forgotten, so that long-lived calls authorized by
+  // them (event streams) are checked again. It must not block or call back
+  // into this manager. Replaces an earlier listener; empty: none.
+  void SetKeysChangedListener(std::function<void()> listener) ABSL_LOCKS_EXCLUDED(mu_);
   // storage::ChangeListener: keys revoked or rotated through another replica
   // are forgotten here too, instead of living on until the cache TTL.
   void ChangesAnnounced(const std::vector<storage::ChangeNotice>& changes) override
@@ -132,6 +138,7 @@ class ApiKeyManager final : public storage::ChangeListener {
   static v1::ApiKey ToProto(const storage::ApiKeyRow& row, absl::Time now);
 
  private:
+  void NotifyKeysChanged() ABSL_LOCKS_EXCLUDED(mu_);
   struct CacheEntry {
     Principal principal;
     absl::Time key_expire_time;
@@ -153,6 +160,7 @@ class ApiKeyManager final : public storage::ChangeListener {
   absl::flat_hash_map<std::string, CacheEntry> cache_ ABSL_GUARDED_BY(mu_);  // by hash
   // Bumped by Forget: a lookup that started before may not fill the cache.
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::function<void()> keys_changed_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> pending_use_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> recorded_use_ ABSL_GUARDED_BY(mu_);
 };

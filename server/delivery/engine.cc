@@ -90,7 +90,17 @@ absl::Status Malformed(absl::string_view message) {
 }  // namespace
 
 struct DeliveryEngine::Work {
-  enum Kind { kOpen, kRequest, kClose, kInvalidate, kReplay, kNotices, kFlushed, kForwarded };
+  enum Kind {
+    kOpen,
+    kRequest,
+    kClose,
+    kInvalidate,
+    kReplay,
+    kNotices,
+    kFlushed,
+    kForwarded,
+    kReauthorize
+  };
   Kind kind = kOpen;
   StreamId stream = 0;
   std::shared_ptr<StreamSink> sink;
@@ -105,6 +115,7 @@ struct DeliveryEngine::Work {
 struct DeliveryEngine::Stream {
   StreamId id = 0;
   std::shared_ptr<StreamSink> sink;
+  Authorizer authorize;  // run again when keys change, and every reauthorize_interval
   Scope scope;
   std::string sub;  // name, once attached
   int max_events = kDefaultMaxEvents;
@@ -462,8 +473,9 @@ void DeliveryEngine::Pump() {
   if (shut_down_) return;
   absl::Time now = clock_.Now();
   for (Work& w : work) Apply(w, now);
+  if (now >= next_reauthorize_) Reauthorize(now);
 
-  absl::Time wake = absl::InfiniteFuture();
+  absl::Time wake = next_reauthorize_;
   std::vector<std::string> names;
   names.reserve(subs_.size());
   for (const auto& [name, sub] : subs_) names.push_back(name);
@@ -539,6 +551,7 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
       stream->id = w.stream;
       stream->sink = std::move(w.sink);
       absl::StatusOr<Scope> scope = w.authorize();
+      stream->authorize = std::move(w.authorize);
       ++open_streams_;
       streams_[w.stream] = std::move(stream);
       if (!scope.ok()) {
@@ -548,6 +561,9 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
       streams_[w.stream]->scope = *std::move(scope);
       return;
     }
+    case Work::kReauthorize:
+      Reauthorize(now);
+      return;
     case Work::kRequest: {
       auto it = streams_.find(w.stream);
       if (it == streams_.end()) return;
@@ -612,6 +628,26 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
       return;
     }
   }
+}
+
+void DeliveryEngine::KeysChanged() {
+  Work work;
+  work.kind = Work::kReauthorize;
+  Post(std::move(work));
+}
+
+void DeliveryEngine::Reauthorize(absl::Time now) {
+  next_reauthorize_ = now + options_.reauthorize_interval;
+  std::vector<std::pair<StreamId, absl::Status>> refused;
+  for (const auto& [id, stream] : streams_) {
+    if (!stream->authorize) continue;
+    // A key's scope never changes: only whether it is still valid matters.
+    absl::StatusOr<Scope> scope = stream->authorize();
+    if (!scope.ok()) refused.emplace_back(id, scope.status());
+  }
+  // The client did nothing wrong with its events: they come back without
+  // using up an attempt.
+  for (auto& [id, status] : refused) EndStream(id, std::move(status), /*used_attempts=*/false);
 }
 
 void DeliveryEngine::Attach(Stream& stream, v1::StreamEventsRequest& request, absl::Time now) {

@@ -88,6 +88,10 @@ struct EngineOptions {
   // its connection lives on) is cancelled by the transport, so that its
   // events go to other streams. Default 64 MiB.
   int64_t max_unread_bytes = int64_t{64} << 20;
+  // How often every stream's credential is checked again (expiry, and
+  // revocations this replica was not told of); KeysChanged checks at once.
+  // Default 10s.
+  absl::Duration reauthorize_interval = absl::Seconds(10);
 };
 
 // Counters since start, for logs, metrics and benchmarks.
@@ -152,6 +156,14 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   // INVALID_ARGUMENT; a subscription that does not exist or is outside the
   // stream's scope, with NOT_FOUND.
   void Handle(StreamId stream, v1::StreamEventsRequest request) ABSL_LOCKS_EXCLUDED(inbox_mu_);
+  // API keys were revoked, cut short or forgotten: every stream's credential
+  // is checked again (its Authorizer runs on the engine thread), and a stream
+  // whose check fails ends with that status (UNAUTHENTICATED, for example);
+  // its outstanding events come back without using an attempt. Streams are
+  // checked every EngineOptions::reauthorize_interval as well, so that keys
+  // that expire end their streams.
+  void KeysChanged() ABSL_LOCKS_EXCLUDED(inbox_mu_);
+
   // The client is done: its outstanding events are delivered again on other
   // streams, and the stream is ended with OK. After a half-close they use
   // up no attempt (they were sent, not failed), though the next delivery
@@ -210,6 +222,7 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   void Apply(Work& work, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   void Attach(Stream& stream, v1::StreamEventsRequest& request, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  void Reauthorize(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   // Ends a stream; its outstanding events return to the subscription,
   // counting as failed attempts when `used_attempts`.
   void EndStream(StreamId id, absl::Status status, bool used_attempts = true)
@@ -294,6 +307,7 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   // Streams with a message being assembled.
   std::vector<StreamId> batched_ ABSL_GUARDED_BY(pump_mu_);
   uint64_t next_incarnation_ ABSL_GUARDED_BY(pump_mu_) = 1;
+  absl::Time next_reauthorize_ ABSL_GUARDED_BY(pump_mu_) = absl::InfinitePast();
   bool shut_down_ ABSL_GUARDED_BY(pump_mu_) = false;
 
   std::thread thread_;

@@ -1,5 +1,6 @@
 #include "server/delivery/engine.h"
 
+#include <atomic>
 #include <deque>
 
 #include "absl/strings/str_cat.h"
@@ -360,6 +361,56 @@ TEST_F(EngineTest, LargeEventsGoInMessagesAClientCanReceive) {
   // usual 4 MiB limit for what a client receives.
   EXPECT_GE(stream.sink->message_bytes.size(), 2u);
   for (size_t bytes : stream.sink->message_bytes) EXPECT_LT(bytes, size_t{4} << 20);
+}
+
+TEST_F(EngineTest, AStreamWhoseCredentialFailsEndsAndItsEventsComeBackWithoutUsingAnAttempt) {
+  v1::Subscription config;
+  config.set_max_delivery_attempts(1);
+  CreateSubscription("tenants/acme", "orders", config);
+  // A credential that stops being valid, as a revoked or expired key does.
+  auto valid = std::make_shared<std::atomic<bool>>(true);
+  auto open_checked = [&] {
+    auto sink = std::make_shared<RecordingSink>();
+    const DeliveryEngine::StreamId id =
+        engine_->Open(sink, [valid]() -> absl::StatusOr<Scope> {
+          if (valid->load()) return Scope::All();
+          return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
+        });
+    v1::StreamEventsRequest first;
+    first.set_subscription(kSub);
+    engine_->Handle(id, first);
+    engine_->Pump();
+    return OpenStream{sink, id};
+  };
+  OpenStream checked = open_checked();
+  Publish(kErp, {"e1"});
+  engine_->Pump();
+  ASSERT_THAT(EventIds(checked.sink->Take()), ElementsAre("e1"));
+
+  // Told that keys changed: checked at once.
+  valid->store(false);
+  engine_->KeysChanged();
+  engine_->Pump();
+  ASSERT_TRUE(checked.sink->ended.has_value());
+  EXPECT_EQ(checked.sink->ended->code(), absl::StatusCode::kUnauthenticated);
+  // e1 used no attempt: with one allowed, it is delivered again, not dead.
+  OpenStream other = Open(kSub);
+  std::vector<v1::ReceivedEvent> got = other.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1"));
+  Ack(other, got);
+
+  // Not told (a key that expires): checked within the interval.
+  valid->store(true);
+  OpenStream later = open_checked();
+  valid->store(false);
+  clock_.Advance(absl::Seconds(5));
+  engine_->Pump();
+  EXPECT_FALSE(later.sink->ended.has_value());
+  clock_.Advance(absl::Seconds(6));
+  engine_->Pump();
+  ASSERT_TRUE(later.sink->ended.has_value());
+  EXPECT_EQ(later.sink->ended->code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_FALSE(other.sink->ended.has_value());
 }
 
 TEST_F(EngineTest, OrderedSubscriptionsKeepOneEventPerConnectionOutstanding) {

@@ -22,6 +22,7 @@
 #include "client/gateway_client.h"
 #include "gtest/gtest.h"
 #include "server/auth/token_format.h"
+#include "tests/support/event_consumer.h"
 #include "tests/support/server_process.h"
 #include "tests/support/temp_dir.h"
 
@@ -463,6 +464,37 @@ TEST_F(IsolationMatrixTest, MissingMalformedAndRevokedCredentialsAreUnauthentica
       }
     }
   }
+}
+
+TEST_F(IsolationMatrixTest, RevokingAKeyEndsTheEventStreamsItOpened) {
+  v1::CreateApiKeyRequest key;
+  key.set_parent("tenants/alpha");
+  auto doomed = op_->CreateApiKey(key);
+  ASSERT_TRUE(doomed.ok()) << doomed.status();
+  auto client = Client(doomed->token());
+  testing::Consumer consumer(*client, "tenants/alpha/subscriptions/orders");
+  // The stream is open and delivering before the key goes.
+  v1::PublishEventsRequest publish;
+  publish.set_parent("tenants/alpha/connections/erp");
+  publish.add_events()->set_event_id("before-revocation");
+  ASSERT_TRUE(op_->PublishEvents(publish).ok());
+  ASSERT_TRUE(consumer.WaitFor(
+      [](const auto& got) {
+        for (const auto& d : got) {
+          if (d.event_id == "before-revocation") return true;
+        }
+        return false;
+      },
+      absl::Seconds(30)));
+
+  v1::RevokeApiKeyRequest revoke;
+  revoke.set_name(doomed->api_key().name());
+  ASSERT_TRUE(op_->RevokeApiKey(revoke).ok());
+  // The server ends the stream (Stop would cancel one still open after the
+  // wait, and report CANCELLED).
+  consumer.WaitFor([](const auto&) { return false; }, absl::Seconds(30));
+  const absl::Status ended = consumer.Stop();
+  EXPECT_EQ(ended.code(), absl::StatusCode::kUnauthenticated) << ended;
 }
 
 TEST_F(IsolationMatrixTest, OwnersAndOperatorsReachWhatTheyShould) {
