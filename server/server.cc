@@ -181,8 +181,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->events_ = std::make_unique<events::EventLog>(*server->store_);
   server->ingestor_ =
       std::make_unique<webhooks::Ingestor>(options.ingest, *server->store_, *server->vault_, clock);
-  server->delivery_ =
-      std::make_unique<delivery::DeliveryEngine>(*server->store_, clock, options.delivery);
+  delivery::EngineOptions delivery = options.delivery;
+  // Streams renew themselves before a connection closed for its age would
+  // cut them (with the defaults, after 24 to 30 minutes): a stream opened
+  // just before the close lives at most its age plus its drain.
+  delivery.max_stream_age =
+      std::max(absl::Minutes(1), std::min(options.max_connection_age,
+                                          options.max_connection_age_grace -
+                                              delivery.stream_drain - absl::Seconds(30)));
+  server->delivery_ = std::make_unique<delivery::DeliveryEngine>(*server->store_, clock, delivery);
   server->store_->SetCommitListener(server->delivery_.get());
   server->change_listeners_ =
       storage::FanOut({server->keys_.get(), server->vault_.get(), server->delivery_.get()});

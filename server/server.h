@@ -105,7 +105,7 @@ struct ServerOptions {
   // calls in flight, streams included), so that clients spread again over
   // replicas behind a Kubernetes Service. Defaults 30 min and 5 min.
   absl::Duration max_connection_age = absl::Minutes(30);
-  absl::Duration max_connection_age_grace = absl::Minutes(5);
+  absl::Duration max_connection_age_grace = absl::Minutes(35);
   // Interval of server keepalive pings on idle connections. Default 1 min.
   absl::Duration keepalive_time = absl::Minutes(1);
   // Shortest connection health-check and change-feed interval accepted.

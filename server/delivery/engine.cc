@@ -125,9 +125,16 @@ struct DeliveryEngine::Stream {
   v1::StreamEventsResponse batch;  // being assembled
   size_t batch_bytes = 0;           // its encoded size, kept below kMaxMessageEventBytes
 
+  // Past its age (EngineOptions::max_stream_age) a stream gets nothing new
+  // and ends once its events are settled, or at renew_at + drain at the
+  // latest.
+  absl::Time renew_at = absl::InfiniteFuture();
+  bool renewing = false;
+
   // At least one event is always allowed, whatever its size.
   bool HasRoom() const {
-    return outstanding < max_events && (outstanding == 0 || outstanding_bytes < max_bytes);
+    return !renewing && outstanding < max_events &&
+           (outstanding == 0 || outstanding_bytes < max_bytes);
   }
 };
 
@@ -474,8 +481,9 @@ void DeliveryEngine::Pump() {
   absl::Time now = clock_.Now();
   for (Work& w : work) Apply(w, now);
   if (now >= next_reauthorize_) Reauthorize(now);
+  if (now >= next_renewal_ || renewing_) Renew(now);
 
-  absl::Time wake = next_reauthorize_;
+  absl::Time wake = std::min(next_reauthorize_, next_renewal_);
   std::vector<std::string> names;
   names.reserve(subs_.size());
   for (const auto& [name, sub] : subs_) names.push_back(name);
@@ -552,6 +560,14 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
       stream->sink = std::move(w.sink);
       absl::StatusOr<Scope> scope = w.authorize();
       stream->authorize = std::move(w.authorize);
+      if (options_.max_stream_age > absl::ZeroDuration() &&
+          options_.max_stream_age < absl::InfiniteDuration()) {
+        // Spread over [0.8, 1] of the age, so that streams opened together
+        // do not all reconnect together.
+        const double spread = static_cast<double>((w.stream * 2654435761u) % 1000) / 1000.0;
+        stream->renew_at = now + options_.max_stream_age * (0.8 + 0.2 * spread);
+        next_renewal_ = std::min(next_renewal_, stream->renew_at);
+      }
       ++open_streams_;
       streams_[w.stream] = std::move(stream);
       if (!scope.ok()) {
@@ -634,6 +650,33 @@ void DeliveryEngine::KeysChanged() {
   Work work;
   work.kind = Work::kReauthorize;
   Post(std::move(work));
+}
+
+void DeliveryEngine::Renew(absl::Time now) {
+  next_renewal_ = absl::InfiniteFuture();
+  renewing_ = false;
+  std::vector<StreamId> done;
+  for (auto& [id, stream] : streams_) {
+    if (!stream->renewing && now >= stream->renew_at) stream->renewing = true;
+    if (stream->renewing) {
+      if (stream->outstanding == 0 || now >= stream->renew_at + options_.stream_drain) {
+        done.push_back(id);
+        continue;
+      }
+      // Checked again when an ack settles its last event (every input
+      // pumps), and at the end of the drain.
+      next_renewal_ = std::min(next_renewal_, stream->renew_at + options_.stream_drain);
+      renewing_ = true;
+    } else {
+      next_renewal_ = std::min(next_renewal_, stream->renew_at);
+    }
+  }
+  for (StreamId id : done) {
+    EndStream(id,
+              Error(absl::StatusCode::kUnavailable, "STREAM_RENEWAL",
+                    "the stream reached its maximum age; reconnect"),
+              /*used_attempts=*/false);
+  }
 }
 
 void DeliveryEngine::Reauthorize(absl::Time now) {

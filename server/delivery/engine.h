@@ -92,6 +92,15 @@ struct EngineOptions {
   // revocations this replica was not told of); KeysChanged checks at once.
   // Default 10s.
   absl::Duration reauthorize_interval = absl::Seconds(10);
+  // A stream older than this (each stream gets 80-100% of it) is renewed:
+  // it gets no new events, and once those outstanding are settled, or after
+  // `stream_drain`, it ends with UNAVAILABLE / STREAM_RENEWAL (its events
+  // come back without using an attempt) and the client reconnects. The
+  // server sets it below gRPC's connection-age grace, so that a connection
+  // closed for its age never cuts a stream (a cut counts as a consumer
+  // failure). Default: never.
+  absl::Duration max_stream_age = absl::InfiniteDuration();
+  absl::Duration stream_drain = absl::Seconds(60);
 };
 
 // Counters since start, for logs, metrics and benchmarks.
@@ -223,6 +232,8 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   void Attach(Stream& stream, v1::StreamEventsRequest& request, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   void Reauthorize(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Starts and ends the renewal of streams past their age.
+  void Renew(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   // Ends a stream; its outstanding events return to the subscription,
   // counting as failed attempts when `used_attempts`.
   void EndStream(StreamId id, absl::Status status, bool used_attempts = true)
@@ -308,6 +319,10 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   std::vector<StreamId> batched_ ABSL_GUARDED_BY(pump_mu_);
   uint64_t next_incarnation_ ABSL_GUARDED_BY(pump_mu_) = 1;
   absl::Time next_reauthorize_ ABSL_GUARDED_BY(pump_mu_) = absl::InfinitePast();
+  // The next stream to renew, or the end of a drain; renewing_: a stream is
+  // draining, so every Pump checks whether it may end.
+  absl::Time next_renewal_ ABSL_GUARDED_BY(pump_mu_) = absl::InfiniteFuture();
+  bool renewing_ ABSL_GUARDED_BY(pump_mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(pump_mu_) = false;
 
   std::thread thread_;

@@ -65,8 +65,8 @@ class EngineTest : public testing::DomainTest {
     store_->SetCommitListener(nullptr);
   }
 
-  void StartEngine() {
-    engine_ = std::make_unique<DeliveryEngine>(*store_, clock_);
+  void StartEngine(EngineOptions options = {}) {
+    engine_ = std::make_unique<DeliveryEngine>(*store_, clock_, options);
     store_->SetCommitListener(engine_.get());
     subscriptions_ = std::make_unique<SubscriptionManager>(
         *store_, clock_, [this](const std::string& name) { engine_->Invalidate(name); },
@@ -411,6 +411,51 @@ TEST_F(EngineTest, AStreamWhoseCredentialFailsEndsAndItsEventsComeBackWithoutUsi
   ASSERT_TRUE(later.sink->ended.has_value());
   EXPECT_EQ(later.sink->ended->code(), absl::StatusCode::kUnauthenticated);
   EXPECT_FALSE(other.sink->ended.has_value());
+}
+
+TEST_F(EngineTest, AStreamPastItsAgeDrainsThenEndsSoThatItsClientReconnects) {
+  engine_->Shutdown();
+  EngineOptions options;
+  options.max_stream_age = absl::Minutes(5);
+  options.stream_drain = absl::Seconds(60);
+  StartEngine(options);
+  v1::Subscription config;
+  config.set_max_delivery_attempts(1);
+  config.mutable_ack_deadline()->set_seconds(600);
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream old = Open(kSub);
+  Publish(kErp, {"e1"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> e1 = old.sink->Take();
+  ASSERT_THAT(EventIds(e1), ElementsAre("e1"));
+
+  // Past its age it gets nothing new, and waits for what is outstanding.
+  clock_.Advance(absl::Minutes(5));
+  engine_->Pump();
+  Publish(kErp, {"e2"});
+  engine_->Pump();
+  EXPECT_TRUE(old.sink->Take().empty());
+  EXPECT_FALSE(old.sink->ended.has_value());
+  Ack(old, e1);
+  ASSERT_TRUE(old.sink->ended.has_value());
+  EXPECT_EQ(old.sink->ended->code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(old.sink->ended->ToString().find("STREAM_RENEWAL"), std::string::npos)
+      << *old.sink->ended;
+  OpenStream fresh = Open(kSub);
+  std::vector<v1::ReceivedEvent> e2 = fresh.sink->Take();
+  ASSERT_THAT(EventIds(e2), ElementsAre("e2"));
+
+  // A consumer that holds its events past the drain: the stream ends
+  // anyway, and the events come back without using an attempt (one allowed).
+  clock_.Advance(absl::Minutes(5));
+  engine_->Pump();
+  EXPECT_FALSE(fresh.sink->ended.has_value());
+  clock_.Advance(absl::Seconds(61));
+  engine_->Pump();
+  ASSERT_TRUE(fresh.sink->ended.has_value());
+  EXPECT_EQ(fresh.sink->ended->code(), absl::StatusCode::kUnavailable);
+  OpenStream third = Open(kSub);
+  EXPECT_THAT(EventIds(third.sink->Take()), ElementsAre("e2"));
 }
 
 TEST_F(EngineTest, OrderedSubscriptionsKeepOneEventPerConnectionOutstanding) {
