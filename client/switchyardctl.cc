@@ -53,12 +53,19 @@
 // Output is a table by default and JSON with --json. Exit status: 0 on
 // success, 1 when the gateway answered with an error, 2 for usage errors.
 
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -69,6 +76,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "client/gateway_client.h"
 #include "google/protobuf/descriptor.h"
@@ -386,6 +395,92 @@ void PrintDelivery(const v1::ReceivedEvent& r) {
             << std::endl;
 }
 
+// Ctrl-C (or SIGTERM) during a tail: the handler only writes to a pipe; a
+// thread of Tail reads it and half-closes the stream, so that the server
+// ends it cleanly and the events not acknowledged go elsewhere without using
+// up an attempt (a killed client would use one for each).
+int interrupt_pipe[2] = {-1, -1};
+void OnInterrupt(int) {
+  const char byte = 1;
+  (void)!::write(interrupt_pipe[1], &byte, 1);
+}
+
+// Tails a subscription until --count events, an interrupt, or an error that
+// is not UNAVAILABLE or CANCELLED: a stream the server ended for a restart or
+// a renewal, or a lost connection, is opened again after a backoff.
+int Tail(client::GatewayClient& c, const std::string& name) {
+  const int64_t count = absl::GetFlag(FLAGS_count);
+  const bool ack = !absl::GetFlag(FLAGS_no_ack) && !absl::GetFlag(FLAGS_nack);
+  const bool nack = absl::GetFlag(FLAGS_nack);
+  if (::pipe2(interrupt_pipe, O_CLOEXEC) != 0) return Fail(absl::InternalError("pipe failed"));
+  struct sigaction action = {};
+  action.sa_handler = OnInterrupt;
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+  absl::Mutex mu;
+  client::EventStream* current = nullptr;  // guarded by mu
+  absl::Notification interrupted;
+  std::thread watcher([&] {
+    char byte = 0;
+    while (::read(interrupt_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    if (byte != 1) return;  // Tail is done
+    interrupted.Notify();
+    absl::MutexLock lock(&mu);
+    if (current != nullptr) current->Close();
+  });
+  auto finish = [&](int code) {
+    const char done = 0;
+    (void)!::write(interrupt_pipe[1], &done, 1);
+    watcher.join();
+    return code;
+  };
+  int64_t seen = 0;
+  absl::Duration backoff = absl::Milliseconds(500);
+  while (true) {
+    auto stream = c.StreamEvents(name, absl::GetFlag(FLAGS_max_events));
+    {
+      absl::MutexLock lock(&mu);
+      current = stream.get();
+      if (interrupted.HasBeenNotified()) stream->Close();
+    }
+    v1::StreamEventsResponse response;
+    while (stream->Next(&response)) {
+      backoff = absl::Milliseconds(500);
+      std::vector<std::string> ack_ids;
+      for (const v1::ReceivedEvent& r : response.received_events()) {
+        PrintDelivery(r);
+        ack_ids.push_back(r.ack_id());
+        if (count > 0 && ++seen >= count) break;
+      }
+      if (ack) stream->Ack(ack_ids);
+      if (nack) stream->Nack(ack_ids);
+      if (count > 0 && seen >= count) {
+        stream->Close();  // the server ends the stream; what was not acked goes elsewhere
+        while (stream->Next(&response)) {
+        }
+        break;
+      }
+    }
+    {
+      absl::MutexLock lock(&mu);
+      current = nullptr;
+    }
+    const absl::Status status = stream->Finish();
+    if (interrupted.HasBeenNotified()) return finish(0);
+    // UNAVAILABLE: the server restarts or renews the stream, or the
+    // connection broke; CANCELLED (this side never cancels): a server
+    // shutting down cancelled the call as it arrived.
+    const bool again = status.code() == absl::StatusCode::kUnavailable ||
+                       status.code() == absl::StatusCode::kCancelled;
+    if ((count > 0 && seen >= count) || !again) return finish(status.ok() ? 0 : Fail(status));
+    std::cerr << "switchyardctl: the stream ended (" << status.message() << "); reconnecting in "
+              << absl::FormatDuration(backoff) << std::endl;
+    if (interrupted.WaitForNotificationWithTimeout(backoff)) return finish(0);
+    backoff = std::min(backoff * 2, absl::Seconds(8));
+  }
+}
+
 int Subscriptions(client::GatewayClient& c, const std::vector<std::string>& args,
                   const std::string& verb) {
   const std::vector<std::string> columns = {"name", "ordered", "max_delivery_attempts",
@@ -493,32 +588,7 @@ int Subscriptions(client::GatewayClient& c, const std::vector<std::string>& args
     std::cout << "replaying " << result->replayed() << " dead letters of " << name << "\n";
     return 0;
   }
-  if (verb == "tail") {
-    const int64_t count = absl::GetFlag(FLAGS_count);
-    const bool ack = !absl::GetFlag(FLAGS_no_ack) && !absl::GetFlag(FLAGS_nack);
-    const bool nack = absl::GetFlag(FLAGS_nack);
-    auto stream = c.StreamEvents(name, absl::GetFlag(FLAGS_max_events));
-    int64_t seen = 0;
-    v1::StreamEventsResponse response;
-    while (stream->Next(&response)) {
-      std::vector<std::string> ack_ids;
-      for (const v1::ReceivedEvent& r : response.received_events()) {
-        PrintDelivery(r);
-        ack_ids.push_back(r.ack_id());
-        if (count > 0 && ++seen >= count) break;
-      }
-      if (ack) stream->Ack(ack_ids);
-      if (nack) stream->Nack(ack_ids);
-      if (count > 0 && seen >= count) {
-        stream->Close();  // the server ends the stream; what was not acked goes elsewhere
-        while (stream->Next(&response)) {
-        }
-        break;
-      }
-    }
-    absl::Status status = stream->Finish();
-    return status.ok() ? 0 : Fail(status);
-  }
+  if (verb == "tail") return Tail(c, name);
   Usage(absl::StrCat("unknown command: subscriptions ", verb));
 }
 

@@ -1,6 +1,10 @@
 // switchyardctl against the real server: subscriptions, a live tail, dead
 // letters and their replay, as an operator would use them.
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 
@@ -134,6 +138,46 @@ TEST_F(SwitchyardctlTest, TailedTextFromSendersCannotDriveTheTerminal) {
   EXPECT_EQ(tail.text.find('\x07'), std::string::npos);
   EXPECT_EQ(tail.text.find('\x7f'), std::string::npos);
   EXPECT_EQ(tail.text.find("\xc2\x9b"), std::string::npos);
+}
+
+TEST_F(SwitchyardctlTest, CtrlCEndsATailCleanlySoItsEventsUseNoAttempt) {
+  ASSERT_EQ(Ctl("subscriptions create acme/live --max_attempts=1").exit_code, 0);
+  Publish({"wo-live"});
+  // A live tail that does not acknowledge, read line by line.
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    ::close(out[0]);
+    ::setenv("SWITCHYARD_API_KEY", server_->operator_key().c_str(), 1);
+    const std::string target = "--target=" + server_->target();
+    ::execl(SWITCHYARD_CTL_PATH, SWITCHYARD_CTL_PATH, target.c_str(), "subscriptions", "tail",
+            "acme/live", "--no_ack", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  FILE* lines = ::fdopen(out[0], "r");
+  ASSERT_NE(lines, nullptr);
+  std::string text;
+  char line[4096];
+  while (text.find("wo-live") == std::string::npos && std::fgets(line, sizeof(line), lines)) {
+    text += line;
+  }
+  ASSERT_NE(text.find("wo-live  attempt 1"), std::string::npos) << text;
+  ::kill(pid, SIGINT);
+  while (std::fgets(line, sizeof(line), lines)) text += line;
+  std::fclose(lines);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << text;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << text;
+  // Half-closed, not cancelled: with one attempt allowed, the event comes
+  // again instead of becoming a dead letter.
+  Output again = Ctl("subscriptions tail acme/live --count=1");
+  EXPECT_THAT(again.text, HasSubstr("wo-live  attempt 2"));
 }
 
 TEST_F(SwitchyardctlTest, ManagesHealthChecksAndIncidents) {
