@@ -76,6 +76,9 @@ ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate chain: serve gRPC ove
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
 ABSL_FLAG(std::string, tls_client_ca_file, "",
           "PEM CA bundle: require and verify client certificates (mutual TLS)");
+ABSL_FLAG(absl::Duration, tls_reload_interval, absl::Minutes(1),
+          "how often the TLS files are read again, so that a renewed certificate is served "
+          "without a restart");
 ABSL_FLAG(std::string, plaintext_listen, "",
           "with TLS, also listen in plaintext here for loopback clients (a loopback address, "
           "for example 127.0.0.1:50052)");
@@ -179,6 +182,7 @@ int main(int argc, char** argv) {
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  options.tls_reload_interval = absl::GetFlag(FLAGS_tls_reload_interval);
   options.plaintext_listen_address = absl::GetFlag(FLAGS_plaintext_listen);
   options.health_listen_address = absl::GetFlag(FLAGS_health_listen);
   options.api_keys.cache_ttl = absl::GetFlag(FLAGS_auth_cache_ttl);

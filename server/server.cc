@@ -4,6 +4,9 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -82,20 +85,31 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     }
     return grpc::InsecureServerCredentials();
   }
-  grpc::SslServerCredentialsOptions ssl(
-      options.tls_client_ca_file.empty()
-          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-          : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  SY_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(options.tls_cert_file, "certificate"));
-  SY_ASSIGN_OR_RETURN(pair.private_key, ReadPem(options.tls_key_file, "private key"));
-  ssl.pem_key_cert_pairs.push_back(std::move(pair));
-  if (!options.tls_client_ca_file.empty()) {
-    SY_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem(options.tls_client_ca_file, "client CA"));
+  // Readable now, or the server does not start.
+  SY_RETURN_IF_ERROR(ReadPem(options.tls_cert_file, "certificate").status());
+  {
+    SY_ASSIGN_OR_RETURN(std::string key, ReadPem(options.tls_key_file, "private key"));
+    crypto::Wipe(key);
   }
-  auto credentials = grpc::SslServerCredentials(ssl);
-  crypto::Wipe(ssl.pem_key_cert_pairs.front().private_key);
-  return credentials;
+  if (!options.tls_client_ca_file.empty()) {
+    SY_RETURN_IF_ERROR(ReadPem(options.tls_client_ca_file, "client CA").status());
+  }
+  // The files are read again every tls_reload_interval, so that a renewed
+  // certificate (cert-manager rewriting the mounted Secret) is served without
+  // a restart; new handshakes get it, open connections keep theirs.
+  const auto seconds = static_cast<unsigned int>(std::clamp<int64_t>(
+      absl::ToInt64Seconds(options.tls_reload_interval), 1, int64_t{24} * 3600));
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      options.tls_key_file, options.tls_cert_file, options.tls_client_ca_file, seconds);
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  if (options.tls_client_ca_file.empty()) {
+    tls.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  } else {
+    tls.watch_root_certs();
+    tls.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  }
+  return grpc::experimental::TlsServerCredentials(tls);
 }
 
 Server::Server(const ServerOptions& options, Clock& clock) : options_(options), clock_(clock) {}

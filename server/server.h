@@ -126,6 +126,10 @@ struct ServerOptions {
   // With TLS: CA bundle (PEM) to verify client certificates; when set, every
   // client must present a certificate it signed (mutual TLS).
   std::string tls_client_ca_file;
+  // With TLS: how often the three files are read again (a renewed
+  // certificate is served to new connections without a restart). 1 s to
+  // 24 h; default 1 minute.
+  absl::Duration tls_reload_interval = absl::Minutes(1);
   // With TLS: an extra plaintext listener for loopback clients, serving every
   // service; it must be a loopback address (for example "127.0.0.1:50052").
   // Empty: none.

@@ -1,11 +1,13 @@
 // Start-up key handling and TLS of the real server binary.
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "client/gateway_client.h"
 #include "gtest/gtest.h"
 #include "server/auth/token_format.h"
@@ -182,6 +184,44 @@ TEST_F(TlsTest, ServesTlsAndStillAuthenticatesCallers) {
   EXPECT_TRUE(Client((*server)->target(), keyed)->ListSystems({}).ok());
   // A plaintext client cannot talk to the TLS port.
   EXPECT_FALSE(Client((*server)->target())->CheckHealth("").ok());
+}
+
+TEST_F(TlsTest, ARenewedCertificateIsServedWithoutARestart) {
+  const std::string d = dir_.path();
+  // The renewal comes from another CA, so that a client can tell the two
+  // certificates apart: one trusting only the new CA fails before, and
+  // succeeds once the new certificate is served.
+  const std::string script = absl::StrCat(
+      "set -e; cd ", d, "; ",
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ",
+      "-keyout ca2.key -out ca2.pem -days 2 -subj /CN=switchyard-test-ca-2 2>/dev/null; ",
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes ",
+      "-keyout renewed.key -out renewed.csr -subj /CN=server 2>/dev/null; ",
+      "openssl x509 -req -in renewed.csr -CA ca2.pem -CAkey ca2.key -CAcreateserial ",
+      "-out renewed.pem -days 2 -extfile server.ext 2>/dev/null");
+  ASSERT_EQ(std::system(("bash -c '" + script + "'").c_str()), 0);
+  auto server = testing::ServerProcess::Start(
+      d,
+      {"--tls_cert_file=" + d + "/server.pem", "--tls_key_file=" + d + "/server.key",
+       "--tls_reload_interval=1s"},
+      /*default_keys=*/true, /*check_health=*/false);
+  ASSERT_TRUE(server.ok()) << server.status();
+  client::ClientOptions renewed = TlsOptions(false);
+  renewed.tls_root_certs = ReadFile(d + "/ca2.pem");
+  ASSERT_TRUE(Client((*server)->target(), TlsOptions(false))->CheckHealth("").ok());
+  EXPECT_FALSE(Client((*server)->target(), renewed)->CheckHealth("").ok());
+
+  // As a Secret volume is updated: new files renamed into place.
+  std::filesystem::rename(d + "/renewed.key", d + "/server.key");
+  std::filesystem::rename(d + "/renewed.pem", d + "/server.pem");
+  // The server reads the files every second; each try is a new handshake.
+  bool served = false;
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  while (!served && absl::Now() < give_up) {
+    served = Client((*server)->target(), renewed)->CheckHealth("").ok();
+  }
+  EXPECT_TRUE(served);
+  EXPECT_FALSE(Client((*server)->target(), TlsOptions(false))->CheckHealth("").ok());
 }
 
 TEST_F(TlsTest, MutualTlsRejectsClientsWithoutACertificateFromTheCa) {
