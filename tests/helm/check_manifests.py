@@ -326,6 +326,15 @@ def check_case(c, name, docs, values, chart_dir, server_flags):
         c.check(not re.search(r"://[^/@]*:[^/@]*@", url) and "password=" not in url.lower(),
                 "--database_url carries no password", url)
         c.check("database_password_file" in flags, "external mode passes --database_password_file")
+        ca_secret = values["externalDatabase"].get("caSecret")
+        if ca_secret:
+            env = {e["name"]: e.get("value") for e in gateway.get("env", [])}
+            ca_path = env.get("PGSSLROOTCERT", "")
+            mount, key = resolve(ca_path) if ca_path else (None, None)
+            vol = volumes.get(mount["name"]) if mount else None
+            c.check(vol is not None and vol.get("secret", {}).get("secretName") == ca_secret
+                    and any(i["path"] == key for i in vol["secret"].get("items", [])),
+                    "PGSSLROOTCERT names the database CA mounted from externalDatabase.caSecret", ca_path)
     else:
         c.check("database_url" not in flags, "embedded mode passes no --database_url")
 

@@ -65,9 +65,17 @@ spec:
           containerPort: {{ int .Values.health.port }}
           protocol: TCP
         {{- end }}
-      {{- with .Values.extraEnv }}
+      {{- $dbCA := and (eq .Values.mode "external") .Values.externalDatabase.caSecret }}
+      {{- if or .Values.extraEnv $dbCA }}
       env:
+        {{- if $dbCA }}
+        # The CA that verifies the database server (libpq reads it for sslmode=verify-*).
+        - name: PGSSLROOTCERT
+          value: /etc/switchyard/db-ca/ca.crt
+        {{- end }}
+        {{- with .Values.extraEnv }}
         {{- toYaml . | nindent 8 }}
+        {{- end }}
       {{- end }}
       {{- if .Values.startupProbe.enabled }}
       startupProbe:
@@ -113,6 +121,11 @@ spec:
           mountPath: {{ include "switchyard.clientCADir" . }}
           readOnly: true
         {{- end }}
+        {{- end }}
+        {{- if and (eq .Values.mode "external") .Values.externalDatabase.caSecret }}
+        - name: db-ca
+          mountPath: /etc/switchyard/db-ca
+          readOnly: true
         {{- end }}
         {{- with .Values.extraVolumeMounts }}
         {{- toYaml . | nindent 8 }}
@@ -166,6 +179,15 @@ spec:
           - key: {{ .Values.tls.clientCA.key }}
             path: ca.crt
     {{- end }}
+    {{- end }}
+    {{- if and (eq .Values.mode "external") .Values.externalDatabase.caSecret }}
+    - name: db-ca
+      secret:
+        secretName: {{ .Values.externalDatabase.caSecret }}
+        defaultMode: 0440
+        items:
+          - key: {{ .Values.externalDatabase.caKey }}
+            path: ca.crt
     {{- end }}
     {{- with .Values.extraVolumes }}
     {{- toYaml . | nindent 4 }}
