@@ -608,9 +608,13 @@ void Server::Shutdown() {
     stopping_ = true;
   }
   log::Info("draining", {{"deadline_ms", absl::ToInt64Milliseconds(options_.drain_deadline)}});
+  // One deadline for the whole drain (webhooks being stored, then gRPC
+  // calls), so that the pod's termination grace period can count on it.
+  const absl::Time deadline = absl::Now() + options_.drain_deadline;
   if (http_server_ != nullptr) {
     // Webhooks first: stop taking them, answer those being stored.
-    http_server_->Shutdown();
+    http_server_->Shutdown(std::clamp(deadline - absl::Now(), absl::ZeroDuration(),
+                                      absl::Seconds(10)));
     http_handler_->Shutdown();
     ingestor_->Shutdown();
   }
@@ -619,7 +623,7 @@ void Server::Shutdown() {
     // End the event streams first: their clients reconnect elsewhere, and a
     // stream would otherwise hold the drain until its deadline.
     delivery_->Shutdown();
-    grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_deadline));
+    grpc_server_->Shutdown(absl::ToChronoTime(deadline));
     grpc_server_->Wait();
     log::Info("grpc stopped");
   }

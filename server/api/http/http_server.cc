@@ -470,7 +470,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
 
 int HttpServer::port() const { return impl_->port; }
 
-void HttpServer::Shutdown() {
+void HttpServer::Shutdown(absl::Duration wait) {
   absl::MutexLock shutdown(&impl_->shutdown_mu);
   if (impl_->stopped) return;
   impl_->stopped = true;
@@ -490,7 +490,7 @@ void HttpServer::Shutdown() {
     absl::MutexLock lock(&impl_->mu);
     auto idle = [impl = impl_.get()]()
                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(impl->mu) { return impl->in_flight == 0; };
-    impl_->mu.AwaitWithTimeout(absl::Condition(&idle), absl::Seconds(10));
+    impl_->mu.AwaitWithTimeout(absl::Condition(&idle), wait);
   }
   for (auto& worker : impl_->workers) {
     asio::post(worker->ioc, [w = worker.get()] {

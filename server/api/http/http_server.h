@@ -88,10 +88,10 @@ class HttpServer {
   int port() const;
 
   // Stops accepting (new requests on open connections are answered 503),
-  // waits (up to 10s) until the answers of requests being handled are
+  // waits (up to `wait`) until the answers of requests being handled are
   // written, closes every connection. An answer that comes later is dropped.
   // Idempotent; a concurrent caller returns once the first is done.
-  void Shutdown();
+  void Shutdown(absl::Duration wait = absl::Seconds(10));
 
   // The implementation's state (sockets, threads); opaque outside the .cc.
   struct Impl;
