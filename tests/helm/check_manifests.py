@@ -219,6 +219,12 @@ def check_case(c, name, docs, values, chart_dir, server_flags):
             c.check(hpa is None, "no HPA without autoscaling.enabled")
         c.check((pdb is not None) == bool(values["podDisruptionBudget"]["enabled"]),
                 "PodDisruptionBudget rendered exactly when enabled")
+        spread = workload["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+        pod_selector = workload["spec"]["selector"]["matchLabels"]
+        c.check(any(t["topologyKey"] == "kubernetes.io/hostname" for t in spread),
+                "external mode spreads replicas over nodes")
+        c.check(all(subset(pod_selector, t.get("labelSelector", {}).get("matchLabels", {})) for t in spread),
+                "spread constraints select this release's pods only", str(spread))
         c.check(not any(v.get("persistentVolumeClaim") for v in workload["spec"]["template"]["spec"]["volumes"]),
                 "external mode mounts no PersistentVolumeClaim")
 
