@@ -11,6 +11,7 @@ packages=(
   golang-github-gogo-googleapis-dev
   python3 python3-grpcio python3-protobuf
   openssl clang libclang-rt-14-dev chromium
+  npm unzip python3-yaml
 )
 
 missing=()
@@ -21,6 +22,8 @@ if ((${#missing[@]})); then
   echo "bootstrap: installing ${missing[*]}" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Waits for another apt (unattended upgrades) instead of failing at once.
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
 fi

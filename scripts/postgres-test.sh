@@ -14,7 +14,7 @@
 set -euo pipefail
 cmd=${1:?usage: postgres-test.sh start|stop|resume|destroy DIR}
 dir=$(realpath -m "${2:?DIR missing}")
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+bin=$( (ls -d /usr/lib/postgresql/*/bin 2>/dev/null || true) | sort -V | tail -1)
 if [ -z "$bin" ]; then
   echo "postgres-test: PostgreSQL is not installed (scripts/bootstrap.sh installs it)" >&2
   exit 1
@@ -61,9 +61,35 @@ case "$cmd" in
     as_owner "$bin/initdb" -D "$c/data" -U switchyard --pwfile="$c/pwfile" \
       --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --locale=C --no-sync >"$dir/initdb.log"
     rm -f "$c/pwfile"
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' \
-      >"$dir/port"
-    start_server
+    # A free port below the ephemeral range, so that no outgoing connection
+    # takes it while the server is stopped for a test (resume binds it
+    # again); another one if the server cannot bind it after all.
+    started=false
+    for _ in 1 2 3 4 5; do
+      python3 - >"$dir/port" <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    port = random.randint(15000, max(15001, min(low, 32768) - 1))
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+PY
+      if start_server; then
+        started=true
+        break
+      fi
+    done
+    if [ "$started" = false ]; then
+      echo "postgres-test: the server did not start; see $(cluster)/server.log" >&2
+      exit 1
+    fi
     echo "postgresql://switchyard@127.0.0.1:$(cat "$dir/port")/postgres" >"$dir/url"
     echo "postgres-test: $(cat "$dir/url") ($("$bin/postgres" --version))"
     ;;
