@@ -47,8 +47,9 @@ ABSL_FLAG(absl::Duration, delivery_lease_ttl, absl::Seconds(15),
           "how long a replica's delivery leases last unrenewed: the longest its connections "
           "wait for another replica after it dies");
 ABSL_FLAG(int64_t, delivery_max_unread_bytes, int64_t{64} << 20,
-          "a StreamEvents call whose client leaves more bytes unread is cancelled "
-          "(RESOURCE_EXHAUSTED), and its events go to other streams; at least 64 KiB");
+          "a StreamEvents call whose client leaves more bytes unread is cancelled (the client "
+          "sees CANCELLED), and its events go to other streams without using an attempt; at "
+          "least 64 KiB");
 ABSL_FLAG(std::string, catalog_file, "",
           "system catalog (text format of switchyard.v1.SystemCatalogConfig); empty uses the "
           "built-in catalog, a copy of config/catalog.textproto");

@@ -547,7 +547,6 @@ absl::StatusOr<CredentialVault::WebhookKeys> CredentialVault::LoadWebhookKeys(
     SY_ASSIGN_OR_RETURN(auto valid, ValidWebhookSecretsInTx(tx, tenant_id, connection_id, now));
     for (auto& [secret, expire] : valid) {
       keys.signers.push_back(std::make_shared<const crypto::HmacSha256Signer>(secret));
-      keys.secrets.push_back(std::move(secret));
       keys.expire_times.push_back(expire);
     }
     return absl::OkStatus();

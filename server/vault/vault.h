@@ -78,10 +78,10 @@ class CredentialVault final : public storage::ChangeListener {
   struct WebhookKeys {
     bool found = false;         // the connection exists (and its tenant)
     bool disconnected = false;  // ... but is disconnected
-    std::vector<crypto::Secret> secrets;
-    // HMAC signers keyed with `secrets`, in the same order.
+    // HMAC signers keyed with the valid signing secrets, newest first (the
+    // secrets themselves are wiped once the signers hold them).
     std::vector<std::shared_ptr<const crypto::HmacSha256Signer>> signers;
-    // When each of `secrets` stops verifying (rotated out with a grace
+    // When each signer's secret stops verifying (rotated out with a grace
     // period), in the same order; InfinitePast: until rotated.
     std::vector<absl::Time> expire_times;
   };

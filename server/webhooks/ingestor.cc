@@ -357,7 +357,7 @@ absl::StatusOr<std::optional<absl::Time>> Ingestor::Admit(const Webhook& webhook
     keys = std::move(fresh);
     sent = verify(*keys);
   }
-  if (!sent.ok() && keys->secrets.empty() && absl::IsUnauthenticated(sent.status())) {
+  if (!sent.ok() && keys->signers.empty() && absl::IsUnauthenticated(sent.status())) {
     return Error(absl::StatusCode::kUnauthenticated, "NO_SIGNING_SECRET",
                  "the connection has no webhook signing secret; rotate one first");
   }

@@ -253,8 +253,11 @@ TEST_F(WebhookHttpTest, AStreamWhoseClientStopsReadingIsCancelledAndItsEventsMov
   v1::CreateSubscriptionRequest sub;
   sub.set_parent("tenants/acme");
   sub.set_subscription_id("slow");
-  // Only the cancellation, never the deadline, can take the events back.
+  // Only the cancellation, never the deadline, can take the events back;
+  // and they were never seen, so it uses no attempt: with one allowed, none
+  // becomes a dead letter.
   sub.mutable_subscription()->mutable_ack_deadline()->set_seconds(600);
+  sub.mutable_subscription()->set_max_delivery_attempts(1);
   ASSERT_TRUE(client_->CreateSubscription(sub).ok());
   const std::string name = "tenants/acme/subscriptions/slow";
   // A client that opens a stream with generous flow control and never reads.

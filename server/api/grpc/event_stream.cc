@@ -2,6 +2,7 @@
 
 #include <grpcpp/server_context.h>
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -41,6 +42,9 @@ class Outbox final : public delivery::StreamSink {
                                " bytes of its stream unread; its events go to other streams")));
         queue_.clear();
         queued_bytes_ = 0;
+        // Before the cancellation: the reactor then tells the engine that
+        // the events were not seen, so they use no attempt.
+        cut_.store(true, std::memory_order_release);
         context_->TryCancel();
         return;
       }
@@ -90,6 +94,9 @@ class Outbox final : public delivery::StreamSink {
     }
   }
 
+  // Whether Send cancelled the call because its client left too much unread.
+  bool cut() const { return cut_.load(std::memory_order_acquire); }
+
  private:
   // Moves the next queued message to the write in flight.
   void TakeNext() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -109,6 +116,7 @@ class Outbox final : public delivery::StreamSink {
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finishing_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status final_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> cut_{false};
 };
 
 class EventStream final : public EventStreamReactor {
@@ -123,7 +131,9 @@ class EventStream final : public EventStreamReactor {
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // half-close, or a broken or cancelled call
-      engine_.Close(id_, context_->IsCancelled());
+      // A call cut for its unread events is not the consumer failing on
+      // them: they come back without using an attempt.
+      engine_.Close(id_, context_->IsCancelled() && !outbox_->cut());
       return;
     }
     engine_.Handle(id_, std::move(request_));
@@ -132,7 +142,7 @@ class EventStream final : public EventStreamReactor {
   }
   void OnWriteDone(bool ok) override { outbox_->WriteDone(ok); }
   void OnCancel() override {
-    if (id_ != 0) engine_.Close(id_, /*cancelled=*/true);
+    if (id_ != 0) engine_.Close(id_, /*cancelled=*/!outbox_->cut());
   }
   void OnDone() override { delete this; }
 
