@@ -153,6 +153,9 @@ absl::StatusOr<Principal> ApiKeyManager::Authenticate(absl::string_view token) {
       }
       if (now - it->second.last_noted < absl::Seconds(1)) return it->second.principal;
       note_use = true;
+    } else if (auto u = unknown_.find(hash);
+               u != unknown_.end() && now - u->second < options_.cache_ttl) {
+      return Unauthenticated("UNKNOWN_CREDENTIAL", "the credential is not known");
     }
   }
   if (note_use) {
@@ -173,6 +176,12 @@ absl::StatusOr<Principal> ApiKeyManager::Authenticate(absl::string_view token) {
   // the verification itself.
   if (!row.has_value() || !crypto::ConstantTimeEquals(row->hash, hash) ||
       row->kind != static_cast<int>(kind)) {
+    if (!row.has_value()) {
+      constexpr size_t kMaxUnknown = 10000;
+      absl::MutexLock lock(&mu_);
+      if (unknown_.size() >= kMaxUnknown) unknown_.clear();
+      unknown_[hash] = now;
+    }
     return Unauthenticated("UNKNOWN_CREDENTIAL", "the credential is not known");
   }
   if (row->state == ApiKey::REVOKED) {

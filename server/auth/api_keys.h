@@ -158,6 +158,11 @@ class ApiKeyManager final : public storage::ChangeListener {
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, CacheEntry> cache_ ABSL_GUARDED_BY(mu_);  // by hash
+  // Hashes of well-formed tokens the store did not know, with when: a caller
+  // making up tokens costs one store read per token and cache_ttl, not one
+  // per call (tokens are random, so a key created later never matches one).
+  // At most kMaxUnknown; cleared when full.
+  absl::flat_hash_map<std::string, absl::Time> unknown_ ABSL_GUARDED_BY(mu_);
   // Bumped by Forget: a lookup that started before may not fill the cache.
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   std::function<void()> keys_changed_ ABSL_GUARDED_BY(mu_);

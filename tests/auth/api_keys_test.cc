@@ -1,6 +1,8 @@
 #include "server/auth/api_keys.h"
 
+#include <atomic>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "gtest/gtest.h"
@@ -53,6 +55,47 @@ TEST_F(ApiKeyManagerTest, UnknownRevokedAndMissingCredentialsAreUnauthenticated)
   auto after = keys_->Authenticate(key.token());
   EXPECT_EQ(after.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(ReasonOf(after.status()), "REVOKED_CREDENTIAL");
+}
+
+// Counts the reads of the store it wraps.
+class CountingStore final : public storage::Store {
+ public:
+  explicit CountingStore(storage::Store& inner) : inner_(inner) {}
+  void SetCommitListener(storage::CommitListener* l) override { inner_.SetCommitListener(l); }
+  void SetChangeListener(storage::ChangeListener* l) override { inner_.SetChangeListener(l); }
+  bool Shared() const override { return inner_.Shared(); }
+  absl::Status Write(absl::FunctionRef<absl::Status(storage::Transaction&)> fn) override {
+    return inner_.Write(fn);
+  }
+  void WriteAsync(std::function<absl::Status(storage::Transaction&)> fn,
+                  std::function<void(absl::Status)> done, absl::string_view key) override {
+    inner_.WriteAsync(std::move(fn), std::move(done), key);
+  }
+  absl::Status Read(absl::FunctionRef<absl::Status(storage::Transaction&)> fn) override {
+    ++reads;
+    return inner_.Read(fn);
+  }
+  std::atomic<int> reads{0};
+
+ private:
+  storage::Store& inner_;
+};
+
+TEST_F(ApiKeyManagerTest, AMadeUpTokenCostsOneStoreReadPerCacheTtl) {
+  CountingStore counting(*store_);
+  ApiKeyManager keys(ApiKeyOptions{}, counting, clock_,
+                     *vault_->LoadOrCreateServerKey("token-hmac"));
+  const std::string made_up = MintToken(TokenKind::kTenant);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(ReasonOf(keys.Authenticate(made_up).status()), "UNKNOWN_CREDENTIAL");
+  }
+  EXPECT_EQ(counting.reads.load(), 1);
+  clock_.Advance(ApiKeyOptions{}.cache_ttl);
+  EXPECT_EQ(ReasonOf(keys.Authenticate(made_up).status()), "UNKNOWN_CREDENTIAL");
+  EXPECT_EQ(counting.reads.load(), 2);
+  // A key created afterwards is not held up by the tokens that were made up.
+  auto key = TenantKey();
+  EXPECT_TRUE(keys.Authenticate(key.token()).ok());
 }
 
 TEST_F(ApiKeyManagerTest, WhenAnnouncementsMayHaveBeenMissedEveryCachedKeyIsReadAgain) {
