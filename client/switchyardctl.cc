@@ -400,9 +400,15 @@ void PrintDelivery(const v1::ReceivedEvent& r) {
 // ends it cleanly and the events not acknowledged go elsewhere without using
 // up an attempt (a killed client would use one for each).
 int interrupt_pipe[2] = {-1, -1};
-void OnInterrupt(int) {
+void OnInterrupt(int signal) {
+  const int saved = errno;
   const char byte = 1;
   (void)!::write(interrupt_pipe[1], &byte, 1);
+  // A second one ends the process, should the server never answer.
+  struct sigaction fallback = {};
+  fallback.sa_handler = SIG_DFL;
+  ::sigaction(signal, &fallback, nullptr);
+  errno = saved;
 }
 
 // Tails a subscription until --count events, an interrupt, or an error that
@@ -415,6 +421,7 @@ int Tail(client::GatewayClient& c, const std::string& name) {
   if (::pipe2(interrupt_pipe, O_CLOEXEC) != 0) return Fail(absl::InternalError("pipe failed"));
   struct sigaction action = {};
   action.sa_handler = OnInterrupt;
+  action.sa_flags = SA_RESTART;
   ::sigaction(SIGINT, &action, nullptr);
   ::sigaction(SIGTERM, &action, nullptr);
   absl::Mutex mu;

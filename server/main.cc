@@ -108,8 +108,9 @@ ABSL_FLAG(absl::Duration, event_retention, absl::Hours(24 * 7),
 ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(30),
           "close gRPC connections after this age so clients rebalance over replicas");
 ABSL_FLAG(absl::Duration, grpc_max_connection_age_grace, absl::Minutes(35),
-          "time given to calls on a connection closed for its age; event streams renew "
-          "themselves within it (after the connection age, or the grace less 90s if shorter)");
+          "time given to calls on a connection closed for its age (at least 3m); event streams "
+          "renew themselves within it (after the connection age, or the grace less 90s if "
+          "shorter)");
 ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Minutes(1),
           "interval of keepalive pings on idle gRPC connections");
 ABSL_FLAG(absl::Duration, health_check_min_interval, absl::Seconds(5),

@@ -8,12 +8,15 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 #include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <climits>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include "absl/strings/match.h"
@@ -61,14 +64,59 @@ bool IsLoopback(absl::string_view address) {
   return inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
 }
 
-absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view what) {
-  std::ifstream in(path);
-  if (!in) {
-    return NotFound("TLS_FILE_UNREADABLE", absl::StrCat("cannot read TLS ", what, " ", path));
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct X509Free {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+
+// Checks the TLS files as a handshake would use them: the first certificate
+// of the chain, the private key that matches it, and a CA bundle with at
+// least one certificate. The files are read again later (tls_reload_interval)
+// and a bad renewal is only logged by gRPC, so the start is where a mistake
+// is caught loudly. OpenSSL reads the key itself (and wipes its buffers).
+absl::Status CheckTlsFiles(const ServerOptions& options) {
+  auto open = [](const std::string& path,
+                 absl::string_view what) -> absl::StatusOr<std::unique_ptr<BIO, BioFree>> {
+    std::unique_ptr<BIO, BioFree> bio(BIO_new_file(path.c_str(), "r"));
+    if (bio == nullptr) {
+      return NotFound("TLS_FILE_UNREADABLE", absl::StrCat("cannot read TLS ", what, " ", path));
+    }
+    return bio;
+  };
+  auto invalid = [](absl::string_view what, const std::string& path) {
+    const unsigned long code = ERR_get_error();  // NOLINT(runtime/int): OpenSSL's type
+    ERR_clear_error();
+    return InvalidArgument(
+        "INVALID_TLS_FILE",
+        absl::StrCat("TLS ", what, " ", path, " is not usable",
+                     code != 0 ? absl::StrCat(": ", ERR_reason_error_string(code)) : ""));
+  };
+  SY_ASSIGN_OR_RETURN(auto cert_bio, open(options.tls_cert_file, "certificate"));
+  std::unique_ptr<X509, X509Free> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
+  if (cert == nullptr) return invalid("certificate", options.tls_cert_file);
+  SY_ASSIGN_OR_RETURN(auto key_bio, open(options.tls_key_file, "private key"));
+  std::unique_ptr<EVP_PKEY, PkeyFree> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  if (key == nullptr) return invalid("private key", options.tls_key_file);
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return InvalidArgument("INVALID_TLS_FILE",
+                           absl::StrCat("TLS private key ", options.tls_key_file,
+                                        " does not belong to the certificate ",
+                                        options.tls_cert_file));
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  if (!options.tls_client_ca_file.empty()) {
+    SY_ASSIGN_OR_RETURN(auto ca_bio, open(options.tls_client_ca_file, "client CA"));
+    std::unique_ptr<X509, X509Free> ca(PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr));
+    if (ca == nullptr) return invalid("client CA", options.tls_client_ca_file);
+  }
+  return absl::OkStatus();
 }
 }  // namespace
 
@@ -85,15 +133,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     }
     return grpc::InsecureServerCredentials();
   }
-  // Readable now, or the server does not start.
-  SY_RETURN_IF_ERROR(ReadPem(options.tls_cert_file, "certificate").status());
-  {
-    SY_ASSIGN_OR_RETURN(std::string key, ReadPem(options.tls_key_file, "private key"));
-    crypto::Wipe(key);
-  }
-  if (!options.tls_client_ca_file.empty()) {
-    SY_RETURN_IF_ERROR(ReadPem(options.tls_client_ca_file, "client CA").status());
-  }
+  // Usable now, or the server does not start.
+  SY_RETURN_IF_ERROR(CheckTlsFiles(options));
   // The files are read again every tls_reload_interval, so that a renewed
   // certificate (cert-manager rewriting the mounted Secret) is served without
   // a restart; new handshakes get it, open connections keep theirs.
@@ -128,6 +169,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   if (options.delivery.max_unread_bytes < (int64_t{64} << 10)) {
     return InvalidArgument("INVALID_OPTION",
                            "a stream's unread bytes must be allowed 64 KiB at least");
+  }
+  if (options.max_connection_age_grace < absl::Minutes(3)) {
+    // Streams renew themselves within the grace (after at least a minute,
+    // with a minute to drain); a shorter one would cut them.
+    return InvalidArgument("INVALID_OPTION", "the gRPC connection-age grace must be at least 3m");
   }
   if (options.ingest.max_body_bytes < 1 || options.ingest.max_body_bytes > kMaxMessageEventBytes) {
     // Every stored event must fit one message a gRPC client can receive.
@@ -200,9 +246,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   // cut them (with the defaults, after 24 to 30 minutes): a stream opened
   // just before the close lives at most its age plus its drain.
   delivery.max_stream_age =
-      std::max(absl::Minutes(1), std::min(options.max_connection_age,
-                                          options.max_connection_age_grace -
-                                              delivery.stream_drain - absl::Seconds(30)));
+      options.max_connection_age == absl::InfiniteDuration()
+          ? absl::InfiniteDuration()  // connections are never closed for their age
+          : std::min(options.max_connection_age,
+                     options.max_connection_age_grace - delivery.stream_drain - absl::Seconds(30));
   server->delivery_ = std::make_unique<delivery::DeliveryEngine>(*server->store_, clock, delivery);
   server->store_->SetCommitListener(server->delivery_.get());
   server->change_listeners_ =

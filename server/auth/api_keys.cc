@@ -210,6 +210,7 @@ void ApiKeyManager::ChangesAnnounced(const std::vector<storage::ChangeNotice>& c
         absl::MutexLock lock(&mu_);
         ++generation_;
         cache_.clear();
+        unknown_.clear();
       }
       NotifyKeysChanged();
       return;
@@ -223,6 +224,9 @@ void ApiKeyManager::Forget(const std::vector<std::string>& key_ids) {
   {
     absl::MutexLock lock(&mu_);
     ++generation_;
+    // A key registered meanwhile (the bootstrap key, chosen by the operator)
+    // must not stay refused.
+    unknown_.clear();
     if (key_ids.empty()) return;
     absl::flat_hash_set<absl::string_view> ids(key_ids.begin(), key_ids.end());
     for (auto it = cache_.begin(); it != cache_.end();) {

@@ -205,10 +205,13 @@ struct DeliveryEngine::Lane {
   bool leased = false;  // this replica holds the lane's lease
   // Given back once nothing is outstanding: no new event is sent meanwhile.
   bool draining = false;
-  // Nothing sent is waiting for its ack and the cursor is written: the lane
-  // can go to another replica, which resumes at the cursor (events acked
-  // above a gap, or waiting to be sent again, are delivered by it).
-  bool Idle() const { return outstanding.empty() && !dirty; }
+  // Writes of its cursor and attempt counts in flight (Flush to Flushed).
+  int writing = 0;
+  // Nothing sent is waiting for its ack and the cursor and counts are
+  // written: the lane can go to another replica, which resumes at the cursor
+  // (events acked above a gap, or waiting to be sent again, are delivered by
+  // it) with the counts.
+  bool Idle() const { return outstanding.empty() && !dirty && writing == 0; }
 };
 
 namespace {
@@ -685,8 +688,12 @@ void DeliveryEngine::Reauthorize(absl::Time now) {
   for (const auto& [id, stream] : streams_) {
     if (!stream->authorize) continue;
     // A key's scope never changes: only whether it is still valid matters.
+    // A failure to check (the store unreachable) keeps the stream: it is
+    // checked again at the next interval.
     absl::StatusOr<Scope> scope = stream->authorize();
-    if (!scope.ok()) refused.emplace_back(id, scope.status());
+    if (absl::IsUnauthenticated(scope.status()) || absl::IsPermissionDenied(scope.status())) {
+      refused.emplace_back(id, scope.status());
+    }
   }
   // The client did nothing wrong with its events: they come back without
   // using up an attempt.
@@ -1222,6 +1229,7 @@ void DeliveryEngine::Lease(Sub& sub, absl::Time now) {
     }
     lane->prior.clear();
     lane->saved.clear();
+    lane->unsaved.clear();
   }
   // Lanes gained start from the counts in the store; those kept here know
   // better.
@@ -1574,6 +1582,7 @@ void DeliveryEngine::Flush(Sub& sub, absl::Time now, bool wait) {
     cursor.deleted.assign(lane->saved.begin(), passed);
     lane->saved.erase(lane->saved.begin(), passed);
     lane->prior.erase(lane->prior.begin(), lane->prior.upper_bound(lane->resolved_through));
+    ++lane->writing;
     batch->cursors.push_back(std::move(cursor));
   }
   sub.dirty.clear();
@@ -1639,11 +1648,13 @@ void DeliveryEngine::Flushed(FlushBatch& batch) {
   if (it == subs_.end() || it->second->incarnation != batch.incarnation) return;
   Sub& sub = *it->second;
   sub.flushing = false;
+  for (const FlushBatch::Cursor& c : batch.cursors) --c.lane->writing;
   if (batch.status.ok()) return;
   ++write_failures_;
   log::Warning("delivery: writing acknowledgements failed; will retry",
                {{"subscription", sub.name}, {"error", batch.status.ToString()}});
   for (const FlushBatch::Cursor& c : batch.cursors) {
+    if (!c.lane->leased) continue;  // gone to another replica meanwhile
     sub.MarkDirty(*c.lane);
     // Written again with the next flush, unless counted again since.
     for (const storage::DeliveryAttemptRow& a : c.attempts) {

@@ -276,22 +276,26 @@ absl::StatusOr<v1::ListDeadLettersResponse> SubscriptionManager::ListDeadLetters
     size_t bytes = 0;
     int taken = 0;
     for (int i = 0; i < static_cast<int>(rows.size()) && i < page_size; ++i) {
-      if (bytes >= kMaxMessageEventBytes) break;
       const storage::DeadLetterRow& d = rows[i];
-      v1::DeadLetter* out = response.add_dead_letters();
+      v1::DeadLetter letter;
       SY_ASSIGN_OR_RETURN(std::optional<storage::EventRow> event,
                           tx.GetEvent(d.tenant_id, d.connection_id, d.sequence));
       if (event.has_value()) {
-        *out->mutable_event() = events::EventLog::ToProto(*event);
+        *letter.mutable_event() = events::EventLog::ToProto(*event);
       } else {  // past retention: the name remains
-        out->mutable_event()->set_name(absl::StrCat("tenants/", d.tenant_id, "/connections/",
-                                                    d.connection_id, "/events/", d.sequence));
-        out->mutable_event()->set_sequence(d.sequence);
+        letter.mutable_event()->set_name(absl::StrCat("tenants/", d.tenant_id, "/connections/",
+                                                      d.connection_id, "/events/", d.sequence));
+        letter.mutable_event()->set_sequence(d.sequence);
       }
-      out->set_delivery_attempts(d.attempts);
-      switchyard::ToProto(d.dead_time, out->mutable_dead_time());
-      out->set_replaying(d.replaying);
-      bytes += out->ByteSizeLong();
+      letter.set_delivery_attempts(d.attempts);
+      switchyard::ToProto(d.dead_time, letter.mutable_dead_time());
+      letter.set_replaying(d.replaying);
+      // The first one goes whatever its size; a later one that would take
+      // the page past the cap waits for the next page.
+      const size_t size = letter.ByteSizeLong() + 8;
+      if (taken > 0 && bytes + size > kMaxMessageEventBytes) break;
+      bytes += size;
+      *response.add_dead_letters() = std::move(letter);
       ++taken;
     }
     if (static_cast<int>(rows.size()) > taken) {

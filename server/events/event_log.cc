@@ -136,7 +136,9 @@ absl::StatusOr<v1::ListEventsResponse> EventLog::List(const v1::ListEventsReques
       SY_ASSIGN_OR_RETURN(std::vector<storage::EventRow> chunk,
                           tx.ListEvents(ids[0], ids[1], after, want));
       for (storage::EventRow& row : chunk) {
-        const size_t size = row.body.size() + row.event_id.size() + row.type.size() + 128;
+        const size_t size = row.body.size() + row.event_id.size() + row.type.size() +
+                            row.content_type.size() + row.tenant_id.size() +
+                            row.connection_id.size() + 192;
         if (!rows.empty() && bytes + size > kMaxMessageEventBytes) {
           bytes = kMaxMessageEventBytes;  // full
           break;

@@ -343,6 +343,49 @@ TEST_F(EngineTest, AttemptCountsGoOnAfterARestartSoTheMaximumHolds) {
   EXPECT_EQ(got[0].delivery_attempt(), 1);
 }
 
+TEST_F(EngineTest, PagesOfLargeDeadLettersStayReceivable) {
+  v1::Subscription config;
+  config.set_max_delivery_attempts(1);
+  CreateSubscription("tenants/acme", "orders", config);
+  OpenStream stream = Open(kSub);
+  // Webhook bodies may be up to 3 MiB: two of 2 MiB would make a 4 MiB page.
+  ASSERT_TRUE(store_
+                  ->Write([&](storage::Transaction& tx) -> absl::Status {
+                    for (int i = 0; i < 3; ++i) {
+                      storage::EventRow row;
+                      row.tenant_id = "acme";
+                      row.connection_id = "erp";
+                      row.event_id = absl::StrCat("huge-", i);
+                      row.source = v1::Event::WEBHOOK;
+                      row.source_time = clock_.Now();
+                      row.receive_time = clock_.Now();
+                      row.content_type = "application/octet-stream";
+                      row.body = std::string(size_t{2} << 20, 'x');
+                      SY_RETURN_IF_ERROR(events::EventLog::AppendInTx(tx, std::move(row)).status());
+                    }
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  ASSERT_EQ(got.size(), 3u);
+  Nack(stream, got);
+  ASSERT_TRUE(engine_->Checkpoint().ok());
+  v1::ListDeadLettersRequest req;
+  req.set_subscription(kSub);
+  req.set_page_size(1000);
+  size_t letters = 0;
+  for (int pages = 0; pages < 10; ++pages) {
+    auto page = subscriptions_->ListDeadLetters(req, Scope::All());
+    ASSERT_TRUE(page.ok()) << page.status();
+    EXPECT_LT(page->ByteSizeLong(), size_t{4} << 20);
+    letters += static_cast<size_t>(page->dead_letters_size());
+    if (page->next_page_token().empty()) break;
+    req.set_page_token(page->next_page_token());
+  }
+  EXPECT_EQ(letters, 3u);
+}
+
 TEST_F(EngineTest, LargeEventsGoInMessagesAClientCanReceive) {
   CreateSubscription("tenants/acme", "orders");
   OpenStream stream = Open(kSub);
@@ -386,6 +429,27 @@ TEST_F(EngineTest, AStreamWhoseCredentialFailsEndsAndItsEventsComeBackWithoutUsi
   Publish(kErp, {"e1"});
   engine_->Pump();
   ASSERT_THAT(EventIds(checked.sink->Take()), ElementsAre("e1"));
+
+  // A check that cannot be made (the store unreachable) keeps the stream.
+  auto unreachable = std::make_shared<std::atomic<bool>>(false);
+  {
+    auto sink = std::make_shared<RecordingSink>();
+    const DeliveryEngine::StreamId id =
+        engine_->Open(sink, [unreachable]() -> absl::StatusOr<Scope> {
+          if (!unreachable->load()) return Scope::All();
+          return Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE", "store down");
+        });
+    v1::StreamEventsRequest first;
+    first.set_subscription(kSub);
+    engine_->Handle(id, first);
+    engine_->Pump();
+    unreachable->store(true);
+    engine_->KeysChanged();
+    engine_->Pump();
+    EXPECT_FALSE(sink->ended.has_value());
+    engine_->Close(id, /*cancelled=*/false);
+    engine_->Pump();
+  }
 
   // Told that keys changed: checked at once.
   valid->store(false);

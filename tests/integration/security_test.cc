@@ -224,6 +224,18 @@ TEST_F(TlsTest, ARenewedCertificateIsServedWithoutARestart) {
   EXPECT_FALSE(Client((*server)->target(), TlsOptions(false))->CheckHealth("").ok());
 }
 
+TEST_F(TlsTest, AKeyThatIsNotTheCertificatesStopsTheStartAndSaysWhy) {
+  const std::string d = dir_.path();
+  testing::TempDir other;
+  auto server = testing::ServerProcess::Start(
+      other.path(), {"--tls_cert_file=" + d + "/server.pem", "--tls_key_file=" + d + "/client.key"},
+      /*default_keys=*/true, /*check_health=*/false);
+  EXPECT_FALSE(server.ok());
+  const std::string log = ReadFile(other.path() + "/server.log");
+  EXPECT_NE(log.find("INVALID_TLS_FILE"), std::string::npos) << log;
+  EXPECT_NE(log.find("does not belong to the certificate"), std::string::npos) << log;
+}
+
 TEST_F(TlsTest, MutualTlsRejectsClientsWithoutACertificateFromTheCa) {
   const std::string d = dir_.path();
   auto server = testing::ServerProcess::Start(

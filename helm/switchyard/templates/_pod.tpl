@@ -209,11 +209,13 @@ spec:
     {{- toYaml .Values.topologySpreadConstraints | nindent 4 }}
   {{- else if eq .Values.mode "external" }}
   # Replicas on different nodes (a node lost or drained takes one), and
-  # spread over zones where the cluster has them.
+  # spread over zones where the cluster has them. Preferred, not required:
+  # a hard rule would leave the surge pod of a rollout pending on a cluster
+  # with as many nodes as replicas.
   topologySpreadConstraints:
     - maxSkew: 1
       topologyKey: kubernetes.io/hostname
-      whenUnsatisfiable: DoNotSchedule
+      whenUnsatisfiable: ScheduleAnyway
       labelSelector:
         matchLabels:
           {{- include "switchyard.selectorLabels" . | nindent 10 }}
