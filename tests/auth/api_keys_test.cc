@@ -1,13 +1,12 @@
 #include "server/auth/api_keys.h"
 
-#include <atomic>
 #include <fstream>
-#include <functional>
 #include <sstream>
 
 #include "gtest/gtest.h"
 #include "server/common/status.h"
 #include "tests/support/domain_fixture.h"
+#include "tests/support/store_decorators.h"
 
 namespace switchyard::auth {
 namespace {
@@ -57,32 +56,8 @@ TEST_F(ApiKeyManagerTest, UnknownRevokedAndMissingCredentialsAreUnauthenticated)
   EXPECT_EQ(ReasonOf(after.status()), "REVOKED_CREDENTIAL");
 }
 
-// Counts the reads of the store it wraps.
-class CountingStore final : public storage::Store {
- public:
-  explicit CountingStore(storage::Store& inner) : inner_(inner) {}
-  void SetCommitListener(storage::CommitListener* l) override { inner_.SetCommitListener(l); }
-  void SetChangeListener(storage::ChangeListener* l) override { inner_.SetChangeListener(l); }
-  bool Shared() const override { return inner_.Shared(); }
-  absl::Status Write(absl::FunctionRef<absl::Status(storage::Transaction&)> fn) override {
-    return inner_.Write(fn);
-  }
-  void WriteAsync(std::function<absl::Status(storage::Transaction&)> fn,
-                  std::function<void(absl::Status)> done, absl::string_view key) override {
-    inner_.WriteAsync(std::move(fn), std::move(done), key);
-  }
-  absl::Status Read(absl::FunctionRef<absl::Status(storage::Transaction&)> fn) override {
-    ++reads;
-    return inner_.Read(fn);
-  }
-  std::atomic<int> reads{0};
-
- private:
-  storage::Store& inner_;
-};
-
 TEST_F(ApiKeyManagerTest, AMadeUpTokenCostsOneStoreReadPerCacheTtl) {
-  CountingStore counting(*store_);
+  testing::ReadCountingStore counting(*store_);
   ApiKeyManager keys(ApiKeyOptions{}, counting, clock_,
                      *vault_->LoadOrCreateServerKey("token-hmac"));
   const std::string made_up = MintToken(TokenKind::kTenant);

@@ -110,8 +110,14 @@ class EngineTest : public testing::DomainTest {
   };
   OpenStream Open(const std::string& subscription, int max_events = 0,
                   const Scope& scope = Scope::All()) {
+    return Open(subscription, [scope]() -> absl::StatusOr<Scope> { return scope; }, max_events);
+  }
+  // A stream whose credential is checked by `authorize`, as the transport
+  // does, at the start and again later.
+  OpenStream Open(const std::string& subscription, DeliveryEngine::Authorizer authorize,
+                  int max_events = 0) {
     auto sink = std::make_shared<RecordingSink>();
-    const DeliveryEngine::StreamId id = engine_->Open(sink, scope);
+    const DeliveryEngine::StreamId id = engine_->Open(sink, std::move(authorize));
     v1::StreamEventsRequest first;
     first.set_subscription(subscription);
     first.set_max_outstanding_events(max_events);
@@ -413,17 +419,10 @@ TEST_F(EngineTest, AStreamWhoseCredentialFailsEndsAndItsEventsComeBackWithoutUsi
   // A credential that stops being valid, as a revoked or expired key does.
   auto valid = std::make_shared<std::atomic<bool>>(true);
   auto open_checked = [&] {
-    auto sink = std::make_shared<RecordingSink>();
-    const DeliveryEngine::StreamId id =
-        engine_->Open(sink, [valid]() -> absl::StatusOr<Scope> {
-          if (valid->load()) return Scope::All();
-          return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
-        });
-    v1::StreamEventsRequest first;
-    first.set_subscription(kSub);
-    engine_->Handle(id, first);
-    engine_->Pump();
-    return OpenStream{sink, id};
+    return Open(kSub, [valid]() -> absl::StatusOr<Scope> {
+      if (valid->load()) return Scope::All();
+      return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
+    });
   };
   OpenStream checked = open_checked();
   Publish(kErp, {"e1"});
@@ -433,21 +432,15 @@ TEST_F(EngineTest, AStreamWhoseCredentialFailsEndsAndItsEventsComeBackWithoutUsi
   // A check that cannot be made (the store unreachable) keeps the stream.
   auto unreachable = std::make_shared<std::atomic<bool>>(false);
   {
-    auto sink = std::make_shared<RecordingSink>();
-    const DeliveryEngine::StreamId id =
-        engine_->Open(sink, [unreachable]() -> absl::StatusOr<Scope> {
-          if (!unreachable->load()) return Scope::All();
-          return Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE", "store down");
-        });
-    v1::StreamEventsRequest first;
-    first.set_subscription(kSub);
-    engine_->Handle(id, first);
-    engine_->Pump();
+    OpenStream kept = Open(kSub, [unreachable]() -> absl::StatusOr<Scope> {
+      if (!unreachable->load()) return Scope::All();
+      return Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE", "store down");
+    });
     unreachable->store(true);
     engine_->KeysChanged();
     engine_->Pump();
-    EXPECT_FALSE(sink->ended.has_value());
-    engine_->Close(id, /*cancelled=*/false);
+    EXPECT_FALSE(kept.sink->ended.has_value());
+    engine_->Close(kept.id, /*cancelled=*/false);
     engine_->Pump();
   }
 

@@ -6,7 +6,7 @@
 #include "gtest/gtest.h"
 #include "server/common/status.h"
 #include "tests/support/domain_fixture.h"
-#include "tests/support/rehearsing_store.h"
+#include "tests/support/store_decorators.h"
 
 namespace switchyard::vault {
 namespace {
