@@ -88,10 +88,11 @@ struct EngineOptions {
   // its connection lives on) is cancelled by the transport, so that its
   // events go to other streams. Default 64 MiB.
   int64_t max_unread_bytes = int64_t{64} << 20;
-  // How often every stream's credential is checked again (expiry, and
-  // revocations this replica was not told of); KeysChanged checks at once.
-  // Default 10s.
-  absl::Duration reauthorize_interval = absl::Seconds(10);
+  // How often every stream's credential is checked again, for keys that
+  // expire: revocations arrive through KeysChanged, at once. Each check of a
+  // key no longer cached reads the store on the engine thread, once per
+  // distinct key. Default 1 minute.
+  absl::Duration reauthorize_interval = absl::Minutes(1);
   // A stream older than this (each stream gets 80-100% of it) is renewed:
   // it gets no new events, and once those outstanding are settled, or after
   // `stream_drain`, it ends with UNAVAILABLE / STREAM_RENEWAL (its events
