@@ -246,6 +246,14 @@ def check_case(c, name, docs, values, chart_dir, server_flags):
         c.check(subset(pdb["spec"]["selector"]["matchLabels"], pod_labels), "PDB selector matches the pods")
         c.check(("minAvailable" in pdb["spec"]) != ("maxUnavailable" in pdb["spec"]),
                 "PDB sets exactly one of minAvailable / maxUnavailable")
+        budget = values["podDisruptionBudget"]
+        if budget.get("minAvailable") is not None:
+            c.check(pdb["spec"].get("minAvailable") == budget["minAvailable"],
+                    "a minAvailable set in values is the PDB's budget",
+                    str(pdb["spec"]))
+        else:
+            c.check(pdb["spec"].get("maxUnavailable") == budget.get("maxUnavailable"),
+                    "without minAvailable, the PDB uses maxUnavailable", str(pdb["spec"]))
 
     container_ports = {p["name"]: p["containerPort"] for p in gateway.get("ports", [])}
     services = r.of_kind("Service")
@@ -654,6 +662,10 @@ BAD_VALUES = [
       "--set", "externalDatabase.url=postgresql://u:pw@db:5432/x"], None),
     ("external mode without a database password",
      ["--set", "mode=external", "--set", "externalDatabase.url=postgresql://u@db:5432/x"], "databasePassword"),
+    ("a disruption budget with neither bound",
+     ["--set", "mode=external", "--set", "secrets.databasePassword=pw",
+      "--set", "externalDatabase.url=postgresql://u@db:5432/x",
+      "--set", "podDisruptionBudget.maxUnavailable=null"], "minAvailable or maxUnavailable"),
     ("tls.enabled without tls.secretName", ["--set", "tls.enabled=true"], "secretName"),
     ("mutual TLS without TLS", ["--set", "tls.clientCA.enabled=true"], None),
     ("a grace period shorter than the drain",
@@ -717,6 +729,12 @@ def main():
         if name.endswith("-values.yaml"):
             with open(os.path.join(ci_dir, name)) as f:
                 cases.append((f"ci/{name}", os.path.join(ci_dir, name), yaml.safe_load(f) or {}))
+    # The external case once more with the default disruption budget (maxUnavailable).
+    external = [case for case in cases if case[0] == "ci/external-values.yaml"]
+    if external:
+        _, path, override = external[0]
+        cases.append(("ci/external-values.yaml, default budget", path,
+                      deep_merge(override, {"podDisruptionBudget": {"minAvailable": None}})))
     modes = set()
     server_flags = read_server_flags(os.path.normpath(os.path.join(chart, "..", "..")))
     chart_copy = notes_chart(chart)
@@ -724,6 +742,8 @@ def main():
         c.case = name
         values = deep_merge(defaults, override)
         args = ["-f", path] if path else ["--set", f"secrets.masterKeyring={GOOD_KEYRING}"]
+        if name.endswith("default budget"):
+            args += ["--set", "podDisruptionBudget.minAvailable=null"]
         docs, out = render(opts.helm, chart, args)
         if not c.check(docs is not None, f"[{name}] helm template renders", (out or "")[:300]):
             continue
