@@ -111,6 +111,9 @@ ABSL_FLAG(absl::Duration, grpc_max_connection_age_grace, absl::Minutes(35),
           "time given to calls on a connection closed for its age (at least 3m); event streams "
           "renew themselves within it (after the connection age, or the grace less 90s if "
           "shorter)");
+ABSL_FLAG(int, grpc_max_threads, 256,
+          "threads serving unary gRPC calls (at least 8); calls beyond them are answered "
+          "RESOURCE_EXHAUSTED rather than queued");
 ABSL_FLAG(absl::Duration, grpc_keepalive_time, absl::Minutes(1),
           "interval of keepalive pings on idle gRPC connections");
 ABSL_FLAG(absl::Duration, health_check_min_interval, absl::Seconds(5),
@@ -199,6 +202,7 @@ int main(int argc, char** argv) {
   options.max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age);
   options.max_connection_age_grace = absl::GetFlag(FLAGS_grpc_max_connection_age_grace);
   options.keepalive_time = absl::GetFlag(FLAGS_grpc_keepalive_time);
+  options.max_rpc_threads = absl::GetFlag(FLAGS_grpc_max_threads);
   options.ingest.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_webhook_max_body_bytes));
   options.ingest.rate_per_second = absl::GetFlag(FLAGS_webhook_rate_per_connection);
   options.ingest.burst = absl::GetFlag(FLAGS_webhook_burst_per_connection);

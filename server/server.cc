@@ -170,6 +170,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     return InvalidArgument("INVALID_OPTION",
                            "a stream's unread bytes must be allowed 64 KiB at least");
   }
+  if (options.max_rpc_threads < 8) {
+    return InvalidArgument("INVALID_OPTION", "the gRPC thread limit must be at least 8");
+  }
   if (options.max_connection_age_grace < absl::Minutes(3)) {
     // Streams renew themselves within the grace (after at least a minute,
     // with a minute to drain); a shorter one would cut them.
@@ -315,6 +318,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   // the documented one (PublishEvents batches count against it).
   builder.SetMaxReceiveMessageSize(4 << 20);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20000);
+  // The probes' health server (its own builder) keeps its own threads.
+  grpc::ResourceQuota quota("switchyard-grpc");
+  quota.SetMaxThreads(options.max_rpc_threads);
+  builder.SetResourceQuota(quota);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   // Clients may ping idle connections every 10 s without being cut off.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);

@@ -108,6 +108,12 @@ struct ServerOptions {
   absl::Duration max_connection_age_grace = absl::Minutes(35);
   // Interval of server keepalive pings on idle connections. Default 1 min.
   absl::Duration keepalive_time = absl::Minutes(1);
+  // Threads serving unary gRPC calls (each call holds one until it is
+  // answered; event streams hold none), pollers included. A call arriving
+  // when all are busy is answered RESOURCE_EXHAUSTED at once instead of
+  // starting one more thread: a store that hangs costs a bounded number of
+  // threads. At least 8. Default 256.
+  int max_rpc_threads = 256;
   // Shortest connection health-check and change-feed interval accepted.
   // Default 5s.
   absl::Duration health_check_min_interval = absl::Seconds(5);

@@ -9,7 +9,9 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
+#include "switchyard/v1/gateway.grpc.pb.h"
 #include "tests/support/server_process.h"
+#include "tests/support/test_store.h"
 #include "tests/support/temp_dir.h"
 
 namespace switchyard {
@@ -195,6 +197,74 @@ TEST_F(ServerTest, ReadsItsSettingsFromAFlagFile) {
   auto r = client_->ReserveCredits(reserve);
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->expire_time().seconds() - r->create_time().seconds(), 90);
+}
+
+TEST_F(ServerTest, CallsBeyondTheThreadLimitAreRefusedNotQueued) {
+  client_.reset();
+  EXPECT_EQ(server_->Terminate(), 0);
+  auto server = testing::ServerProcess::Start(dir_.path(), {"--grpc_max_threads=8"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  // Writes wait while the lock is held, each holding a thread.
+  auto block = testing::StoreWriteBlock::Hold(dir_.path());
+  ASSERT_TRUE(block.ok()) << block.status();
+
+  auto stub = v1::Gateway::NewStub(
+      grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials()));
+  grpc::CompletionQueue queue;
+  struct Call {
+    grpc::ClientContext context;
+    v1::CreditPool reply;
+    grpc::Status status;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::CreditPool>> rpc;
+  };
+  constexpr int kCalls = 24;
+  std::vector<std::unique_ptr<Call>> calls;
+  for (int i = 0; i < kCalls; ++i) {
+    auto call = std::make_unique<Call>();
+    call->context.AddMetadata("authorization", "Bearer " + server_->operator_key());
+    call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    v1::CreateCreditPoolRequest request;
+    request.set_credit_pool_id("p" + std::to_string(i));
+    request.mutable_credit_pool()->set_capacity(1);
+    call->rpc = stub->AsyncCreateCreditPool(&call->context, request, &queue);
+    call->rpc->Finish(&call->reply, &call->status, reinterpret_cast<void*>(intptr_t{i}));
+    calls.push_back(std::move(call));
+  }
+  int created = 0;
+  int refused = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(queue.Next(&tag, &ok));
+    const grpc::Status& status = calls[reinterpret_cast<intptr_t>(tag)]->status;
+    if (i == 0) {
+      // While the writes wait, the calls beyond the limit are answered at
+      // once; then the store goes on.
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << status.error_message();
+      (*block)->Release();
+    }
+    if (status.ok()) {
+      ++created;
+    } else {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << status.error_message();
+      ++refused;
+    }
+  }
+  // Those that got a thread finished once the store went on; the others
+  // were refused, not half done.
+  EXPECT_GE(created, 1);
+  EXPECT_GE(refused, kCalls - 8);
+  EXPECT_EQ(created + refused, kCalls);
+  client::ClientOptions options;
+  options.target = server_->target();
+  options.api_key = server_->operator_key();
+  client_ = GatewayClient::Create(options);
+  auto pools = client_->ListCreditPools(v1::ListCreditPoolsRequest());
+  ASSERT_TRUE(pools.ok()) << pools.status();
+  EXPECT_EQ(pools->credit_pools_size(), created);
 }
 
 TEST_F(ServerTest, LogsAreOneJsonObjectPerLine) {

@@ -1,6 +1,7 @@
 #include "tests/support/test_store.h"
 
 #include <libpq-fe.h>
+#include <sqlite3.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -95,6 +96,47 @@ std::string TestStoreFileBytes(const std::string& dir) {
   std::string bytes;
   for (const std::string& path : files) bytes += ReadFile(path);
   return bytes;
+}
+
+absl::StatusOr<std::unique_ptr<StoreWriteBlock>> StoreWriteBlock::Hold(const std::string& dir) {
+  std::unique_ptr<StoreWriteBlock> block(new StoreWriteBlock());
+  if (!TestStoreIsPostgres()) {
+    const std::string path = dir + "/switchyard.db";
+    if (sqlite3_open_v2(path.c_str(), &block->sqlite_, SQLITE_OPEN_READWRITE, nullptr) !=
+            SQLITE_OK ||
+        sqlite3_exec(block->sqlite_, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return absl::InternalError(absl::StrCat(path, ": ", sqlite3_errmsg(block->sqlite_)));
+    }
+    return block;
+  }
+  auto url = TestPostgresUrl(dir);
+  if (!url.ok()) return url.status();
+  const std::string password = ReadTrimmedFile(TestPostgresDir() + "/password");
+  const char* keys[] = {"dbname", "password", nullptr};
+  const char* values[] = {url->c_str(), password.c_str(), nullptr};
+  block->pg_ = PQconnectdbParams(keys, values, 1);
+  if (PQstatus(block->pg_) != CONNECTION_OK) {
+    return absl::UnavailableError(absl::StrCat("test PostgreSQL: ", PQerrorMessage(block->pg_)));
+  }
+  PGresult* res = PQexec(block->pg_, "BEGIN; LOCK TABLE pools IN ACCESS EXCLUSIVE MODE");
+  const bool locked = PQresultStatus(res) == PGRES_COMMAND_OK;
+  const std::string error = PQresultErrorMessage(res);
+  PQclear(res);
+  if (!locked) return absl::InternalError(absl::StrCat("LOCK TABLE pools: ", error));
+  return block;
+}
+
+void StoreWriteBlock::Release() {
+  if (sqlite_ != nullptr) {
+    sqlite3_exec(sqlite_, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(sqlite_);
+    sqlite_ = nullptr;
+  }
+  if (pg_ != nullptr) {
+    PQclear(PQexec(pg_, "COMMIT"));
+    PQfinish(pg_);
+    pg_ = nullptr;
+  }
 }
 
 std::vector<std::string> TestStoreServerFlags(const std::string& dir) {

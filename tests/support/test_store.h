@@ -15,6 +15,9 @@
 #include "absl/status/statusor.h"
 #include "server/storage/store.h"
 
+struct sqlite3;
+struct pg_conn;
+
 namespace switchyard::testing {
 
 // Whether tests run on PostgreSQL.
@@ -42,6 +45,26 @@ std::vector<std::string> TestStoreServerFlags(const std::string& dir);
 // A connection URI to the schema of `dir` (made on first use). PostgreSQL
 // only.
 absl::StatusOr<std::string> TestPostgresUrl(const std::string& dir);
+
+// A lock, held from another connection, that makes the writes of the server
+// whose data directory is `dir` wait (reads go on): SQLite's write lock on
+// its database, or on PostgreSQL an exclusive lock on the credit pools
+// table (so writes that touch pools wait). Until Release or destruction.
+// Not thread-safe.
+class StoreWriteBlock {
+ public:
+  static absl::StatusOr<std::unique_ptr<StoreWriteBlock>> Hold(const std::string& dir);
+  StoreWriteBlock(const StoreWriteBlock&) = delete;
+  StoreWriteBlock& operator=(const StoreWriteBlock&) = delete;
+  ~StoreWriteBlock() { Release(); }
+  // Lets the writes go on. Idempotent.
+  void Release();
+
+ private:
+  StoreWriteBlock() = default;
+  ::sqlite3* sqlite_ = nullptr;
+  ::pg_conn* pg_ = nullptr;
+};
 
 }  // namespace switchyard::testing
 
