@@ -99,7 +99,8 @@ struct DeliveryEngine::Work {
     kNotices,
     kFlushed,
     kForwarded,
-    kReauthorize
+    kReauthorize,
+    kReauthorized
   };
   Kind kind = kOpen;
   StreamId stream = 0;
@@ -110,6 +111,7 @@ struct DeliveryEngine::Work {
   std::vector<storage::EventNotice> notices;
   std::shared_ptr<FlushBatch> flushed;
   bool cancelled = false;  // kClose
+  std::vector<std::pair<StreamId, absl::Status>> refused;  // kReauthorized
 };
 
 struct DeliveryEngine::Stream {
@@ -345,6 +347,8 @@ void DeliveryEngine::Start() {
   absl::MutexLock lock(&inbox_mu_);
   if (started_ || stopping_) return;
   started_ = true;
+  // One pass at a time is queued (checking_).
+  checker_ = std::make_unique<WorkerThread>(1);
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -583,6 +587,14 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
     case Work::kReauthorize:
       Reauthorize(now);
       return;
+    case Work::kReauthorized:
+      checking_ = false;
+      EndRefused(w.refused);
+      if (check_again_) {
+        check_again_ = false;
+        Reauthorize(now);
+      }
+      return;
     case Work::kRequest: {
       auto it = streams_.find(w.stream);
       if (it == streams_.end()) return;
@@ -684,20 +696,49 @@ void DeliveryEngine::Renew(absl::Time now) {
 
 void DeliveryEngine::Reauthorize(absl::Time now) {
   next_reauthorize_ = now + options_.reauthorize_interval;
-  std::vector<std::pair<StreamId, absl::Status>> refused;
-  for (const auto& [id, stream] : streams_) {
-    if (!stream->authorize) continue;
-    // A key's scope never changes: only whether it is still valid matters.
-    // A failure to check (the store unreachable) keeps the stream: it is
-    // checked again at the next interval.
-    absl::StatusOr<Scope> scope = stream->authorize();
-    if (absl::IsUnauthenticated(scope.status()) || absl::IsPermissionDenied(scope.status())) {
-      refused.emplace_back(id, scope.status());
-    }
+  if (checking_) {
+    check_again_ = true;
+    return;
   }
+  auto checks = std::make_shared<std::vector<std::pair<StreamId, Authorizer>>>();
+  for (const auto& [id, stream] : streams_) {
+    if (stream->authorize) checks->emplace_back(id, stream->authorize);
+  }
+  if (checks->empty()) return;
+  auto run = [checks] {
+    std::vector<std::pair<StreamId, absl::Status>> refused;
+    for (const auto& [id, authorize] : *checks) {
+      // A key's scope never changes: only whether it is still valid
+      // matters. A failure to check (the store unreachable) keeps the
+      // stream: it is checked again at the next interval.
+      absl::StatusOr<Scope> scope = authorize();
+      if (absl::IsUnauthenticated(scope.status()) || absl::IsPermissionDenied(scope.status())) {
+        refused.emplace_back(id, scope.status());
+      }
+    }
+    return refused;
+  };
+  if (checker_ != nullptr) {
+    checking_ = true;
+    const bool queued = checker_->Post([this, run] {
+      Work work;
+      work.kind = Work::kReauthorized;
+      work.refused = run();
+      Post(std::move(work));
+    });
+    if (queued) return;
+    checking_ = false;  // stopped: checked here
+  }
+  std::vector<std::pair<StreamId, absl::Status>> refused = run();
+  EndRefused(refused);
+}
+
+void DeliveryEngine::EndRefused(std::vector<std::pair<StreamId, absl::Status>>& refused) {
   // The client did nothing wrong with its events: they come back without
-  // using up an attempt.
-  for (auto& [id, status] : refused) EndStream(id, std::move(status), /*used_attempts=*/false);
+  // using up an attempt. A stream that ended meanwhile is gone already.
+  for (auto& [id, status] : refused) {
+    if (streams_.contains(id)) EndStream(id, std::move(status), /*used_attempts=*/false);
+  }
 }
 
 void DeliveryEngine::Attach(Stream& stream, v1::StreamEventsRequest& request, absl::Time now) {
@@ -1684,6 +1725,8 @@ void DeliveryEngine::Shutdown() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  // A pass in progress finishes; its result is applied below.
+  if (checker_ != nullptr) checker_->Stop();
   absl::MutexLock lock(&pump_mu_);
   // Settle what the clients already said, then end every stream.
   std::vector<Work> work;

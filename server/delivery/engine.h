@@ -36,6 +36,9 @@
 // Threading: every public method is thread-safe and never blocks on I/O; it
 // queues its input and wakes the engine thread (Start), which does all reads
 // and writes. Tests may instead call Pump() themselves with a manual clock.
+// Credential checks of open streams (KeysChanged, reauthorize_interval) may
+// read the store for every distinct key: once started, they run on a thread
+// of their own, so that a pass over many keys does not hold up delivery.
 
 #include <atomic>
 #include <cstdint>
@@ -55,6 +58,7 @@
 #include "absl/time/time.h"
 #include "server/common/clock.h"
 #include "server/common/scope.h"
+#include "server/common/worker_thread.h"
 #include "server/storage/store.h"
 #include "switchyard/v1/gateway.pb.h"
 
@@ -90,8 +94,8 @@ struct EngineOptions {
   int64_t max_unread_bytes = int64_t{64} << 20;
   // How often every stream's credential is checked again, for keys that
   // expire: revocations arrive through KeysChanged, at once. Each check of a
-  // key no longer cached reads the store on the engine thread, once per
-  // distinct key. Default 1 minute.
+  // key no longer cached reads the store, once per distinct key, off the
+  // engine thread. Default 1 minute.
   absl::Duration reauthorize_interval = absl::Minutes(1);
   // A stream older than this (each stream gets 80-100% of it) is renewed:
   // it gets no new events, and once those outstanding are settled, or after
@@ -167,7 +171,8 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   // stream's scope, with NOT_FOUND.
   void Handle(StreamId stream, v1::StreamEventsRequest request) ABSL_LOCKS_EXCLUDED(inbox_mu_);
   // API keys were revoked, cut short or forgotten: every stream's credential
-  // is checked again (its Authorizer runs on the engine thread), and a stream
+  // is checked again (its Authorizer runs on the checking thread once
+  // started; within Pump without Start), and a stream
   // whose check fails ends with that status (UNAUTHENTICATED, for example);
   // its outstanding events come back without using an attempt. Streams are
   // checked every EngineOptions::reauthorize_interval as well, so that keys
@@ -232,7 +237,12 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   void Apply(Work& work, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   void Attach(Stream& stream, v1::StreamEventsRequest& request, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Starts a check of every stream's credential (one pass at a time; one
+  // asked for meanwhile follows it).
   void Reauthorize(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // Ends the streams a check refused, those still open.
+  void EndRefused(std::vector<std::pair<StreamId, absl::Status>>& refused)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   // Starts and ends the renewal of streams past their age.
   void Renew(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   // Ends a stream; its outstanding events return to the subscription,
@@ -325,6 +335,11 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   absl::Time next_renewal_ ABSL_GUARDED_BY(pump_mu_) = absl::InfiniteFuture();
   bool renewing_ ABSL_GUARDED_BY(pump_mu_) = false;
   bool shut_down_ ABSL_GUARDED_BY(pump_mu_) = false;
+  // A credential pass is running on checker_; another was asked for since.
+  bool checking_ ABSL_GUARDED_BY(pump_mu_) = false;
+  bool check_again_ ABSL_GUARDED_BY(pump_mu_) = false;
+  // Runs credential passes once Start made it; stopped by Shutdown.
+  std::unique_ptr<WorkerThread> checker_;
 
   std::thread thread_;
 };

@@ -3,7 +3,10 @@
 #include <atomic>
 #include <deque>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/common/proto_time.h"
@@ -38,6 +41,44 @@ class RecordingSink final : public StreamSink {
   std::deque<v1::ReceivedEvent> received;
   std::vector<size_t> message_bytes;  // of every message sent
   std::optional<absl::Status> ended;
+};
+
+// What the engine thread sends to one stream, for tests that wait on it.
+class WaitingSink final : public StreamSink {
+ public:
+  void Send(v1::StreamEventsResponse response) override {
+    absl::MutexLock lock(&mu_);
+    for (const auto& r : response.received_events()) ids_.push_back(r.event().event_id());
+  }
+  void End(absl::Status status) override {
+    absl::MutexLock lock(&mu_);
+    ended_ = std::move(status);
+  }
+  // Waits until the event `id` was received; false if it is not within a
+  // minute (a failure, not a timing).
+  bool AwaitEvent(const std::string& id) {
+    absl::MutexLock lock(&mu_);
+    auto received = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return std::find(ids_.begin(), ids_.end(), id) != ids_.end();
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&received), absl::Minutes(1));
+  }
+  // Waits until the stream ended and returns how.
+  absl::Status AwaitEnd() {
+    absl::MutexLock lock(&mu_);
+    auto ended = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ended_.has_value(); };
+    mu_.Await(absl::Condition(&ended));
+    return *ended_;
+  }
+  bool ended() {
+    absl::MutexLock lock(&mu_);
+    return ended_.has_value();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> ids_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> ended_ ABSL_GUARDED_BY(mu_);
 };
 
 std::vector<std::string> EventIds(const std::vector<v1::ReceivedEvent>& received) {
@@ -468,6 +509,50 @@ TEST_F(EngineTest, AStreamWhoseCredentialFailsEndsAndItsEventsComeBackWithoutUsi
   ASSERT_TRUE(later.sink->ended.has_value());
   EXPECT_EQ(later.sink->ended->code(), absl::StatusCode::kUnauthenticated);
   EXPECT_FALSE(other.sink->ended.has_value());
+}
+
+TEST_F(EngineTest, ACredentialCheckWaitingOnTheStoreDoesNotHoldUpDelivery) {
+  CreateSubscription("tenants/acme", "all");
+  // The engine on its own thread, on the wall clock, as the server runs it.
+  engine_->Shutdown();
+  engine_ = std::make_unique<DeliveryEngine>(*store_, SystemClock(), EngineOptions{});
+  store_->SetCommitListener(engine_.get());
+  engine_->Start();
+
+  struct Check {
+    std::atomic<int> calls{0};
+    absl::Notification started;  // the second check, after KeysChanged
+    absl::Notification answer;
+  };
+  auto check = std::make_shared<Check>();
+  // A failed assertion must not leave the check waiting (Shutdown joins it).
+  absl::Cleanup release = [check] {
+    if (!check->answer.HasBeenNotified()) check->answer.Notify();
+  };
+  auto sink = std::make_shared<WaitingSink>();
+  const DeliveryEngine::StreamId id =
+      engine_->Open(sink, [check]() -> absl::StatusOr<Scope> {
+        if (check->calls.fetch_add(1) == 0) return Scope::All();  // when the stream opens
+        // Later checks wait, as a read of a slow store would.
+        check->started.Notify();
+        check->answer.WaitForNotification();
+        return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
+      });
+  v1::StreamEventsRequest first;
+  first.set_subscription("tenants/acme/subscriptions/all");
+  engine_->Handle(id, first);
+  Publish("tenants/acme/connections/erp", {"e1"});
+  ASSERT_TRUE(sink->AwaitEvent("e1"));
+
+  engine_->KeysChanged();
+  check->started.WaitForNotification();
+  // While the check waits, events still flow.
+  Publish("tenants/acme/connections/cmms", {"e2"});
+  ASSERT_TRUE(sink->AwaitEvent("e2")) << "delivery waited for the credential check";
+  EXPECT_FALSE(sink->ended());
+
+  check->answer.Notify();
+  EXPECT_EQ(sink->AwaitEnd().code(), absl::StatusCode::kUnauthenticated);
 }
 
 TEST_F(EngineTest, AStreamPastItsAgeDrainsThenEndsSoThatItsClientReconnects) {
