@@ -179,8 +179,11 @@ absl::StatusOr<Principal> ApiKeyManager::Authenticate(absl::string_view token) {
     if (!row.has_value()) {
       constexpr size_t kMaxUnknown = 10000;
       absl::MutexLock lock(&mu_);
-      if (unknown_.size() >= kMaxUnknown) unknown_.clear();
-      unknown_[hash] = now;
+      // A key registered while the row was read must not be refused.
+      if (generation_ == generation) {
+        if (unknown_.size() >= kMaxUnknown) unknown_.clear();
+        unknown_[hash] = now;
+      }
     }
     return Unauthenticated("UNKNOWN_CREDENTIAL", "the credential is not known");
   }
@@ -261,16 +264,26 @@ absl::Status ApiKeyManager::EnsureBootstrapOperatorKey(absl::string_view token) 
                            "the bootstrap operator key must be a well-formed syo_ key");
   }
   const absl::Time now = clock_.Now();
-  return store_.Write([&](Transaction& tx) -> absl::Status {
+  std::optional<ApiKeyRow> registered;  // the new key
+  SY_RETURN_IF_ERROR(store_.Write([&](Transaction& tx) -> absl::Status {
+    registered.reset();  // the store may run this more than once
     SY_ASSIGN_OR_RETURN(std::optional<ApiKeyRow> existing, tx.GetApiKeyByHash(Hash(token)));
     if (existing.has_value()) return absl::OkStatus();
     ApiKeyRow row = NewRow(TokenKind::kOperator, "", "", token, now);
     row.display_name = "bootstrap operator key";
     row.rights = kRightRevealCredentials;
     SY_RETURN_IF_ERROR(tx.InsertApiKey(row));
-    log::Info("bootstrap operator key registered", {{"key", NameOf(row)}, {"hint", row.hint}});
+    // Replicas that refused the token as unknown accept it at once.
+    tx.AnnounceChange(kApiKeyTopic, row.id);
+    registered = std::move(row);
     return absl::OkStatus();
-  });
+  }));
+  if (registered.has_value()) {
+    log::Info("bootstrap operator key registered",
+              {{"key", NameOf(*registered)}, {"hint", registered->hint}});
+    Forget({registered->id});
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> ApiKeyManager::IssueConnectionTokenInTx(Transaction& tx,

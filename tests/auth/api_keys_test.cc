@@ -73,6 +73,24 @@ TEST_F(ApiKeyManagerTest, AMadeUpTokenCostsOneStoreReadPerCacheTtl) {
   EXPECT_TRUE(keys.Authenticate(key.token()).ok());
 }
 
+TEST_F(ApiKeyManagerTest, ATokenRefusedAsUnknownIsAcceptedOnceRegistered) {
+  // The operator tries the new bootstrap key before the replica that
+  // registers it has started.
+  const std::string token = MintToken(TokenKind::kOperator);
+  EXPECT_EQ(ReasonOf(keys_->Authenticate(token).status()), "UNKNOWN_CREDENTIAL");
+  ApiKeyManager other(ApiKeyOptions{}, *store_, clock_,
+                      *vault_->LoadOrCreateServerKey("token-hmac"));
+  EXPECT_EQ(ReasonOf(other.Authenticate(token).status()), "UNKNOWN_CREDENTIAL");
+
+  // Registered here: accepted here at once, not after the cache TTL.
+  ASSERT_TRUE(keys_->EnsureBootstrapOperatorKey(token).ok());
+  EXPECT_TRUE(keys_->Authenticate(token).ok());
+  // And on the other replica once the announcement arrives.
+  auto principal = keys_->Authenticate(token);
+  other.ChangesAnnounced({storage::ChangeNotice{kApiKeyTopic, principal->key_id}});
+  EXPECT_TRUE(other.Authenticate(token).ok());
+}
+
 TEST_F(ApiKeyManagerTest, WhenAnnouncementsMayHaveBeenMissedEveryCachedKeyIsReadAgain) {
   auto key = TenantKey();
   ASSERT_TRUE(keys_->Authenticate(key.token()).ok());  // now cached
