@@ -390,9 +390,9 @@ void PrintDelivery(const v1::ReceivedEvent& r) {
                                 absl::FromUnixSeconds(e.receive_time().seconds()),
                                 absl::UTCTimeZone())
             << "  " << name.substr(0, name.rfind("/events/")) << "  #" << e.sequence() << "  "
-            << (e.type().empty() ? "-" : Printable(e.type())) << "  " << e.event_id() << "  attempt "
-            << r.delivery_attempt() << "  " << body << (e.body().size() > 120 ? "..." : "")
-            << std::endl;
+            << (e.type().empty() ? "-" : Printable(e.type())) << "  " << e.event_id()
+            << "  attempt " << r.delivery_attempt() << "  " << body
+            << (e.body().size() > 120 ? "..." : "") << std::endl;
 }
 
 // Ctrl-C (or SIGTERM) during a tail: the handler only writes to a pipe; a

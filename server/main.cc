@@ -1,6 +1,7 @@
 // switchyard-server: parses flags (or a --flagfile), starts the gateway and
 // waits for SIGTERM or SIGINT, then drains and exits.
 
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include <openssl/crypto.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"

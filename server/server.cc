@@ -106,10 +106,10 @@ absl::Status CheckTlsFiles(const ServerOptions& options) {
   if (key == nullptr) return invalid("private key", options.tls_key_file);
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
     ERR_clear_error();
-    return InvalidArgument("INVALID_TLS_FILE",
-                           absl::StrCat("TLS private key ", options.tls_key_file,
-                                        " does not belong to the certificate ",
-                                        options.tls_cert_file));
+    return InvalidArgument(
+        "INVALID_TLS_FILE",
+        absl::StrCat("TLS private key ", options.tls_key_file,
+                     " does not belong to the certificate ", options.tls_cert_file));
   }
   if (!options.tls_client_ca_file.empty()) {
     SY_ASSIGN_OR_RETURN(auto ca_bio, open(options.tls_client_ca_file, "client CA"));
@@ -667,8 +667,8 @@ void Server::Shutdown() {
   const absl::Time deadline = absl::Now() + options_.drain_deadline;
   if (http_server_ != nullptr) {
     // Webhooks first: stop taking them, answer those being stored.
-    http_server_->Shutdown(std::clamp(deadline - absl::Now(), absl::ZeroDuration(),
-                                      absl::Seconds(10)));
+    http_server_->Shutdown(
+        std::clamp(deadline - absl::Now(), absl::ZeroDuration(), absl::Seconds(10)));
     http_handler_->Shutdown();
     ingestor_->Shutdown();
   }

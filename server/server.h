@@ -109,7 +109,8 @@ struct ServerOptions {
   // Interval of server keepalive pings on idle connections. Default 1 min.
   absl::Duration keepalive_time = absl::Minutes(1);
   // Threads serving unary gRPC calls (each call holds one until it is
-  // answered; event streams hold none), pollers included. A call arriving
+  // answered; event streams hold none, a server-reflection stream one while
+  // open), pollers included. A call arriving
   // when all are busy is answered RESOURCE_EXHAUSTED at once instead of
   // starting one more thread: a store that hangs costs a bounded number of
   // threads. At least 8. Default 256.

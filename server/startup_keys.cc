@@ -1,13 +1,12 @@
 #include "server/startup_keys.h"
 
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
-
-#include <openssl/crypto.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"

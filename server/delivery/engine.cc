@@ -110,7 +110,7 @@ struct DeliveryEngine::Work {
   std::string name;
   std::vector<storage::EventNotice> notices;
   std::shared_ptr<FlushBatch> flushed;
-  bool cancelled = false;  // kClose
+  bool cancelled = false;                                  // kClose
   std::vector<std::pair<StreamId, absl::Status>> refused;  // kReauthorized
 };
 
@@ -125,7 +125,7 @@ struct DeliveryEngine::Stream {
   int outstanding = 0;
   int64_t outstanding_bytes = 0;
   v1::StreamEventsResponse batch;  // being assembled
-  size_t batch_bytes = 0;           // its encoded size, kept below kMaxMessageEventBytes
+  size_t batch_bytes = 0;          // its encoded size, kept below kMaxMessageEventBytes
 
   // Past its age (EngineOptions::max_stream_age) a stream gets nothing new
   // and ends once its events are settled, or at renew_at + drain at the
@@ -315,7 +315,7 @@ struct DeliveryEngine::FlushBatch {
     Lane* lane;  // only dereferenced by Flushed, when its Sub still exists
     storage::SubscriptionCursorRow row;
     std::vector<storage::DeliveryAttemptRow> attempts;  // to write
-    std::vector<int64_t> deleted;  // counts up to the cursor, to delete
+    std::vector<int64_t> deleted;                       // counts up to the cursor, to delete
   };
   std::string name;
   uint64_t incarnation = 0;
@@ -705,9 +705,12 @@ void DeliveryEngine::Reauthorize(absl::Time now) {
     if (stream->authorize) checks->emplace_back(id, stream->authorize);
   }
   if (checks->empty()) return;
-  auto run = [checks] {
+  auto run = [this, checks] {
     std::vector<std::pair<StreamId, absl::Status>> refused;
     for (const auto& [id, authorize] : *checks) {
+      // Shutdown ends every stream anyway: a pass against a store that
+      // hangs must not hold it up.
+      if (checks_cancelled_.load(std::memory_order_acquire)) break;
       // A key's scope never changes: only whether it is still valid
       // matters. A failure to check (the store unreachable) keeps the
       // stream: it is checked again at the next interval.
@@ -726,8 +729,8 @@ void DeliveryEngine::Reauthorize(absl::Time now) {
       work.refused = run();
       Post(std::move(work));
     });
-    if (queued) return;
-    checking_ = false;  // stopped: checked here
+    if (!queued) checking_ = false;  // shutting down: every stream ends anyway
+    return;
   }
   std::vector<std::pair<StreamId, absl::Status>> refused = run();
   EndRefused(refused);
@@ -1726,6 +1729,7 @@ void DeliveryEngine::Shutdown() {
   }
   if (thread_.joinable()) thread_.join();
   // A pass in progress finishes; its result is applied below.
+  checks_cancelled_.store(true, std::memory_order_release);
   if (checker_ != nullptr) checker_->Stop();
   absl::MutexLock lock(&pump_mu_);
   // Settle what the clients already said, then end every stream.

@@ -154,8 +154,9 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   void Shutdown() ABSL_LOCKS_EXCLUDED(inbox_mu_, pump_mu_);
 
   // Tells the scope of a stream's caller, or the error that ends the stream
-  // (for example UNAUTHENTICATED). Runs on the engine thread; may read the
-  // store.
+  // (for example UNAUTHENTICATED). May read the store. Runs on the engine
+  // thread when the stream opens, and later on the checking thread (see
+  // KeysChanged): copies of it must be safe to run there.
   using Authorizer = std::function<absl::StatusOr<Scope>()>;
 
   // A new stream; `sink` is kept until the stream ends (sink->End). Its
@@ -172,11 +173,12 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   void Handle(StreamId stream, v1::StreamEventsRequest request) ABSL_LOCKS_EXCLUDED(inbox_mu_);
   // API keys were revoked, cut short or forgotten: every stream's credential
   // is checked again (its Authorizer runs on the checking thread once
-  // started; within Pump without Start), and a stream
-  // whose check fails ends with that status (UNAUTHENTICATED, for example);
-  // its outstanding events come back without using an attempt. Streams are
-  // checked every EngineOptions::reauthorize_interval as well, so that keys
-  // that expire end their streams.
+  // started, within Pump without Start, not at all once shutting down), and
+  // a stream whose check fails ends with that status (UNAUTHENTICATED, for
+  // example); its outstanding events come back without using an attempt.
+  // Streams are checked every EngineOptions::reauthorize_interval as well,
+  // so that keys that expire end their streams. (A new stream's first check
+  // runs on the engine thread, when it opens.)
   void KeysChanged() ABSL_LOCKS_EXCLUDED(inbox_mu_);
 
   // The client is done: its outstanding events are delivered again on other
@@ -338,8 +340,10 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   // A credential pass is running on checker_; another was asked for since.
   bool checking_ ABSL_GUARDED_BY(pump_mu_) = false;
   bool check_again_ ABSL_GUARDED_BY(pump_mu_) = false;
-  // Runs credential passes once Start made it; stopped by Shutdown.
+  // Runs credential passes once Start made it; stopped by Shutdown, which
+  // first cancels the pass in progress (it stops between keys).
   std::unique_ptr<WorkerThread> checker_;
+  std::atomic<bool> checks_cancelled_{false};
 
   std::thread thread_;
 };

@@ -1,9 +1,9 @@
 #include "server/events/event_log.h"
 
-#include <algorithm>
-
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

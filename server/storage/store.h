@@ -462,8 +462,7 @@ class Transaction {
   virtual absl::Status DeleteDeliveryAttempts(absl::string_view subscription_tenant_id,
                                               absl::string_view subscription_id,
                                               absl::string_view tenant_id,
-                                              absl::string_view connection_id,
-                                              int64_t through) = 0;
+                                              absl::string_view connection_id, int64_t through) = 0;
   // Deletes every count of the subscription (a seek starts them over).
   virtual absl::Status DeleteAllDeliveryAttempts(absl::string_view subscription_tenant_id,
                                                  absl::string_view subscription_id) = 0;

@@ -62,8 +62,8 @@ TEST(MasterKeyringTest, CommentLinesAreDroppedWholeCommasAndAll) {
   a.pop_back();  // the line end
   b.pop_back();
   // A comment with a comma, and a retired key in a commented-out line.
-  auto ring = MasterKeyring::Parse("# retired 2026-05, remove after rewrap\n" + a + "\n# k0:" +
-                                   b.substr(3) + "," + b + "\n");
+  auto ring = MasterKeyring::Parse("# retired 2026-05, remove after rewrap\n" + a +
+                                   "\n# k0:" + b.substr(3) + "," + b + "\n");
   ASSERT_TRUE(ring.ok()) << ring.status();
   EXPECT_EQ((*ring)->ids(), (std::vector<std::string>{"k2"}));
   // Several entries on one line still count.

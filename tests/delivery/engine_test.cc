@@ -63,12 +63,13 @@ class WaitingSink final : public StreamSink {
     };
     return mu_.AwaitWithTimeout(absl::Condition(&received), absl::Minutes(1));
   }
-  // Waits until the stream ended and returns how.
-  absl::Status AwaitEnd() {
+  // Waits until the stream ended and returns how; nullopt if it does not
+  // within a minute.
+  std::optional<absl::Status> AwaitEnd() {
     absl::MutexLock lock(&mu_);
     auto ended = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ended_.has_value(); };
-    mu_.Await(absl::Condition(&ended));
-    return *ended_;
+    mu_.AwaitWithTimeout(absl::Condition(&ended), absl::Minutes(1));
+    return ended_;
   }
   bool ended() {
     absl::MutexLock lock(&mu_);
@@ -151,7 +152,8 @@ class EngineTest : public testing::DomainTest {
   };
   OpenStream Open(const std::string& subscription, int max_events = 0,
                   const Scope& scope = Scope::All()) {
-    return Open(subscription, [scope]() -> absl::StatusOr<Scope> { return scope; }, max_events);
+    return Open(
+        subscription, [scope]() -> absl::StatusOr<Scope> { return scope; }, max_events);
   }
   // A stream whose credential is checked by `authorize`, as the transport
   // does, at the start and again later.
@@ -515,13 +517,17 @@ TEST_F(EngineTest, ACredentialCheckWaitingOnTheStoreDoesNotHoldUpDelivery) {
   CreateSubscription("tenants/acme", "all");
   // The engine on its own thread, on the wall clock, as the server runs it.
   engine_->Shutdown();
-  engine_ = std::make_unique<DeliveryEngine>(*store_, SystemClock(), EngineOptions{});
+  // No periodic check comes within the test: KeysChanged starts the one
+  // that waits.
+  EngineOptions options;
+  options.reauthorize_interval = absl::Hours(1);
+  engine_ = std::make_unique<DeliveryEngine>(*store_, SystemClock(), options);
   store_->SetCommitListener(engine_.get());
   engine_->Start();
 
   struct Check {
-    std::atomic<int> calls{0};
-    absl::Notification started;  // the second check, after KeysChanged
+    std::atomic<bool> revoked{false};
+    absl::Notification started;  // a check of the revoked key began
     absl::Notification answer;
   };
   auto check = std::make_shared<Check>();
@@ -530,29 +536,32 @@ TEST_F(EngineTest, ACredentialCheckWaitingOnTheStoreDoesNotHoldUpDelivery) {
     if (!check->answer.HasBeenNotified()) check->answer.Notify();
   };
   auto sink = std::make_shared<WaitingSink>();
-  const DeliveryEngine::StreamId id =
-      engine_->Open(sink, [check]() -> absl::StatusOr<Scope> {
-        if (check->calls.fetch_add(1) == 0) return Scope::All();  // when the stream opens
-        // Later checks wait, as a read of a slow store would.
-        check->started.Notify();
-        check->answer.WaitForNotification();
-        return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
-      });
+  const DeliveryEngine::StreamId id = engine_->Open(sink, [check]() -> absl::StatusOr<Scope> {
+    if (!check->revoked.load()) return Scope::All();
+    // Checks run one at a time: only the checking thread gets here. This
+    // one waits, as a read of a slow store would.
+    if (!check->started.HasBeenNotified()) check->started.Notify();
+    check->answer.WaitForNotification();
+    return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
+  });
   v1::StreamEventsRequest first;
   first.set_subscription("tenants/acme/subscriptions/all");
   engine_->Handle(id, first);
   Publish("tenants/acme/connections/erp", {"e1"});
   ASSERT_TRUE(sink->AwaitEvent("e1"));
 
+  check->revoked.store(true);
   engine_->KeysChanged();
-  check->started.WaitForNotification();
+  ASSERT_TRUE(check->started.WaitForNotificationWithTimeout(absl::Minutes(1)));
   // While the check waits, events still flow.
   Publish("tenants/acme/connections/cmms", {"e2"});
   ASSERT_TRUE(sink->AwaitEvent("e2")) << "delivery waited for the credential check";
   EXPECT_FALSE(sink->ended());
 
   check->answer.Notify();
-  EXPECT_EQ(sink->AwaitEnd().code(), absl::StatusCode::kUnauthenticated);
+  std::optional<absl::Status> ended = sink->AwaitEnd();
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->code(), absl::StatusCode::kUnauthenticated);
 }
 
 TEST_F(EngineTest, AStreamPastItsAgeDrainsThenEndsSoThatItsClientReconnects) {

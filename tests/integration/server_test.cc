@@ -11,8 +11,8 @@
 #include "gtest/gtest.h"
 #include "switchyard/v1/gateway.grpc.pb.h"
 #include "tests/support/server_process.h"
-#include "tests/support/test_store.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/test_store.h"
 
 namespace switchyard {
 namespace {
@@ -231,32 +231,39 @@ TEST_F(ServerTest, CallsBeyondTheThreadLimitAreRefusedNotQueued) {
     call->rpc->Finish(&call->reply, &call->status, reinterpret_cast<void*>(intptr_t{i}));
     calls.push_back(std::move(call));
   }
+  // At most 7 of the 8 threads run calls (one keeps taking new ones); those
+  // wait for the store, for up to its 10 s busy timeout. So the first 17
+  // answers are refusals, given at once, whatever the order; then the store
+  // goes on, and what is left is answered.
   int created = 0;
   int refused = 0;
   for (int i = 0; i < kCalls; ++i) {
     void* tag = nullptr;
     bool ok = false;
-    ASSERT_TRUE(queue.Next(&tag, &ok));
+    if (!queue.Next(&tag, &ok)) break;
     const grpc::Status& status = calls[reinterpret_cast<intptr_t>(tag)]->status;
-    if (i == 0) {
-      // While the writes wait, the calls beyond the limit are answered at
-      // once; then the store goes on.
-      EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
-          << status.error_message();
-      (*block)->Release();
-    }
     if (status.ok()) {
       ++created;
     } else {
       EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
           << status.error_message();
+      EXPECT_EQ(status.error_message(), "Server Threadpool Exhausted");
       ++refused;
     }
+    if (i < kCalls - 7) {
+      EXPECT_FALSE(status.ok()) << "a call ran while all threads were waiting for the store";
+    }
+    if (i == kCalls - 8) (*block)->Release();
+  }
+  (*block)->Release();  // also when an answer was missing
+  queue.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (queue.Next(&tag, &ok)) {
   }
   // Those that got a thread finished once the store went on; the others
   // were refused, not half done.
   EXPECT_GE(created, 1);
-  EXPECT_GE(refused, kCalls - 8);
   EXPECT_EQ(created + refused, kCalls);
   client::ClientOptions options;
   options.target = server_->target();

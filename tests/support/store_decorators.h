@@ -29,8 +29,7 @@ class ForwardingStore : public storage::Store {
     return inner_.Write(fn);
   }
   void WriteAsync(std::function<absl::Status(storage::Transaction&)> fn,
-                  std::function<void(absl::Status)> done,
-                  absl::string_view fairness_key) override {
+                  std::function<void(absl::Status)> done, absl::string_view fairness_key) override {
     inner_.WriteAsync(std::move(fn), std::move(done), fairness_key);
   }
   absl::Status Read(absl::FunctionRef<absl::Status(storage::Transaction&)> fn) override {

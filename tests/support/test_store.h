@@ -47,9 +47,9 @@ std::vector<std::string> TestStoreServerFlags(const std::string& dir);
 absl::StatusOr<std::string> TestPostgresUrl(const std::string& dir);
 
 // A lock, held from another connection, that makes the writes of the server
-// whose data directory is `dir` wait (reads go on): SQLite's write lock on
-// its database, or on PostgreSQL an exclusive lock on the credit pools
-// table (so writes that touch pools wait). Until Release or destruction.
+// whose data directory is `dir` wait: SQLite's write lock on its database
+// (reads go on), or on PostgreSQL an exclusive lock on the credit pools
+// table (reads and writes of pools wait). Until Release or destruction.
 // Not thread-safe.
 class StoreWriteBlock {
  public:

@@ -1143,7 +1143,8 @@ class SqlTransaction final : public Transaction {
   absl::Status PutDeliveryAttempt(const DeliveryAttemptRow& r) override {
     static constexpr const char* kSql =
         "INSERT INTO delivery_attempts (subscription_tenant_id, subscription_id, tenant_id, "
-        "connection_id, sequence, attempts, free_attempts) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT "
+        "connection_id, sequence, attempts, free_attempts) VALUES (?, ?, ?, ?, ?, ?, ?) ON "
+        "CONFLICT "
         "(subscription_tenant_id, subscription_id, tenant_id, connection_id, sequence) DO "
         "UPDATE SET attempts = excluded.attempts, free_attempts = excluded.free_attempts";
     Query q(db_, kSql);
