@@ -53,7 +53,8 @@ ABSL_FLAG(std::string, catalog_file, "",
           "system catalog (text format of switchyard.v1.SystemCatalogConfig); empty uses the "
           "built-in catalog, a copy of config/catalog.textproto");
 ABSL_FLAG(absl::Duration, drain_deadline, absl::Seconds(20),
-          "on SIGTERM, how long in-flight calls may take before they are cancelled");
+          "on SIGTERM, how long in-flight webhooks (10s at most) and calls may take, together, "
+          "before they are cut off");
 ABSL_FLAG(absl::Duration, maintenance_interval, absl::Seconds(1),
           "how often expired credit reservations are released");
 ABSL_FLAG(absl::Duration, idempotency_retention, absl::Hours(48),

@@ -170,6 +170,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     return InvalidArgument("INVALID_OPTION",
                            "a stream's unread bytes must be allowed 64 KiB at least");
   }
+  if (!(options.ingest.rate_per_second > 0) || !(options.ingest.burst >= 1)) {
+    // A rate of 0 would answer every webhook 429 with an endless Retry-After.
+    return InvalidArgument("INVALID_OPTION",
+                           "the webhook rate per connection must be above 0 and its burst at "
+                           "least 1");
+  }
   if (options.max_rpc_threads < 8) {
     return InvalidArgument("INVALID_OPTION", "the gRPC thread limit must be at least 8");
   }

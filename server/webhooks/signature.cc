@@ -100,7 +100,8 @@ absl::StatusOr<absl::Time> Verify(
                               " away from the gateway's clock"));
   }
   std::vector<absl::string_view> offered;
-  for (absl::string_view entry : absl::StrSplit(request.signature, ' ', absl::SkipEmpty())) {
+  for (absl::string_view entry :
+       absl::StrSplit(request.signature, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
     if (entry.size() > 3 && entry.substr(0, 3) == "v1,") offered.push_back(entry.substr(3));
   }
   if (offered.empty() || offered.size() > 16) {

@@ -300,5 +300,23 @@ TEST_F(ServerTest, RefusesToStartWithABrokenCatalogAndSaysWhy) {
   EXPECT_NE(text.str().find("tier 9"), std::string::npos) << text.str();
 }
 
+TEST_F(ServerTest, RefusesToStartWithSettingsOutOfRangeAndSaysWhich) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"--webhook_rate_per_connection=0", "webhook rate per connection"},
+      {"--webhook_burst_per_connection=0.5", "burst at least 1"},
+      {"--grpc_max_threads=4", "thread limit must be at least 8"},
+      {"--grpc_max_connection_age_grace=1m", "grace must be at least 3m"},
+  };
+  for (const auto& [flag, message] : cases) {
+    testing::TempDir other;
+    auto server = testing::ServerProcess::Start(other.path(), {flag});
+    EXPECT_FALSE(server.ok()) << flag;
+    std::ifstream in(other.path() + "/server.log");
+    std::stringstream text;
+    text << in.rdbuf();
+    EXPECT_NE(text.str().find(message), std::string::npos) << flag << ": " << text.str();
+  }
+}
+
 }  // namespace
 }  // namespace switchyard

@@ -161,25 +161,41 @@ TEST_F(WebhookHttpTest, BadInputIsAnsweredPreciselyAndStoresNothing) {
   HttpConnection garbage(server_->http_port());
   garbage.SendRaw("THIS IS NOT HTTP\r\n\r\n");
   expect(garbage.Read(), 400, "MALFORMED_REQUEST");
+  // A sender that ends its side in the middle of the body is told.
+  HttpConnection cut(server_->http_port());
+  cut.SendRaw(absl::StrCat("POST ", Path(0), " HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"));
+  cut.CloseSend();
+  expect(cut.Read(), 400, "INCOMPLETE_REQUEST");
+  // A repeated webhook-id is malformed, not the last one silently.
+  auto two_ids = Headers(0, "e7", body);
+  two_ids.emplace_back("webhook-id", "e8");
+  expect(http.Send("POST", Path(0), two_ids, body), 400, "INVALID_WEBHOOK_ID");
+  // Repeated webhook-signature lines are one list: a stale signature on
+  // the last line does not hide the valid one.
+  auto two_signatures = Headers(0, "two-signatures", body);
+  two_signatures.emplace_back("webhook-signature", "v1,c3RhbGU=");
+  EXPECT_EQ(http.Send("POST", Path(0), two_signatures, body).status, 200);
   // The connection that was refused everything still works.
   EXPECT_EQ(http.Send("POST", Path(0), Headers(0, "ok", body), body).status, 200);
   auto events = Events(0);
-  ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].event_id(), "ok");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].event_id(), "two-signatures");
+  EXPECT_EQ(events[1].event_id(), "ok");
   // Each refusal is counted by its reason, also those the listener answers
   // itself (body too large, malformed HTTP); a path that is no webhook URL
   // is not a webhook.
   const std::string metrics = http.Send("GET", "/metrics", {}, "").body;
   for (const char* reason : {"UNKNOWN_CONNECTION", "METHOD_NOT_ALLOWED", "UNSUPPORTED_CONTENT_TYPE",
                              "SIGNATURE_MISMATCH", "TIMESTAMP_OUT_OF_TOLERANCE", "MISSING_HEADER",
-                             "BODY_TOO_LARGE", "MALFORMED_REQUEST"}) {
+                             "BODY_TOO_LARGE", "MALFORMED_REQUEST", "INCOMPLETE_REQUEST",
+                             "INVALID_WEBHOOK_ID"}) {
     EXPECT_NE(metrics.find(
                   absl::StrCat("switchyard_webhooks_rejected_total{reason=\"", reason, "\"} 1\n")),
               std::string::npos)
         << reason;
   }
   EXPECT_EQ(metrics.find("reason=\"NOT_FOUND\""), std::string::npos);
-  EXPECT_NE(metrics.find("switchyard_webhooks_received_total 9\n"), std::string::npos);
+  EXPECT_NE(metrics.find("switchyard_webhooks_received_total 12\n"), std::string::npos);
 }
 
 TEST_F(WebhookHttpTest, SlowRequestsAreAnswered408) {

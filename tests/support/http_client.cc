@@ -31,13 +31,18 @@ HttpReply HttpConnection::Send(const std::string& method, const std::string& tar
   http::request<http::string_body> req(http::string_to_verb(method), target, 11);
   if (req.method() == http::verb::unknown) req.method_string(method);
   req.set(http::field::host, "127.0.0.1");
-  for (const auto& [k, v] : headers) req.set(k, v);
+  for (const auto& [k, v] : headers) req.insert(k, v);  // repeated names stay repeated
   req.body() = body;
   req.prepare_payload();
   beast::error_code ec;
   http::write(impl_->socket, req, ec);
   if (ec) return {};
   return Read();
+}
+
+void HttpConnection::CloseSend() {
+  beast::error_code ec;
+  impl_->socket.shutdown(tcp::socket::shutdown_send, ec);
 }
 
 void HttpConnection::SendRaw(const std::string& bytes) {

@@ -24,12 +24,15 @@ class HttpConnection {
   explicit HttpConnection(int port);
   ~HttpConnection();
 
-  // Sends a request and waits for its answer.
+  // Sends a request and waits for its answer. A name given twice in
+  // `headers` is sent as two header lines.
   HttpReply Send(const std::string& method, const std::string& target,
                  const std::vector<std::pair<std::string, std::string>>& headers,
                  const std::string& body);
   // Writes raw bytes (for malformed or incomplete requests).
   void SendRaw(const std::string& bytes);
+  // Ends the sending side (a FIN); answers can still be read.
+  void CloseSend();
   // Reads one answer; `head`: the answer to a HEAD request, which announces
   // a length but has no body. Status 0 when the connection is closed.
   HttpReply Read(bool head = false);

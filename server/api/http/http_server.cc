@@ -211,9 +211,13 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     timed_out_ = false;
-    if (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted || ec == http::error::partial_message) {
-      return Close();  // the client went away
+    if (ec == http::error::partial_message) {
+      // The client ended its side inside a request; it may still read.
+      return Refuse(400, "INCOMPLETE_REQUEST", "the request ended before it was complete");
+    }
+    if (ec == http::error::end_of_stream || ec == asio::error::operation_aborted ||
+        (ec && ec.category() == boost::system::system_category())) {
+      return Close();  // the client went away, or its connection broke
     }
     if (ec == http::error::body_limit) {
       return Refuse(
@@ -246,7 +250,9 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& field : req) {
       std::string name(field.name_string());
       absl::AsciiStrToLower(&name);
-      request.headers.insert_or_assign(std::move(name), std::string(field.value()));
+      const absl::string_view value(field.value().data(), field.value().size());
+      auto [it, inserted] = request.headers.try_emplace(std::move(name), value);
+      if (!inserted) absl::StrAppend(&it->second, " ", value);
     }
     request.body = std::move(req.body());
     state_ = State::kHandling;

@@ -25,7 +25,9 @@ namespace switchyard::api {
 struct HttpRequest {
   std::string method;  // "POST"
   std::string target;  // path and query
-  // Header values by lowercase name (the last one of repeated headers).
+  // Header values by lowercase name. Repeated header lines are joined with a
+  // space, so that a list header (webhook-signature) keeps every entry and a
+  // single-valued one becomes malformed rather than silently the last.
   absl::flat_hash_map<std::string, std::string> headers;
   std::string body;
 };

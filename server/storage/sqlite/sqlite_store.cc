@@ -527,30 +527,30 @@ void SqliteStore::RunBatch(const std::vector<WriteQueue::Task*>& batch) {
   }
   std::vector<EventNotice> inserted;
   std::unique_ptr<Transaction> tx = NewSqlTransaction(db, &inserted);
+  // SQLite rolled the whole transaction back (I/O error, disk full), or a
+  // task's savepoint could not be undone or released: nothing of this batch
+  // may persist (a later SAVEPOINT would otherwise start a transaction of
+  // its own).
+  const auto aborted = [&] { return sqlite3_get_autocommit(db.handle()) != 0; };
+  const auto abort_batch = [&](const absl::Status& why) {
+    log::Error("store transaction aborted", {{"error", why.ToString()}});
+    if (!aborted()) db.Exec("ROLLBACK").IgnoreError();
+    fail_all(Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
+                   "store transaction aborted; retry"));
+  };
   for (WriteQueue::Task* task : batch) {
     const size_t inserted_before = inserted.size();
     absl::Status status = db.ExecCached("SAVEPOINT task");
     if (status.ok()) status = task->fn(*tx);
-    if (sqlite3_get_autocommit(db.handle())) {
-      // SQLite rolled the whole transaction back (I/O error, disk full):
-      // nothing of this batch persists.
-      log::Error("store transaction aborted", {{"error", status.ToString()}});
-      fail_all(Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
-                     "store transaction aborted; retry"));
-      return;
-    }
+    if (aborted()) return abort_batch(status);
     if (!status.ok()) {
-      db.ExecCached("ROLLBACK TO task").IgnoreError();
+      absl::Status undo = db.ExecCached("ROLLBACK TO task");
+      if (!undo.ok() || aborted()) return abort_batch(undo.ok() ? status : undo);
       inserted.resize(inserted_before);
     }
     absl::Status release = db.ExecCached("RELEASE task");
-    if (!release.ok() && status.ok()) {
-      // Answered with an error, so nothing of it may commit.
-      db.ExecCached("ROLLBACK TO task").IgnoreError();
-      db.ExecCached("RELEASE task").IgnoreError();
-      inserted.resize(inserted_before);
-    }
-    task->result = release.ok() ? status : release;
+    if (!release.ok() || aborted()) return abort_batch(release.ok() ? status : release);
+    task->result = status;
   }
   if (absl::Status commit = db.ExecCached("COMMIT"); !commit.ok()) {
     log::Error("store commit failed", {{"error", commit.ToString()}});

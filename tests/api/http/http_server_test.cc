@@ -214,6 +214,16 @@ TEST_F(HttpServerTest, OversizedAndMalformedRequestsAreAnsweredAndClosed) {
     EXPECT_NE(reply.body.find("MALFORMED_REQUEST"), std::string::npos);
     EXPECT_EQ(http.Read().status, 0);
   }
+  {
+    // The client ends its side in the middle of the body.
+    HttpConnection http(server_->port());
+    http.SendRaw("POST /cut HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"a\"");
+    http.CloseSend();
+    HttpReply reply = http.Read();
+    EXPECT_EQ(reply.status, 400);
+    EXPECT_NE(reply.body.find("INCOMPLETE_REQUEST"), std::string::npos) << reply.body;
+    EXPECT_EQ(http.Read().status, 0);
+  }
   // A request within the limits on a new connection is served.
   HttpConnection http(server_->port());
   EXPECT_EQ(http.Send("POST", "/ok", {}, "small").status, 200);
