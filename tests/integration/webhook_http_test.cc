@@ -163,7 +163,8 @@ TEST_F(WebhookHttpTest, BadInputIsAnsweredPreciselyAndStoresNothing) {
   expect(garbage.Read(), 400, "MALFORMED_REQUEST");
   // A sender that ends its side in the middle of the body is told.
   HttpConnection cut(server_->http_port());
-  cut.SendRaw(absl::StrCat("POST ", Path(0), " HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"));
+  cut.SendRaw(
+      absl::StrCat("POST ", Path(0), " HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"));
   cut.CloseSend();
   expect(cut.Read(), 400, "INCOMPLETE_REQUEST");
   // A repeated webhook-id is malformed, not the last one silently.
@@ -185,10 +186,10 @@ TEST_F(WebhookHttpTest, BadInputIsAnsweredPreciselyAndStoresNothing) {
   // itself (body too large, malformed HTTP); a path that is no webhook URL
   // is not a webhook.
   const std::string metrics = http.Send("GET", "/metrics", {}, "").body;
-  for (const char* reason : {"UNKNOWN_CONNECTION", "METHOD_NOT_ALLOWED", "UNSUPPORTED_CONTENT_TYPE",
-                             "SIGNATURE_MISMATCH", "TIMESTAMP_OUT_OF_TOLERANCE", "MISSING_HEADER",
-                             "BODY_TOO_LARGE", "MALFORMED_REQUEST", "INCOMPLETE_REQUEST",
-                             "INVALID_WEBHOOK_ID"}) {
+  for (const char* reason :
+       {"UNKNOWN_CONNECTION", "METHOD_NOT_ALLOWED", "UNSUPPORTED_CONTENT_TYPE",
+        "SIGNATURE_MISMATCH", "TIMESTAMP_OUT_OF_TOLERANCE", "MISSING_HEADER", "BODY_TOO_LARGE",
+        "MALFORMED_REQUEST", "INCOMPLETE_REQUEST", "INVALID_WEBHOOK_ID"}) {
     EXPECT_NE(metrics.find(
                   absl::StrCat("switchyard_webhooks_rejected_total{reason=\"", reason, "\"} 1\n")),
               std::string::npos)
