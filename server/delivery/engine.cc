@@ -100,7 +100,8 @@ struct DeliveryEngine::Work {
     kFlushed,
     kForwarded,
     kReauthorize,
-    kReauthorized
+    kReauthorized,
+    kAuthorized
   };
   Kind kind = kOpen;
   StreamId stream = 0;
@@ -112,6 +113,7 @@ struct DeliveryEngine::Work {
   std::shared_ptr<FlushBatch> flushed;
   bool cancelled = false;                                  // kClose
   std::vector<std::pair<StreamId, absl::Status>> refused;  // kReauthorized
+  std::optional<absl::StatusOr<Scope>> scope;              // kAuthorized; kOpen when known
 };
 
 struct DeliveryEngine::Stream {
@@ -132,6 +134,14 @@ struct DeliveryEngine::Stream {
   // latest.
   absl::Time renew_at = absl::InfiniteFuture();
   bool renewing = false;
+
+  // Its first credential check runs on a thread of the engine; the
+  // requests that arrive meanwhile wait here, in order, and so does the
+  // client's close (with its `cancelled`): a refused credential is told,
+  // not an OK.
+  bool authorizing = false;
+  std::vector<v1::StreamEventsRequest> early;
+  std::optional<bool> closed_early;
 
   // At least one event is always allowed, whatever its size.
   bool HasRoom() const {
@@ -349,6 +359,9 @@ void DeliveryEngine::Start() {
   started_ = true;
   // One pass at a time is queued (checking_).
   checker_ = std::make_unique<WorkerThread>(1);
+  // New streams' first checks; with more waiting, a check runs on the
+  // engine thread.
+  opener_ = std::make_unique<WorkerThread>(4096);
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -359,11 +372,12 @@ void DeliveryEngine::Post(Work work) {
 }
 
 DeliveryEngine::StreamId DeliveryEngine::Open(std::shared_ptr<StreamSink> sink,
-                                              Authorizer authorize) {
+                                              Authorizer authorize, std::optional<Scope> known) {
   Work work;
   work.kind = Work::kOpen;
   work.sink = sink;
   work.authorize = std::move(authorize);
+  if (known.has_value()) work.scope = *std::move(known);
   {
     absl::MutexLock lock(&inbox_mu_);
     if (!stopping_) {
@@ -565,8 +579,22 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
       auto stream = std::make_unique<Stream>();
       stream->id = w.stream;
       stream->sink = std::move(w.sink);
-      absl::StatusOr<Scope> scope = w.authorize();
+      std::optional<absl::StatusOr<Scope>> scope = std::move(w.scope);
+      // Unless known, the check may read the store: off this thread once
+      // started.
+      if (!scope.has_value() &&
+          (opener_ == nullptr || !opener_->Post([this, id = w.stream, authorize = w.authorize] {
+            if (checks_cancelled_.load(std::memory_order_acquire)) return;
+            Work work;
+            work.kind = Work::kAuthorized;
+            work.stream = id;
+            work.scope = authorize();
+            Post(std::move(work));
+          }))) {
+        scope = w.authorize();
+      }
       stream->authorize = std::move(w.authorize);
+      stream->authorizing = !scope.has_value();
       if (options_.max_stream_age > absl::ZeroDuration() &&
           options_.max_stream_age < absl::InfiniteDuration()) {
         // Spread over [0.8, 1] of the age, so that streams opened together
@@ -577,13 +605,12 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
       }
       ++open_streams_;
       streams_[w.stream] = std::move(stream);
-      if (!scope.ok()) {
-        EndStream(w.stream, scope.status());
-        return;
-      }
-      streams_[w.stream]->scope = *std::move(scope);
+      if (scope.has_value()) Authorized(w.stream, *std::move(scope), now);
       return;
     }
+    case Work::kAuthorized:
+      Authorized(w.stream, *std::move(w.scope), now);
+      return;
     case Work::kReauthorize:
       Reauthorize(now);
       return;
@@ -598,27 +625,21 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
     case Work::kRequest: {
       auto it = streams_.find(w.stream);
       if (it == streams_.end()) return;
-      Stream& stream = *it->second;
-      if (stream.sub.empty()) {
-        Attach(stream, w.request, now);
+      if (it->second->authorizing) {
+        it->second->early.push_back(std::move(w.request));
         return;
       }
-      if (!w.request.subscription().empty() && w.request.subscription() != stream.sub) {
-        EndStream(stream.id, Malformed("only the first request names the subscription"));
-        return;
-      }
-      auto sub = subs_.find(stream.sub);
-      if (sub == subs_.end()) return;
-      if (!sub->second->loaded) {
-        sub->second->early.emplace_back(stream.id, std::move(w.request));
-        return;
-      }
-      Settle(*sub->second, stream.id, w.request, now);
+      Request(*it->second, w.request, now);
       return;
     }
     case Work::kClose: {
       auto it = streams_.find(w.stream);
-      if (it != streams_.end()) EndStream(w.stream, absl::OkStatus(), w.cancelled);
+      if (it == streams_.end()) return;
+      if (it->second->authorizing) {
+        it->second->closed_early = w.cancelled;
+        return;
+      }
+      EndStream(w.stream, absl::OkStatus(), w.cancelled);
       return;
     }
     case Work::kInvalidate: {
@@ -659,6 +680,44 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
       return;
     }
   }
+}
+
+void DeliveryEngine::Request(Stream& stream, v1::StreamEventsRequest& request, absl::Time now) {
+  if (stream.sub.empty()) {
+    Attach(stream, request, now);
+    return;
+  }
+  if (!request.subscription().empty() && request.subscription() != stream.sub) {
+    EndStream(stream.id, Malformed("only the first request names the subscription"));
+    return;
+  }
+  auto sub = subs_.find(stream.sub);
+  if (sub == subs_.end()) return;
+  if (!sub->second->loaded) {
+    sub->second->early.emplace_back(stream.id, std::move(request));
+    return;
+  }
+  Settle(*sub->second, stream.id, request, now);
+}
+
+void DeliveryEngine::Authorized(StreamId id, absl::StatusOr<Scope> scope, absl::Time now) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;  // closed while it was checked
+  Stream& stream = *it->second;
+  stream.authorizing = false;
+  if (!scope.ok()) {
+    EndStream(id, scope.status());
+    return;
+  }
+  stream.scope = *std::move(scope);
+  std::vector<v1::StreamEventsRequest> early = std::move(stream.early);
+  const std::optional<bool> closed = stream.closed_early;
+  for (v1::StreamEventsRequest& request : early) {
+    auto s = streams_.find(id);
+    if (s == streams_.end()) return;  // a request ended it
+    Request(*s->second, request, now);
+  }
+  if (closed.has_value() && streams_.contains(id)) EndStream(id, absl::OkStatus(), *closed);
 }
 
 void DeliveryEngine::KeysChanged() {
@@ -702,7 +761,8 @@ void DeliveryEngine::Reauthorize(absl::Time now) {
   }
   auto checks = std::make_shared<std::vector<std::pair<StreamId, Authorizer>>>();
   for (const auto& [id, stream] : streams_) {
-    if (stream->authorize) checks->emplace_back(id, stream->authorize);
+    // One still being checked for the first time is left to that check.
+    if (stream->authorize && !stream->authorizing) checks->emplace_back(id, stream->authorize);
   }
   if (checks->empty()) return;
   auto run = [this, checks] {
@@ -1731,6 +1791,7 @@ void DeliveryEngine::Shutdown() {
   // A pass in progress finishes; its result is applied below.
   checks_cancelled_.store(true, std::memory_order_release);
   if (checker_ != nullptr) checker_->Stop();
+  if (opener_ != nullptr) opener_->Stop();
   absl::MutexLock lock(&pump_mu_);
   // Settle what the clients already said, then end every stream.
   std::vector<Work> work;

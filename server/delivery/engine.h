@@ -36,9 +36,10 @@
 // Threading: every public method is thread-safe and never blocks on I/O; it
 // queues its input and wakes the engine thread (Start), which does all reads
 // and writes. Tests may instead call Pump() themselves with a manual clock.
-// Credential checks of open streams (KeysChanged, reauthorize_interval) may
-// read the store for every distinct key: once started, they run on a thread
-// of their own, so that a pass over many keys does not hold up delivery.
+// Credential checks of streams (when they open, and again on KeysChanged and
+// every reauthorize_interval) may read the store: once started, they run on
+// threads of their own, so that many new streams, or a pass over many keys,
+// do not hold up delivery.
 
 #include <atomic>
 #include <cstdint>
@@ -154,18 +155,23 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   void Shutdown() ABSL_LOCKS_EXCLUDED(inbox_mu_, pump_mu_);
 
   // Tells the scope of a stream's caller, or the error that ends the stream
-  // (for example UNAUTHENTICATED). May read the store. Runs on the engine
-  // thread when the stream opens, and later on the checking thread (see
-  // KeysChanged): copies of it must be safe to run there.
+  // (for example UNAUTHENTICATED). May read the store. Once the engine is
+  // started, runs on threads of the engine's own, never on the engine
+  // thread, when the stream opens and later (see KeysChanged); copies of it
+  // must be safe to run there. Requests that arrive while it runs wait.
   using Authorizer = std::function<absl::StatusOr<Scope>()>;
 
   // A new stream; `sink` is kept until the stream ends (sink->End). Its
   // requests come through Handle; the first one must name the subscription.
+  // New streams' first checks run one at a time.
   StreamId Open(std::shared_ptr<StreamSink> sink, Authorizer authorize)
-      ABSL_LOCKS_EXCLUDED(inbox_mu_);
-  // The same for a caller whose scope is known.
+      ABSL_LOCKS_EXCLUDED(inbox_mu_) {
+    return Open(std::move(sink), std::move(authorize), std::nullopt);
+  }
+  // The same for a caller whose scope is known: no first check.
   StreamId Open(std::shared_ptr<StreamSink> sink, Scope scope) ABSL_LOCKS_EXCLUDED(inbox_mu_) {
-    return Open(std::move(sink), [scope]() -> absl::StatusOr<Scope> { return scope; });
+    return Open(
+        std::move(sink), [scope]() -> absl::StatusOr<Scope> { return scope; }, scope);
   }
   // One request of the stream. A malformed request ends the stream with
   // INVALID_ARGUMENT; a subscription that does not exist or is outside the
@@ -177,8 +183,7 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   // a stream whose check fails ends with that status (UNAUTHENTICATED, for
   // example); its outstanding events come back without using an attempt.
   // Streams are checked every EngineOptions::reauthorize_interval as well,
-  // so that keys that expire end their streams. (A new stream's first check
-  // runs on the engine thread, when it opens.)
+  // so that keys that expire end their streams.
   void KeysChanged() ABSL_LOCKS_EXCLUDED(inbox_mu_);
 
   // The client is done: its outstanding events are delivered again on other
@@ -233,6 +238,9 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   struct FlushBatch;
 
   void Post(Work work) ABSL_LOCKS_EXCLUDED(inbox_mu_);
+  // Open, with the scope when it is known already.
+  StreamId Open(std::shared_ptr<StreamSink> sink, Authorizer authorize, std::optional<Scope> known)
+      ABSL_LOCKS_EXCLUDED(inbox_mu_);
   void Loop() ABSL_LOCKS_EXCLUDED(inbox_mu_);
 
   // All below run inside Pump, under pump_mu_.
@@ -242,6 +250,13 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   // Starts a check of every stream's credential (one pass at a time; one
   // asked for meanwhile follows it).
   void Reauthorize(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // A request of a stream whose credential was checked.
+  void Request(Stream& stream, v1::StreamEventsRequest& request, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
+  // The first check of a stream's credential came back: ends the stream, or
+  // applies the requests that waited for it.
+  void Authorized(StreamId id, absl::StatusOr<Scope> scope, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
   // Ends the streams a check refused, those still open.
   void EndRefused(std::vector<std::pair<StreamId, absl::Status>>& refused)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(pump_mu_);
@@ -340,9 +355,11 @@ class DeliveryEngine final : public storage::CommitListener, public storage::Cha
   // A credential pass is running on checker_; another was asked for since.
   bool checking_ ABSL_GUARDED_BY(pump_mu_) = false;
   bool check_again_ ABSL_GUARDED_BY(pump_mu_) = false;
-  // Runs credential passes once Start made it; stopped by Shutdown, which
-  // first cancels the pass in progress (it stops between keys).
+  // Run credential passes, and new streams' first checks, once Start made
+  // them; stopped by Shutdown, which first cancels the checks (a pass stops
+  // between keys, first checks not started are dropped: every stream ends).
   std::unique_ptr<WorkerThread> checker_;
+  std::unique_ptr<WorkerThread> opener_;
   std::atomic<bool> checks_cancelled_{false};
 
   std::thread thread_;

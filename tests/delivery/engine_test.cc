@@ -116,6 +116,15 @@ class EngineTest : public testing::DomainTest {
         [this] { return engine_->Checkpoint(); });
   }
 
+  // Replaces the engine with one on its own thread and the wall clock, as
+  // the server runs it.
+  void StartThreadedEngine(EngineOptions options = {}) {
+    engine_->Shutdown();
+    engine_ = std::make_unique<DeliveryEngine>(*store_, SystemClock(), options);
+    store_->SetCommitListener(engine_.get());
+    engine_->Start();
+  }
+
   // Simulates a restart: the old engine writes what it has and goes away.
   void RestartEngine() {
     engine_->Shutdown();
@@ -515,15 +524,11 @@ TEST_F(EngineTest, AStreamWhoseCredentialFailsEndsAndItsEventsComeBackWithoutUsi
 
 TEST_F(EngineTest, ACredentialCheckWaitingOnTheStoreDoesNotHoldUpDelivery) {
   CreateSubscription("tenants/acme", "all");
-  // The engine on its own thread, on the wall clock, as the server runs it.
-  engine_->Shutdown();
   // No periodic check comes within the test: KeysChanged starts the one
   // that waits.
   EngineOptions options;
   options.reauthorize_interval = absl::Hours(1);
-  engine_ = std::make_unique<DeliveryEngine>(*store_, SystemClock(), options);
-  store_->SetCommitListener(engine_.get());
-  engine_->Start();
+  StartThreadedEngine(options);
 
   struct Check {
     std::atomic<bool> revoked{false};
@@ -562,6 +567,67 @@ TEST_F(EngineTest, ACredentialCheckWaitingOnTheStoreDoesNotHoldUpDelivery) {
   std::optional<absl::Status> ended = sink->AwaitEnd();
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(EngineTest, ANewStreamWhoseCheckWaitsHoldsUpNoOtherAndKeepsItsEarlyRequests) {
+  CreateSubscription("tenants/acme", "all");
+  StartThreadedEngine();
+
+  auto started = std::make_shared<absl::Notification>();
+  auto answer = std::make_shared<absl::Notification>();
+  absl::Cleanup release = [answer] {
+    if (!answer->HasBeenNotified()) answer->Notify();
+  };
+  // The slow stream's key is not cached: its check waits, as a read of a
+  // slow store would. Its first request arrives meanwhile.
+  auto slow = std::make_shared<WaitingSink>();
+  const DeliveryEngine::StreamId slow_id =
+      engine_->Open(slow, [started, answer]() -> absl::StatusOr<Scope> {
+        if (!started->HasBeenNotified()) started->Notify();
+        answer->WaitForNotification();
+        return Scope::All();
+      });
+  v1::StreamEventsRequest first;
+  first.set_subscription("tenants/acme/subscriptions/all");
+  first.set_max_outstanding_events(1);
+  engine_->Handle(slow_id, first);
+  ASSERT_TRUE(started->WaitForNotificationWithTimeout(absl::Minutes(1)));
+
+  // Another stream opens and gets events while that check waits.
+  auto quick = std::make_shared<WaitingSink>();
+  const DeliveryEngine::StreamId quick_id = engine_->Open(quick, Scope::All());
+  engine_->Handle(quick_id, first);
+  Publish("tenants/acme/connections/erp", {"e1"});
+  ASSERT_TRUE(quick->AwaitEvent("e1")) << "a new stream waited for another's check";
+
+  // Checked: the slow stream attaches with the request it sent early, and
+  // takes the other connection's events (the quick one holds one already).
+  answer->Notify();
+  Publish("tenants/acme/connections/cmms", {"e2"});
+  ASSERT_TRUE(slow->AwaitEvent("e2"));
+  EXPECT_FALSE(slow->ended());
+}
+
+TEST_F(EngineTest, AClientThatClosesBeforeItsFirstCheckIsToldTheCheck) {
+  CreateSubscription("tenants/acme", "all");
+  StartThreadedEngine();
+  auto answer = std::make_shared<absl::Notification>();
+  absl::Cleanup release = [answer] {
+    if (!answer->HasBeenNotified()) answer->Notify();
+  };
+  auto sink = std::make_shared<WaitingSink>();
+  const DeliveryEngine::StreamId id = engine_->Open(sink, [answer]() -> absl::StatusOr<Scope> {
+    answer->WaitForNotification();
+    return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
+  });
+  v1::StreamEventsRequest first;
+  first.set_subscription("tenants/acme/subscriptions/all");
+  engine_->Handle(id, first);
+  engine_->Close(id, /*cancelled=*/false);  // a half-close, while the key is checked
+  answer->Notify();
+  std::optional<absl::Status> ended = sink->AwaitEnd();
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->code(), absl::StatusCode::kUnauthenticated) << *ended;
 }
 
 TEST_F(EngineTest, AStreamPastItsAgeDrainsThenEndsSoThatItsClientReconnects) {
