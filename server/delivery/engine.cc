@@ -1116,11 +1116,17 @@ absl::Status DeliveryEngine::Fill(Sub& sub) {
 bool DeliveryEngine::Dispatch(Sub& sub, absl::Time now) {
   if (sub.streams.empty()) return false;
   bool progress = false;
+  // The leases must hold with room to spare, on a clock read now: a renewal
+  // that blocked (the store in trouble) may have taken seconds since `now`,
+  // and another replica's clock may be ahead. Past that, nothing new is
+  // sent; the replica that takes the lanes over sends the rest.
+  const bool leases_hold =
+      std::max(now, clock_.Now()) < sub.leased_until - options_.lease_ttl / 5;
   const size_t n = sub.runnable.size();
   for (size_t i = 0; i < n; ++i) {
     Lane* lane = sub.runnable.front();
     sub.runnable.pop_front();
-    if (!lane->leased || lane->draining || now >= sub.leased_until) {
+    if (!lane->leased || lane->draining || !leases_hold) {
       lane->queued = false;  // woken when its lease is taken or renewed
       continue;
     }

@@ -87,7 +87,9 @@ struct EngineOptions {
   // Names this replica in delivery leases; empty: a random id.
   std::string replica_id;
   // How long delivery leases last without renewal (renewed every third of
-  // it). Default 15s.
+  // it). A replica sends nothing new in the last fifth of its leases (by its
+  // clock, read just before sending), which absorbs a renewal that blocked
+  // and clock skew between replicas up to that much. Default 15s.
   absl::Duration lease_ttl = absl::Seconds(15);
   // A stream whose client leaves more bytes unread (it stopped reading while
   // its connection lives on) is cancelled by the transport, so that its

@@ -14,6 +14,7 @@
 #include "server/delivery/subscriptions.h"
 #include "server/events/event_log.h"
 #include "tests/support/domain_fixture.h"
+#include "tests/support/store_decorators.h"
 
 namespace switchyard::delivery {
 namespace {
@@ -628,6 +629,58 @@ TEST_F(EngineTest, AClientThatClosesBeforeItsFirstCheckIsToldTheCheck) {
   std::optional<absl::Status> ended = sink->AwaitEnd();
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->code(), absl::StatusCode::kUnauthenticated) << *ended;
+}
+
+// A store whose next synchronous write takes `stall` of the clock's time
+// and then fails, as a write does when the database is in trouble.
+class StallingStore final : public testing::ForwardingStore {
+ public:
+  StallingStore(storage::Store& inner, ManualClock& clock) : ForwardingStore(inner), clock_(clock) {}
+  absl::Status Write(absl::FunctionRef<absl::Status(storage::Transaction&)> fn) override {
+    if (stall_next.exchange(false)) {
+      clock_.Advance(stall);
+      return Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE", "timed out");
+    }
+    return inner_.Write(fn);
+  }
+  std::atomic<bool> stall_next{false};
+  absl::Duration stall;
+
+ private:
+  ManualClock& clock_;
+};
+
+TEST_F(EngineTest, NothingNewIsSentOnceALeaseRenewalBlockedNearlyToItsExpiry) {
+  StallingStore stalling(*store_, clock_);
+  engine_->Shutdown();
+  EngineOptions options;
+  options.lease_ttl = absl::Seconds(15);
+  engine_ = std::make_unique<DeliveryEngine>(stalling, clock_, options);
+  // The engine goes before the store it borrows.
+  absl::Cleanup stop = [this] {
+    engine_->Shutdown();
+    engine_.reset();
+  };
+  store_->SetCommitListener(engine_.get());
+  CreateSubscription("tenants/acme", "orders");
+  OpenStream stream = Open(kSub);
+  Publish(kErp, {"e1"});
+  engine_->Pump();
+  std::vector<v1::ReceivedEvent> got = stream.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1"));
+  Ack(stream, got);
+
+  // The renewal due after a third of the TTL blocks for 11 s and fails:
+  // 4 s of the lease are left, less than the fifth kept in reserve.
+  clock_.Advance(absl::Seconds(5));
+  stalling.stall = absl::Seconds(11);
+  stalling.stall_next = true;
+  Publish(kErp, {"e2"});
+  engine_->Pump();
+  EXPECT_TRUE(stream.sink->Take().empty()) << "sent on a lease about to expire";
+  // The retried renewal succeeds: e2 goes out.
+  engine_->Pump();
+  EXPECT_THAT(EventIds(stream.sink->Take()), ElementsAre("e2"));
 }
 
 TEST_F(EngineTest, AStreamPastItsAgeDrainsThenEndsSoThatItsClientReconnects) {

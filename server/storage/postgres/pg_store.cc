@@ -694,8 +694,16 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(const PgStoreOptions& opt
                               "fix options=-csearch_path in the database URL");
   }
   SY_RETURN_IF_ERROR(Migrate(*conn, schema));
+  // At most 63 bytes (NAMEDATALEN). A longer schema name is hashed rather
+  // than cut, so that the name stays valid UTF-8 and two schemas that share
+  // a prefix never share a channel.
   std::string channel = absl::StrCat("switchyard_events:", schema);
-  if (channel.size() > 63) channel.resize(63);  // NAMEDATALEN
+  if (channel.size() > 63) {
+    // FNV-1a: the same on every replica (absl::Hash is seeded per process).
+    uint64_t fnv = 14695981039346656037ull;
+    for (unsigned char c : schema) fnv = (fnv ^ c) * 1099511628211ull;
+    channel = absl::StrCat("switchyard_events:", absl::Hex(fnv, absl::kZeroPad16));
+  }
   auto store = std::unique_ptr<PgStore>(new PgStore(options, schema, channel));
   {
     absl::MutexLock lock(&store->pool_mu_);
@@ -962,7 +970,8 @@ void PgStore::RunBatch(const std::vector<WriteQueue::Task*>& batch) {
       conflict_retries_.fetch_add(1, std::memory_order_relaxed);
       // Randomized, growing backoff so that the conflicting transactions
       // drift apart: up to 0.4 ms after the first conflict, at most 50 ms.
-      absl::SleepFor(absl::Microseconds(absl::Uniform(gen, 0, std::min(200 << attempt, 50000))));
+      const int64_t cap = attempt >= 8 ? 50000 : std::min<int64_t>(int64_t{200} << attempt, 50000);
+      absl::SleepFor(absl::Microseconds(absl::Uniform<int64_t>(gen, 0, cap)));
       continue;
     }
     if (!aborted.ok()) {
