@@ -1062,7 +1062,6 @@ void PgStore::ListenLoop() {
       backoff = std::min(backoff * 2, absl::Seconds(5));
       continue;
     }
-    backoff = absl::Milliseconds(100);
     if (!listening_.HasBeenNotified()) listening_.Notify();
     PgConn& c = **conn;
     // Hands what libpq has parsed of the notifications to the listeners.
@@ -1091,31 +1090,39 @@ void PgStore::ListenLoop() {
         change_listener->ChangesAnnounced(changes);
       }
     };
-    if (reconnected) {
-      // Notifications sent while this connection was down are lost. Changes:
-      // the listeners drop everything they cached. Events: announce every
-      // connection's newest one so that consumers look again.
-      ChangeListener* change_listener = change_listener_.load(std::memory_order_acquire);
-      if (change_listener != nullptr) {
-        change_listener->ChangesAnnounced({ChangeNotice{std::string(kEverythingChanged), ""}});
-      }
-      absl::StatusOr<PGresult*> res =
-          c.Query("SELECT tenant_id, connection_id, MAX(sequence) FROM events GROUP BY 1, 2", {});
-      if (res.ok()) {
-        std::vector<EventNotice> notices;
-        for (int i = 0; i < PQntuples(*res); ++i) {
-          int64_t sequence = 0;
-          if (!absl::SimpleAtoi(PQgetvalue(*res, i, 2), &sequence)) continue;
-          notices.push_back({PQgetvalue(*res, i, 0), PQgetvalue(*res, i, 1), sequence});
-        }
-        PQclear(*res);
-        CommitListener* listener = listener_.load(std::memory_order_acquire);
-        if (listener != nullptr && !notices.empty()) listener->EventsCommitted(notices);
-      } else {
-        log::Warning("store notification listener could not announce the newest events",
-                     {{"error", res.status().ToString()}});
-      }
+    // Notifications sent while no connection listened are lost: after a
+    // reconnect, or when the first LISTEN came after Open stopped waiting
+    // for it (so every LISTEN catches up; at the very start nobody listens
+    // yet). Changes: the listeners drop everything they cached. Events:
+    // announce every connection's newest one so that consumers look again
+    // (one index probe per connection). A catch-up that fails is tried again
+    // on a new connection.
+    ChangeListener* change_listener = change_listener_.load(std::memory_order_acquire);
+    if (change_listener != nullptr && reconnected) {
+      change_listener->ChangesAnnounced({ChangeNotice{std::string(kEverythingChanged), ""}});
     }
+    absl::StatusOr<PGresult*> res = c.Query(
+        "SELECT c.tenant_id, c.id, (SELECT MAX(e.sequence) FROM events e WHERE "
+        "e.tenant_id = c.tenant_id AND e.connection_id = c.id) FROM connections c",
+        {});
+    if (!res.ok()) {
+      log::Warning("store notification listener could not announce the newest events; retrying",
+                   {{"error", res.status().ToString()}});
+      reconnected = true;
+      if (!WaitReadable(-1, backoff)) return;
+      backoff = std::min(backoff * 2, absl::Seconds(5));
+      continue;
+    }
+    std::vector<EventNotice> newest;
+    for (int i = 0; i < PQntuples(*res); ++i) {
+      int64_t sequence = 0;
+      if (PQgetisnull(*res, i, 2) || !absl::SimpleAtoi(PQgetvalue(*res, i, 2), &sequence)) continue;
+      newest.push_back({PQgetvalue(*res, i, 0), PQgetvalue(*res, i, 1), sequence});
+    }
+    PQclear(*res);
+    CommitListener* listener = listener_.load(std::memory_order_acquire);
+    if (listener != nullptr && !newest.empty()) listener->EventsCommitted(newest);
+    backoff = absl::Milliseconds(100);
     reconnected = true;
     // Notifications read along with LISTEN or the query above wait in libpq,
     // where polling the socket does not see them.

@@ -315,6 +315,20 @@ TEST_F(PgStoreTest, ADatabaseRestartFailsCallsClearlyAndTheStoreRecoversByItself
   Changes changes;
   (*store)->SetChangeListener(&changes);
   ASSERT_TRUE((*store)->Write([](Transaction& tx) { return tx.InsertPool(Pool("p", 1)); }).ok());
+  ASSERT_TRUE((*store)
+                  ->Write([](Transaction& tx) -> absl::Status {
+                    ConnectionRow connection;
+                    connection.tenant_id = "t";
+                    connection.id = "x";
+                    connection.system_id = "maintainx";
+                    connection.pool_id = "p";
+                    SY_RETURN_IF_ERROR(tx.InsertConnection(connection));
+                    SY_RETURN_IF_ERROR(tx.InsertEvent(Event("x", 1)));
+                    return tx.InsertEvent(Event("x", 2));
+                  })
+                  .ok());
+  Listener events;  // from here on
+  (*store)->SetCommitListener(&events);
 
   ASSERT_TRUE((*server)->Stop().ok());
   absl::Status down = (*store)->Write([](Transaction& tx) { return tx.InsertPool(Pool("q", 1)); });
@@ -328,9 +342,12 @@ TEST_F(PgStoreTest, ADatabaseRestartFailsCallsClearlyAndTheStoreRecoversByItself
   EXPECT_TRUE((*store)->Write([](Transaction& tx) { return tx.InsertPool(Pool("q", 2)); }).ok());
   EXPECT_EQ(*Capacity(**store, "q"), 2);
   // Announcements made while the listening connection was down are lost:
-  // the listeners are told to drop what they cached.
+  // the listeners are told to drop what they cached, and each connection's
+  // newest event is announced.
   EXPECT_TRUE(changes.WaitFor(kEverythingChanged));
+  EXPECT_THAT(events.WaitFor(1), ::testing::Contains("x@2"));
   (*store)->SetChangeListener(nullptr);
+  (*store)->SetCommitListener(nullptr);
 }
 
 // Runs `sql` on `conn`; the first row's first column, or "" (no rows).
