@@ -112,6 +112,12 @@ class PgStore final : public Store {
   // UNAVAILABLE / STORE_COMMIT_UNKNOWN when that cannot be told.
   absl::Status CommitOutcome(int64_t xid, const absl::Status& failure)
       ABSL_LOCKS_EXCLUDED(pool_mu_);
+  // After a commit whose outcome stayed unknown: tells the commit listener
+  // the newest event the database now has for each connection in
+  // `inserted` (this replica hears of its own commits only directly). When
+  // that cannot be read either, the listening connection's catch-up after
+  // its reconnect tells it.
+  void AnnounceNewest(const std::vector<EventNotice>& inserted) ABSL_LOCKS_EXCLUDED(pool_mu_);
   // Sends `notices` and `changes` to the other replicas when the transaction
   // commits.
   absl::Status Notify(PgConn& conn, const std::vector<EventNotice>& notices,
