@@ -1120,8 +1120,7 @@ bool DeliveryEngine::Dispatch(Sub& sub, absl::Time now) {
   // that blocked (the store in trouble) may have taken seconds since `now`,
   // and another replica's clock may be ahead. Past that, nothing new is
   // sent; the replica that takes the lanes over sends the rest.
-  const bool leases_hold =
-      std::max(now, clock_.Now()) < sub.leased_until - options_.lease_ttl / 5;
+  const bool leases_hold = std::max(now, clock_.Now()) < sub.leased_until - options_.lease_ttl / 5;
   const size_t n = sub.runnable.size();
   for (size_t i = 0; i < n; ++i) {
     Lane* lane = sub.runnable.front();
@@ -1242,7 +1241,14 @@ void DeliveryEngine::Lease(Sub& sub, absl::Time now) {
     SY_ASSIGN_OR_RETURN(std::vector<storage::DeliveryMemberRow> members,
                         tx.ListDeliveryMembers(tenant, id));
     size_t present = 0;
-    for (const auto& m : members) present += m.expire_time > now ? 1 : 0;
+    for (const auto& m : members) {
+      present += m.expire_time > now ? 1 : 0;
+      // A replica gone for an hour (every restart brings a new id) is
+      // forgotten, with its expired leases.
+      if (m.holder != holder_ && m.expire_time < now - absl::Hours(1)) {
+        SY_RETURN_IF_ERROR(tx.LeaveDelivery(tenant, id, m.holder));
+      }
+    }
     const size_t share = (lanes.size() + present - 1) / std::max<size_t>(present, 1);
     SY_ASSIGN_OR_RETURN(std::vector<storage::DeliveryLeaseRow> leases,
                         tx.ListDeliveryLeases(tenant, id));

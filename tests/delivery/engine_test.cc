@@ -635,7 +635,8 @@ TEST_F(EngineTest, AClientThatClosesBeforeItsFirstCheckIsToldTheCheck) {
 // and then fails, as a write does when the database is in trouble.
 class StallingStore final : public testing::ForwardingStore {
  public:
-  StallingStore(storage::Store& inner, ManualClock& clock) : ForwardingStore(inner), clock_(clock) {}
+  StallingStore(storage::Store& inner, ManualClock& clock)
+      : ForwardingStore(inner), clock_(clock) {}
   absl::Status Write(absl::FunctionRef<absl::Status(storage::Transaction&)> fn) override {
     if (stall_next.exchange(false)) {
       clock_.Advance(stall);
@@ -1154,6 +1155,22 @@ TEST_F(EngineTest, ReplicasShareASubscriptionsConnectionsAndTakeOverWhenOneDies)
   EXPECT_EQ(got[0].delivery_attempt(), 2);
   EXPECT_EQ(got[1].delivery_attempt(), 1);
   erp_stream.sink->Take();
+
+  // An hour later the dead replica is forgotten: only one member is left.
+  auto members = [&] {
+    std::vector<storage::DeliveryMemberRow> rows;
+    EXPECT_TRUE(store_
+                    ->Read([&](storage::Transaction& tx) -> absl::Status {
+                      SY_ASSIGN_OR_RETURN(rows, tx.ListDeliveryMembers("acme", "orders"));
+                      return absl::OkStatus();
+                    })
+                    .ok());
+    return rows.size();
+  };
+  EXPECT_EQ(members(), 2u);
+  clock_.Advance(absl::Minutes(61));
+  cmms_engine.Pump();
+  EXPECT_EQ(members(), 1u);
 
   b.Shutdown();
   a.Shutdown();
