@@ -959,23 +959,30 @@ void PgStore::RunBatch(const std::vector<WriteQueue::Task*>& batch) {
     if (aborted.ok() && (!inserted.empty() || !changes.empty())) {
       aborted = Notify(conn, inserted, changes);
     }
+    bool conflict = false;
     if (aborted.ok()) {
       aborted = conn.Exec("COMMIT");
-      if (!aborted.ok() && !conn.conflict()) {
-        aborted = conn.broken() ? CommitOutcome(xid, aborted)
-                                : Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
-                                        absl::StrCat("store: the commit failed, nothing was "
-                                                     "stored; retry: ",
-                                                     aborted.message()));
+      conflict = conn.conflict();
+      if (!aborted.ok() && !conflict && conn.broken()) {
+        // The broken connection goes back first (it is dropped), so that a
+        // pool of one has a connection to ask on.
+        Release(*std::move(acquired));
+        aborted = CommitOutcome(xid, aborted);
+      } else if (!aborted.ok() && !conflict) {
+        aborted = Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
+                        absl::StrCat("store: the commit failed, nothing was stored; retry: ",
+                                     aborted.message()));
       }
     } else if (!conn.broken()) {
       conn.Exec("ROLLBACK").IgnoreError();
     }
-    if (!keys.empty() && !conn.broken() && !conn.Exec("SELECT pg_advisory_unlock_all()").ok()) {
-      conn.MarkUnusable();
+    if (*acquired != nullptr) {
+      if (!keys.empty() && !conn.broken() && !conn.Exec("SELECT pg_advisory_unlock_all()").ok()) {
+        conn.MarkUnusable();
+      }
+      conflict = conn.conflict();
+      Release(*std::move(acquired));
     }
-    const bool conflict = conn.conflict();
-    Release(*std::move(acquired));
     if (conflict && batch.size() > 1) {
       // One conflicting write would take its whole group with it on every
       // attempt: the group's writes run again one by one.

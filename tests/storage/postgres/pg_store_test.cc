@@ -391,7 +391,11 @@ TEST_F(PgStoreTest, ACommitWhoseConnectionBreaksIsAnsweredByWhatBecameOfIt) {
     admin = PQconnectdbParams(keys, values, 1);
     pause();
   }
-  auto store = PgStore::Open(options);
+  // One connection in the pool: the outcome is asked on a new one, after
+  // the broken one went back.
+  PgStoreOptions one = options;
+  one.pool_size = 1;
+  auto store = PgStore::Open(one);
   ASSERT_TRUE(store.ok()) << store.status();
   absl::Status written;
   std::thread writer([&] {
