@@ -142,6 +142,9 @@ struct DeliveryEngine::Stream {
   bool authorizing = false;
   std::vector<v1::StreamEventsRequest> early;
   std::optional<bool> closed_early;
+  // Keys changed while the first check ran (it may have read the key
+  // before): checked again once it is done.
+  bool recheck = false;
 
   // At least one event is always allowed, whatever its size.
   bool HasRoom() const {
@@ -712,6 +715,10 @@ void DeliveryEngine::Authorized(StreamId id, absl::StatusOr<Scope> scope, absl::
   stream.scope = *std::move(scope);
   std::vector<v1::StreamEventsRequest> early = std::move(stream.early);
   const std::optional<bool> closed = stream.closed_early;
+  if (stream.recheck) {
+    stream.recheck = false;
+    Reauthorize(now);
+  }
   for (v1::StreamEventsRequest& request : early) {
     auto s = streams_.find(id);
     if (s == streams_.end()) return;  // a request ended it
@@ -761,8 +768,12 @@ void DeliveryEngine::Reauthorize(absl::Time now) {
   }
   auto checks = std::make_shared<std::vector<std::pair<StreamId, Authorizer>>>();
   for (const auto& [id, stream] : streams_) {
-    // One still being checked for the first time is left to that check.
-    if (stream->authorize && !stream->authorizing) checks->emplace_back(id, stream->authorize);
+    // One still being checked for the first time is checked again after.
+    if (stream->authorizing) {
+      stream->recheck = true;
+      continue;
+    }
+    if (stream->authorize) checks->emplace_back(id, stream->authorize);
   }
   if (checks->empty()) return;
   auto run = [this, checks] {

@@ -609,6 +609,42 @@ TEST_F(EngineTest, ANewStreamWhoseCheckWaitsHoldsUpNoOtherAndKeepsItsEarlyReques
   EXPECT_FALSE(slow->ended());
 }
 
+TEST_F(EngineTest, KeysThatChangeDuringAStreamsFirstCheckAreCheckedAgainAfterIt) {
+  CreateSubscription("tenants/acme", "all");
+  EngineOptions options;
+  options.reauthorize_interval = absl::Hours(1);  // only KeysChanged checks
+  StartThreadedEngine(options);
+  struct Check {
+    std::atomic<int> calls{0};
+    absl::Notification started;
+    absl::Notification answer;
+  };
+  auto check = std::make_shared<Check>();
+  absl::Cleanup release = [check] {
+    if (!check->answer.HasBeenNotified()) check->answer.Notify();
+  };
+  auto sink = std::make_shared<WaitingSink>();
+  const DeliveryEngine::StreamId id = engine_->Open(sink, [check]() -> absl::StatusOr<Scope> {
+    if (check->calls.fetch_add(1) == 0) {
+      // The first check read the key while it was still valid...
+      check->started.Notify();
+      check->answer.WaitForNotification();
+      return Scope::All();
+    }
+    return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
+  });
+  v1::StreamEventsRequest first;
+  first.set_subscription("tenants/acme/subscriptions/all");
+  engine_->Handle(id, first);
+  ASSERT_TRUE(check->started.WaitForNotificationWithTimeout(absl::Minutes(1)));
+  // ...and it is revoked before that check answers.
+  engine_->KeysChanged();
+  check->answer.Notify();
+  std::optional<absl::Status> ended = sink->AwaitEnd();
+  ASSERT_TRUE(ended.has_value()) << "the stream outlived its revoked key";
+  EXPECT_EQ(ended->code(), absl::StatusCode::kUnauthenticated);
+}
+
 TEST_F(EngineTest, AClientThatClosesBeforeItsFirstCheckIsToldTheCheck) {
   CreateSubscription("tenants/acme", "all");
   StartThreadedEngine();

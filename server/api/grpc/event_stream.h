@@ -20,7 +20,8 @@ using EventStreamReactor =
 
 // A reactor for the call of `context`, owned by gRPC (it deletes itself when
 // done). `authorize` tells the caller's scope, or the error that ends the
-// call; it runs on the engine's thread. `engine` must outlive the call.
+// call; it runs on threads of the engine (see DeliveryEngine::Authorizer).
+// `engine` must outlive the call.
 EventStreamReactor* NewEventStream(grpc::CallbackServerContext* context,
                                    delivery::DeliveryEngine& engine,
                                    delivery::DeliveryEngine::Authorizer authorize);

@@ -420,7 +420,7 @@ Status GatewayService::ReplayDeadLetters(ServerContext* context,
 grpc::ServerBidiReactor<v1::StreamEventsRequest, v1::StreamEventsResponse>*
 GatewayService::StreamEvents(grpc::CallbackServerContext* context) {
   // Verifying the credential may read the store (a cache miss): it runs on
-  // the delivery engine's thread, never in this reaction.
+  // a thread of the delivery engine, never in this reaction.
   return NewEventStream(
       context, delivery_, [this, header = AuthorizationOf(context)]() -> absl::StatusOr<Scope> {
         SY_ASSIGN_OR_RETURN(auth::Principal p, AuthorizeHeader(header, kOperator | kTenant));

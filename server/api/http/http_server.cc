@@ -14,6 +14,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -251,8 +252,14 @@ class Session : public std::enable_shared_from_this<Session> {
       std::string name(field.name_string());
       absl::AsciiStrToLower(&name);
       const absl::string_view value(field.value().data(), field.value().size());
+      const bool webhook_header = absl::StartsWith(name, "webhook-");
       auto [it, inserted] = request.headers.try_emplace(std::move(name), value);
-      if (!inserted) absl::StrAppend(&it->second, " ", value);
+      if (inserted) continue;
+      if (webhook_header) {
+        absl::StrAppend(&it->second, " ", value);
+      } else {
+        it->second = std::string(value);  // as before: the last one
+      }
     }
     request.body = std::move(req.body());
     state_ = State::kHandling;

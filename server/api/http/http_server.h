@@ -25,9 +25,10 @@ namespace switchyard::api {
 struct HttpRequest {
   std::string method;  // "POST"
   std::string target;  // path and query
-  // Header values by lowercase name. Repeated header lines are joined with a
-  // space, so that a list header (webhook-signature) keeps every entry and a
-  // single-valued one becomes malformed rather than silently the last.
+  // Header values by lowercase name. Repeated webhook-* header lines are
+  // joined with a space, so that webhook-signature keeps every entry and a
+  // repeated webhook-id or webhook-timestamp is malformed rather than
+  // silently the last; of other repeated headers, the last one.
   absl::flat_hash_map<std::string, std::string> headers;
   std::string body;
 };

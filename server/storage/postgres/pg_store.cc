@@ -1076,7 +1076,6 @@ bool PgStore::WaitReadable(int fd, absl::Duration timeout) {
 }
 
 void PgStore::ListenLoop() {
-  bool reconnected = false;
   absl::Duration backoff = absl::Milliseconds(100);
   while (!listen_stopping_.load()) {
     absl::StatusOr<std::unique_ptr<PgConn>> conn = PgConn::Connect(options_);
@@ -1130,7 +1129,7 @@ void PgStore::ListenLoop() {
     // (one index probe per connection). A catch-up that fails is tried again
     // on a new connection.
     ChangeListener* change_listener = change_listener_.load(std::memory_order_acquire);
-    if (change_listener != nullptr && reconnected) {
+    if (change_listener != nullptr) {
       change_listener->ChangesAnnounced({ChangeNotice{std::string(kEverythingChanged), ""}});
     }
     absl::StatusOr<PGresult*> res = c.Query(
@@ -1140,7 +1139,6 @@ void PgStore::ListenLoop() {
     if (!res.ok()) {
       log::Warning("store notification listener could not announce the newest events; retrying",
                    {{"error", res.status().ToString()}});
-      reconnected = true;
       if (!WaitReadable(-1, backoff)) return;
       backoff = std::min(backoff * 2, absl::Seconds(5));
       continue;
@@ -1155,7 +1153,6 @@ void PgStore::ListenLoop() {
     CommitListener* listener = listener_.load(std::memory_order_acquire);
     if (listener != nullptr && !newest.empty()) listener->EventsCommitted(newest);
     backoff = absl::Milliseconds(100);
-    reconnected = true;
     // Notifications read along with LISTEN or the query above wait in libpq,
     // where polling the socket does not see them.
     dispatch();
