@@ -83,6 +83,31 @@ class WaitingSink final : public StreamSink {
   std::optional<absl::Status> ended_ ABSL_GUARDED_BY(mu_);
 };
 
+// A credential check the test holds, as a read of a slow store would hold
+// it: Wait (in an Authorizer) returns once the test calls Answer.
+class HeldCheck {
+ public:
+  void Wait() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!started_.HasBeenNotified()) started_.Notify();
+    }
+    answer_.WaitForNotification();
+  }
+  // Whether a Wait began within a minute.
+  bool AwaitStarted() { return started_.WaitForNotificationWithTimeout(absl::Minutes(1)); }
+  // Lets every Wait return. Idempotent.
+  void Answer() {
+    absl::MutexLock lock(&mu_);
+    if (!answer_.HasBeenNotified()) answer_.Notify();
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::Notification started_;
+  absl::Notification answer_;
+};
+
 std::vector<std::string> EventIds(const std::vector<v1::ReceivedEvent>& received) {
   std::vector<std::string> ids;
   for (const auto& r : received) ids.push_back(r.event().event_id());
@@ -104,6 +129,7 @@ class EngineTest : public testing::DomainTest {
   }
 
   void TearDown() override {
+    for (auto& check : held_) check->Answer();
     if (engine_ != nullptr) engine_->Shutdown();
     store_->SetCommitListener(nullptr);
   }
@@ -124,6 +150,29 @@ class EngineTest : public testing::DomainTest {
     engine_ = std::make_unique<DeliveryEngine>(*store_, SystemClock(), options);
     store_->SetCommitListener(engine_.get());
     engine_->Start();
+  }
+
+  // A check the test holds; answered at the latest in TearDown, before the
+  // engine's Shutdown joins the thread that waits in it.
+  std::shared_ptr<HeldCheck> HoldCheck() {
+    held_.push_back(std::make_shared<HeldCheck>());
+    return held_.back();
+  }
+
+  // Opens a stream on tenants/acme/subscriptions/all of the threaded engine,
+  // checked by `authorize` (none: its scope is known, all), and sends its
+  // first request.
+  DeliveryEngine::StreamId OpenAll(std::shared_ptr<WaitingSink> sink,
+                                   std::optional<DeliveryEngine::Authorizer> authorize,
+                                   int max_events = 0) {
+    const DeliveryEngine::StreamId id = authorize.has_value()
+                                            ? engine_->Open(sink, *std::move(authorize))
+                                            : engine_->Open(sink, Scope::All());
+    v1::StreamEventsRequest first;
+    first.set_subscription("tenants/acme/subscriptions/all");
+    first.set_max_outstanding_events(max_events);
+    engine_->Handle(id, first);
+    return id;
   }
 
   // Simulates a restart: the old engine writes what it has and goes away.
@@ -203,6 +252,7 @@ class EngineTest : public testing::DomainTest {
 
   std::unique_ptr<events::EventLog> log_;
   std::unique_ptr<DeliveryEngine> engine_;
+  std::vector<std::shared_ptr<HeldCheck>> held_;  // see HoldCheck
   std::unique_ptr<SubscriptionManager> subscriptions_;
 };
 
@@ -530,41 +580,26 @@ TEST_F(EngineTest, ACredentialCheckWaitingOnTheStoreDoesNotHoldUpDelivery) {
   EngineOptions options;
   options.reauthorize_interval = absl::Hours(1);
   StartThreadedEngine(options);
-
-  struct Check {
-    std::atomic<bool> revoked{false};
-    absl::Notification started;  // a check of the revoked key began
-    absl::Notification answer;
-  };
-  auto check = std::make_shared<Check>();
-  // A failed assertion must not leave the check waiting (Shutdown joins it).
-  absl::Cleanup release = [check] {
-    if (!check->answer.HasBeenNotified()) check->answer.Notify();
-  };
+  std::shared_ptr<HeldCheck> check = HoldCheck();
+  auto revoked = std::make_shared<std::atomic<bool>>(false);
   auto sink = std::make_shared<WaitingSink>();
-  const DeliveryEngine::StreamId id = engine_->Open(sink, [check]() -> absl::StatusOr<Scope> {
-    if (!check->revoked.load()) return Scope::All();
-    // Checks run one at a time: only the checking thread gets here. This
-    // one waits, as a read of a slow store would.
-    if (!check->started.HasBeenNotified()) check->started.Notify();
-    check->answer.WaitForNotification();
+  OpenAll(sink, [check, revoked]() -> absl::StatusOr<Scope> {
+    if (!revoked->load()) return Scope::All();
+    check->Wait();
     return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
   });
-  v1::StreamEventsRequest first;
-  first.set_subscription("tenants/acme/subscriptions/all");
-  engine_->Handle(id, first);
   Publish("tenants/acme/connections/erp", {"e1"});
   ASSERT_TRUE(sink->AwaitEvent("e1"));
 
-  check->revoked.store(true);
+  revoked->store(true);
   engine_->KeysChanged();
-  ASSERT_TRUE(check->started.WaitForNotificationWithTimeout(absl::Minutes(1)));
+  ASSERT_TRUE(check->AwaitStarted());
   // While the check waits, events still flow.
   Publish("tenants/acme/connections/cmms", {"e2"});
   ASSERT_TRUE(sink->AwaitEvent("e2")) << "delivery waited for the credential check";
   EXPECT_FALSE(sink->ended());
 
-  check->answer.Notify();
+  check->Answer();
   std::optional<absl::Status> ended = sink->AwaitEnd();
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->code(), absl::StatusCode::kUnauthenticated);
@@ -573,37 +608,28 @@ TEST_F(EngineTest, ACredentialCheckWaitingOnTheStoreDoesNotHoldUpDelivery) {
 TEST_F(EngineTest, ANewStreamWhoseCheckWaitsHoldsUpNoOtherAndKeepsItsEarlyRequests) {
   CreateSubscription("tenants/acme", "all");
   StartThreadedEngine();
-
-  auto started = std::make_shared<absl::Notification>();
-  auto answer = std::make_shared<absl::Notification>();
-  absl::Cleanup release = [answer] {
-    if (!answer->HasBeenNotified()) answer->Notify();
-  };
-  // The slow stream's key is not cached: its check waits, as a read of a
-  // slow store would. Its first request arrives meanwhile.
+  // The slow stream's key is not cached: its check waits. Its first
+  // request (one event at most) arrives meanwhile.
+  std::shared_ptr<HeldCheck> check = HoldCheck();
   auto slow = std::make_shared<WaitingSink>();
-  const DeliveryEngine::StreamId slow_id =
-      engine_->Open(slow, [started, answer]() -> absl::StatusOr<Scope> {
-        if (!started->HasBeenNotified()) started->Notify();
-        answer->WaitForNotification();
+  OpenAll(
+      slow,
+      [check]() -> absl::StatusOr<Scope> {
+        check->Wait();
         return Scope::All();
-      });
-  v1::StreamEventsRequest first;
-  first.set_subscription("tenants/acme/subscriptions/all");
-  first.set_max_outstanding_events(1);
-  engine_->Handle(slow_id, first);
-  ASSERT_TRUE(started->WaitForNotificationWithTimeout(absl::Minutes(1)));
+      },
+      /*max_events=*/1);
+  ASSERT_TRUE(check->AwaitStarted());
 
   // Another stream opens and gets events while that check waits.
   auto quick = std::make_shared<WaitingSink>();
-  const DeliveryEngine::StreamId quick_id = engine_->Open(quick, Scope::All());
-  engine_->Handle(quick_id, first);
+  OpenAll(quick, std::nullopt, /*max_events=*/1);
   Publish("tenants/acme/connections/erp", {"e1"});
   ASSERT_TRUE(quick->AwaitEvent("e1")) << "a new stream waited for another's check";
 
   // Checked: the slow stream attaches with the request it sent early, and
   // takes the other connection's events (the quick one holds one already).
-  answer->Notify();
+  check->Answer();
   Publish("tenants/acme/connections/cmms", {"e2"});
   ASSERT_TRUE(slow->AwaitEvent("e2"));
   EXPECT_FALSE(slow->ended());
@@ -614,32 +640,21 @@ TEST_F(EngineTest, KeysThatChangeDuringAStreamsFirstCheckAreCheckedAgainAfterIt)
   EngineOptions options;
   options.reauthorize_interval = absl::Hours(1);  // only KeysChanged checks
   StartThreadedEngine(options);
-  struct Check {
-    std::atomic<int> calls{0};
-    absl::Notification started;
-    absl::Notification answer;
-  };
-  auto check = std::make_shared<Check>();
-  absl::Cleanup release = [check] {
-    if (!check->answer.HasBeenNotified()) check->answer.Notify();
-  };
+  std::shared_ptr<HeldCheck> check = HoldCheck();
+  auto calls = std::make_shared<std::atomic<int>>(0);
   auto sink = std::make_shared<WaitingSink>();
-  const DeliveryEngine::StreamId id = engine_->Open(sink, [check]() -> absl::StatusOr<Scope> {
-    if (check->calls.fetch_add(1) == 0) {
+  OpenAll(sink, [check, calls]() -> absl::StatusOr<Scope> {
+    if (calls->fetch_add(1) == 0) {
       // The first check read the key while it was still valid...
-      check->started.Notify();
-      check->answer.WaitForNotification();
+      check->Wait();
       return Scope::All();
     }
     return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
   });
-  v1::StreamEventsRequest first;
-  first.set_subscription("tenants/acme/subscriptions/all");
-  engine_->Handle(id, first);
-  ASSERT_TRUE(check->started.WaitForNotificationWithTimeout(absl::Minutes(1)));
+  ASSERT_TRUE(check->AwaitStarted());
   // ...and it is revoked before that check answers.
   engine_->KeysChanged();
-  check->answer.Notify();
+  check->Answer();
   std::optional<absl::Status> ended = sink->AwaitEnd();
   ASSERT_TRUE(ended.has_value()) << "the stream outlived its revoked key";
   EXPECT_EQ(ended->code(), absl::StatusCode::kUnauthenticated);
@@ -648,20 +663,14 @@ TEST_F(EngineTest, KeysThatChangeDuringAStreamsFirstCheckAreCheckedAgainAfterIt)
 TEST_F(EngineTest, AClientThatClosesBeforeItsFirstCheckIsToldTheCheck) {
   CreateSubscription("tenants/acme", "all");
   StartThreadedEngine();
-  auto answer = std::make_shared<absl::Notification>();
-  absl::Cleanup release = [answer] {
-    if (!answer->HasBeenNotified()) answer->Notify();
-  };
+  std::shared_ptr<HeldCheck> check = HoldCheck();
   auto sink = std::make_shared<WaitingSink>();
-  const DeliveryEngine::StreamId id = engine_->Open(sink, [answer]() -> absl::StatusOr<Scope> {
-    answer->WaitForNotification();
+  const DeliveryEngine::StreamId id = OpenAll(sink, [check]() -> absl::StatusOr<Scope> {
+    check->Wait();
     return Error(absl::StatusCode::kUnauthenticated, "REVOKED_CREDENTIAL", "revoked");
   });
-  v1::StreamEventsRequest first;
-  first.set_subscription("tenants/acme/subscriptions/all");
-  engine_->Handle(id, first);
   engine_->Close(id, /*cancelled=*/false);  // a half-close, while the key is checked
-  answer->Notify();
+  check->Answer();
   std::optional<absl::Status> ended = sink->AwaitEnd();
   ASSERT_TRUE(ended.has_value());
   EXPECT_EQ(ended->code(), absl::StatusCode::kUnauthenticated) << *ended;
