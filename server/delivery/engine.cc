@@ -1741,7 +1741,20 @@ void DeliveryEngine::Flush(Sub& sub, absl::Time now, bool wait) {
         SY_RETURN_IF_ERROR(tx.PutDeliveryAttempt(a));
       }
     }
-    for (const storage::DeadLetterRow& d : batch->dead) SY_RETURN_IF_ERROR(tx.PutDeadLetter(d));
+    // Like cursors: an event of a lane that moved stays the new holder's to
+    // deliver (its cursor was not moved past it here).
+    absl::flat_hash_map<std::string, bool> held;  // by lane
+    for (const storage::DeadLetterRow& d : batch->dead) {
+      const std::string lane = LaneKey(d.tenant_id, d.connection_id);
+      auto it = held.find(lane);
+      if (it == held.end()) {
+        SY_ASSIGN_OR_RETURN(std::string holder,
+                            tx.DeliveryLeaseHolder(d.subscription_tenant_id, d.subscription_id,
+                                                   d.tenant_id, d.connection_id));
+        it = held.emplace(lane, holder == batch->holder).first;
+      }
+      if (it->second) SY_RETURN_IF_ERROR(tx.PutDeadLetter(d));
+    }
     for (int64_t position : batch->undead) {
       SY_RETURN_IF_ERROR(tx.DeleteDeadLetter(batch->key.tenant_id, batch->key.id, position));
     }

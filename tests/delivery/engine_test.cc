@@ -1222,6 +1222,63 @@ TEST_F(EngineTest, ReplicasShareASubscriptionsConnectionsAndTakeOverWhenOneDies)
   store_->SetCommitListener(nullptr);
 }
 
+TEST_F(EngineTest, AReplicaThatLostALaneWritesNoDeadLetterForIt) {
+  engine_->Shutdown();
+  EngineOptions options;
+  options.lease_ttl = absl::Seconds(15);
+  options.replica_id = "replica-a";
+  DeliveryEngine a(*store_, clock_, options);
+  options.replica_id = "replica-b";
+  DeliveryEngine b(*store_, clock_, options);
+  Fanout fanout({&a, &b});
+  store_->SetCommitListener(&fanout);
+  v1::Subscription config;
+  config.set_max_delivery_attempts(1);
+  config.mutable_ack_deadline()->set_seconds(600);
+  CreateSubscription("tenants/acme", "orders", config);
+  auto open = [&](DeliveryEngine& engine) {
+    auto sink = std::make_shared<RecordingSink>();
+    const DeliveryEngine::StreamId id = engine.Open(sink, Scope::All());
+    v1::StreamEventsRequest first;
+    first.set_subscription(kSub);
+    engine.Handle(id, first);
+    engine.Pump();
+    return OpenStream{sink, id};
+  };
+
+  // A delivers e1, then stalls; its lease expires and B takes erp over.
+  OpenStream on_a = open(a);
+  Publish(kErp, {"e1"});
+  a.Pump();
+  std::vector<v1::ReceivedEvent> got = on_a.sink->Take();
+  ASSERT_THAT(EventIds(got), ElementsAre("e1"));
+  OpenStream on_b = open(b);
+  clock_.Advance(absl::Seconds(16));
+  b.Pump();
+  b.Pump();
+  ASSERT_THAT(EventIds(on_b.sink->Take()), ElementsAre("e1"));
+
+  // A comes back to a nack of its (only) attempt: e1 is B's to deliver now,
+  // not a dead letter.
+  v1::StreamEventsRequest nack;
+  nack.add_nack_ids(got[0].ack_id());
+  a.Handle(on_a.id, nack);
+  a.Pump();
+  ASSERT_TRUE(a.Checkpoint().ok());
+  std::vector<storage::DeadLetterRow> dead;
+  ASSERT_TRUE(store_
+                  ->Read([&](storage::Transaction& tx) -> absl::Status {
+                    SY_ASSIGN_OR_RETURN(dead, tx.ListDeadLetters("acme", "orders", 0, 10, false));
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  EXPECT_TRUE(dead.empty()) << dead.size() << " dead letters";
+
+  b.Shutdown();
+  a.Shutdown();
+  store_->SetCommitListener(nullptr);
+}
+
 TEST_F(EngineTest, ASeekThroughAnotherReplicaReachesTheReplicaThatDelivers) {
   engine_->Shutdown();
   EngineOptions options;
