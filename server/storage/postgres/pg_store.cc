@@ -743,16 +743,19 @@ PgStore::~PgStore() {
   if (stop_pipe_[1] >= 0) close(stop_pipe_[1]);
 }
 
-absl::StatusOr<std::unique_ptr<PgConn>> PgStore::Acquire() {
+absl::StatusOr<std::unique_ptr<PgConn>> PgStore::Acquire(bool read) {
   {
     absl::MutexLock lock(&pool_mu_);
-    auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_mu_) {
-      return !idle_.empty() || open_ < std::max(1, options_.pool_size);
+    const int pool = std::max(1, options_.pool_size);
+    const int readers = std::max(1, pool - std::max(1, options_.writers));
+    auto available = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_mu_) {
+      return (!idle_.empty() || open_ < pool) && (!read || reading_ < readers);
     };
     if (!pool_mu_.AwaitWithTimeout(absl::Condition(&available), options_.statement_timeout)) {
       return Error(absl::StatusCode::kUnavailable, "STORE_BUSY",
                    "store: every database connection stayed busy; retry");
     }
+    if (read) ++reading_;
     while (!idle_.empty()) {
       std::unique_ptr<PgConn> conn = std::move(idle_.back());
       idle_.pop_back();
@@ -762,6 +765,7 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgStore::Acquire() {
       --open_;
     }
     if (absl::Now() < down_until_) {
+      if (read) --reading_;
       return Error(absl::StatusCode::kUnavailable, "STORE_UNAVAILABLE",
                    "store: the database was unreachable a moment ago; retry");
     }
@@ -771,13 +775,15 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgStore::Acquire() {
   if (!conn.ok()) {
     absl::MutexLock lock(&pool_mu_);
     --open_;
+    if (read) --reading_;
     down_until_ = absl::Now() + options_.reconnect_backoff;
   }
   return conn;
 }
 
-void PgStore::Release(std::unique_ptr<PgConn> conn) {
+void PgStore::Release(std::unique_ptr<PgConn> conn, bool read) {
   absl::MutexLock lock(&pool_mu_);
+  if (read) --reading_;
   if (conn->broken() || conn->unusable() || PQtransactionStatus(conn->handle()) != PQTRANS_IDLE) {
     --open_;  // dropped; the next Acquire connects anew
     return;
@@ -1041,7 +1047,7 @@ void PgStore::WriterLoop() {
 }
 
 absl::Status PgStore::Read(absl::FunctionRef<absl::Status(Transaction&)> fn) {
-  SY_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, Acquire());
+  SY_ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, Acquire(/*read=*/true));
   conn->BeginTransaction();
   absl::Status status = conn->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   if (status.ok()) {
@@ -1056,7 +1062,7 @@ absl::Status PgStore::Read(absl::FunctionRef<absl::Status(Transaction&)> fn) {
       if (status.ok()) status = end;
     }
   }
-  Release(std::move(conn));
+  Release(std::move(conn), /*read=*/true);
   return status;
 }
 

@@ -50,7 +50,9 @@ struct PgStoreOptions {
   // The password, when `url` has none (read from a file or the environment by
   // the caller). Empty: libpq's own sources (PGPASSWORD, ~/.pgpass).
   std::string password;
-  // Connections for transactions (the writers' and the readers'). Default 8.
+  // Connections for transactions (the writers' and the readers'). Reads use
+  // at most pool_size - writers of them (at least one), so that reads
+  // cannot hold up writes. Default 8.
   int pool_size = 8;
   // Writer threads. One per replica avoids conflicts between the replica's
   // own writes (which would each run again); more overlap their round trips.
@@ -101,9 +103,11 @@ class PgStore final : public Store {
   PgStore(PgStoreOptions options, std::string schema, std::string channel);
 
   // One connection of the pool, waiting up to statement_timeout for a free
-  // slot. kUnavailable when none frees up or the database cannot be reached.
-  absl::StatusOr<std::unique_ptr<PgConn>> Acquire() ABSL_LOCKS_EXCLUDED(pool_mu_);
-  void Release(std::unique_ptr<PgConn> conn) ABSL_LOCKS_EXCLUDED(pool_mu_);
+  // slot (for a `read`, within the readers' share: see pool_size).
+  // kUnavailable when none frees up or the database cannot be reached.
+  absl::StatusOr<std::unique_ptr<PgConn>> Acquire(bool read = false) ABSL_LOCKS_EXCLUDED(pool_mu_);
+  // Gives back a connection of Acquire (with the same `read`).
+  void Release(std::unique_ptr<PgConn> conn, bool read = false) ABSL_LOCKS_EXCLUDED(pool_mu_);
   // Runs `batch` as one transaction and sets each task's result.
   void RunBatch(const std::vector<WriteQueue::Task*>& batch);
   // The connection broke during the COMMIT of transaction `xid` (0: not
@@ -137,6 +141,7 @@ class PgStore final : public Store {
   absl::Mutex pool_mu_;
   std::vector<std::unique_ptr<PgConn>> idle_ ABSL_GUARDED_BY(pool_mu_);
   int open_ ABSL_GUARDED_BY(pool_mu_) = 0;
+  int reading_ ABSL_GUARDED_BY(pool_mu_) = 0;  // connections held by reads
   // After a failed connect, callers fail fast until then (reconnect_backoff).
   absl::Time down_until_ ABSL_GUARDED_BY(pool_mu_) = absl::InfinitePast();
 

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -212,6 +213,35 @@ TEST_F(PgStoreTest, EventsCommittedOnOneReplicaAreAnnouncedOnTheOthers) {
   EXPECT_THAT(on_b.WaitFor(3), ElementsAre("x@2", "y@1", "x@3"));
   a->SetCommitListener(nullptr);
   b->SetCommitListener(nullptr);
+}
+
+TEST_F(PgStoreTest, ReadsLeaveAConnectionForTheWriter) {
+  PgStoreOptions options = Options();
+  options.pool_size = 2;  // one writer: reads get one connection
+  options.statement_timeout = absl::Seconds(1);
+  auto store = PgStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::Notification inside;
+  absl::Notification done;
+  std::thread reader([&] {
+    (*store)
+        ->Read([&](Transaction&) {
+          inside.Notify();
+          done.WaitForNotification();
+          return absl::OkStatus();
+        })
+        .IgnoreError();
+  });
+  absl::Cleanup finish = [&] {
+    done.Notify();
+    reader.join();
+  };
+  ASSERT_TRUE(inside.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  // A second read waits for the first one's connection, up to its limit.
+  absl::Status second = (*store)->Read([](Transaction&) { return absl::OkStatus(); });
+  EXPECT_EQ(ReasonOf(second), "STORE_BUSY") << second;
+  // A write still gets one.
+  EXPECT_TRUE((*store)->Write([](Transaction& tx) { return tx.InsertPool(Pool("p", 1)); }).ok());
 }
 
 TEST_F(PgStoreTest, ReplicasStartingTogetherApplyEachMigrationOnce) {
