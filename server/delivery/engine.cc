@@ -24,6 +24,10 @@
 namespace switchyard::delivery {
 namespace {
 
+// Requests a stream may send before its first credential check answers
+// (the first one, and acks left over from an earlier stream).
+constexpr size_t kMaxEarlyRequests = 256;
+
 constexpr int kDefaultMaxEvents = 1000;
 constexpr int kMaxMaxEvents = 100000;
 constexpr int64_t kDefaultMaxBytes = int64_t{10} << 20;
@@ -629,6 +633,14 @@ void DeliveryEngine::Apply(Work& w, absl::Time now) {
       auto it = streams_.find(w.stream);
       if (it == streams_.end()) return;
       if (it->second->authorizing) {
+        // A client not checked yet cannot pile up requests.
+        if (it->second->early.size() >= kMaxEarlyRequests) {
+          EndStream(w.stream,
+                    Error(absl::StatusCode::kResourceExhausted, "TOO_MANY_EARLY_REQUESTS",
+                          absl::StrCat("at most ", kMaxEarlyRequests,
+                                       " requests before the stream's credential is checked")));
+          return;
+        }
         it->second->early.push_back(std::move(w.request));
         return;
       }

@@ -660,6 +660,25 @@ TEST_F(EngineTest, KeysThatChangeDuringAStreamsFirstCheckAreCheckedAgainAfterIt)
   EXPECT_EQ(ended->code(), absl::StatusCode::kUnauthenticated);
 }
 
+TEST_F(EngineTest, AStreamNotCheckedYetCannotPileUpRequests) {
+  CreateSubscription("tenants/acme", "all");
+  StartThreadedEngine();
+  std::shared_ptr<HeldCheck> check = HoldCheck();
+  auto sink = std::make_shared<WaitingSink>();
+  const DeliveryEngine::StreamId id = OpenAll(sink, [check]() -> absl::StatusOr<Scope> {
+    check->Wait();
+    return Scope::All();
+  });
+  ASSERT_TRUE(check->AwaitStarted());
+  v1::StreamEventsRequest ack;
+  ack.add_ack_ids("tenants/acme/subscriptions/all/1/2/3");
+  for (int i = 0; i < 300; ++i) engine_->Handle(id, ack);
+  std::optional<absl::Status> ended = sink->AwaitEnd();
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->code(), absl::StatusCode::kResourceExhausted) << *ended;
+  EXPECT_EQ(ReasonOf(*ended), "TOO_MANY_EARLY_REQUESTS");
+}
+
 TEST_F(EngineTest, AClientThatClosesBeforeItsFirstCheckIsToldTheCheck) {
   CreateSubscription("tenants/acme", "all");
   StartThreadedEngine();
