@@ -27,7 +27,8 @@ RUN --mount=type=cache,target=/root/.cache/switchyard-ccache \
 FROM debian:12-slim AS runtime
 ARG VERSION=0.1.0
 # Runtime counterparts of libgrpc++-dev, libprotobuf-dev, libabsl-dev, libssl-dev,
-# libsqlite3-dev, prometheus-cpp-dev (core), libcurl4-openssl-dev and libpq-dev; sqlite3 is the CLI
+# libsqlite3-dev, prometheus-cpp-dev (core), libcurl4-openssl-dev, libpq-dev and
+# libgoogle-perftools-dev (tcmalloc); sqlite3 is the CLI
 # used for online backups of the embedded store.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -41,6 +42,7 @@ RUN apt-get update -qq \
       libprotobuf32 \
       libsqlite3-0 \
       libssl3 \
+      libtcmalloc-minimal4 \
       sqlite3 \
  && rm -rf /var/lib/apt/lists/*
 # Non-root user; the Helm chart runs the pods as the same uid/gid (securityContext.runAsUser).

@@ -11,7 +11,7 @@ packages=(
   golang-github-gogo-googleapis-dev
   python3 python3-grpcio python3-protobuf
   openssl clang libclang-rt-14-dev chromium
-  unzip python3-yaml
+  unzip python3-yaml libgoogle-perftools-dev
 )
 
 missing=()

@@ -30,7 +30,9 @@ import yaml
 # -dev packages of the libraries the programs link (CMakeLists.txt find_package) and a runtime
 # package each must bring along.
 LINKED_DEV_PACKAGES = ["libgrpc++-dev", "libprotobuf-dev", "libabsl-dev", "libssl-dev", "libsqlite3-dev",
-                       "prometheus-cpp-dev", "libcurl4-openssl-dev", "libpq-dev"]
+                       "prometheus-cpp-dev", "libcurl4-openssl-dev", "libpq-dev", "libgoogle-perftools-dev"]
+# Runtime package names that do not follow from the -dev package's name.
+RUNTIME_PREFIXES = {"libgoogle-perftools-dev": ("libtcmalloc-minimal", "libgoogle-perftools")}
 NOT_LIBRARIES = {"ca-certificates", "sqlite3", "tini", "tzdata"}
 
 
@@ -234,7 +236,8 @@ def main():
         for dev in LINKED_DEV_PACKAGES:
             base = dev[:-len("-dev")].replace("++", "")
             c.check(any(x.startswith(base) or x.startswith("lib" + base) or
-                        x.startswith(base.replace("-openssl", "")) for x in runtime_pkgs),
+                        x.startswith(base.replace("-openssl", "")) or
+                        x.startswith(RUNTIME_PREFIXES.get(dev, (base,))) for x in runtime_pkgs),
                     f"a runtime package for {dev}")
     else:
         names = set(re.findall(r"^Package: (\S+)$", show, re.M))
