@@ -218,13 +218,20 @@ class EngineTest : public testing::DomainTest {
   // does, at the start and again later.
   OpenStream Open(const std::string& subscription, DeliveryEngine::Authorizer authorize,
                   int max_events = 0) {
+    return OpenOn(*engine_, subscription, std::move(authorize), max_events);
+  }
+  // The same on `engine` (another replica).
+  static OpenStream OpenOn(
+      DeliveryEngine& engine, const std::string& subscription,
+      DeliveryEngine::Authorizer authorize = [] { return absl::StatusOr<Scope>(Scope::All()); },
+      int max_events = 0) {
     auto sink = std::make_shared<RecordingSink>();
-    const DeliveryEngine::StreamId id = engine_->Open(sink, std::move(authorize));
+    const DeliveryEngine::StreamId id = engine.Open(sink, std::move(authorize));
     v1::StreamEventsRequest first;
     first.set_subscription(subscription);
     first.set_max_outstanding_events(max_events);
-    engine_->Handle(id, first);
-    engine_->Pump();
+    engine.Handle(id, first);
+    engine.Pump();
     return {sink, id};
   }
 
@@ -1131,26 +1138,47 @@ class Fanout final : public storage::CommitListener {
   std::vector<DeliveryEngine*> engines_;
 };
 
+// Two replicas, "replica-a" and "replica-b", with 15 s leases on one store,
+// both told of its commits. Shuts them down when it goes.
+class TwoReplicas {
+ public:
+  TwoReplicas(storage::Store& store, ManualClock& clock)
+      : store_(store),
+        a(store, clock, Options("replica-a")),
+        b(store, clock, Options("replica-b")),
+        fanout_({&a, &b}) {
+    store_.SetCommitListener(&fanout_);
+  }
+  ~TwoReplicas() {
+    b.Shutdown();
+    a.Shutdown();
+    store_.SetCommitListener(nullptr);
+  }
+
+ private:
+  static EngineOptions Options(const std::string& replica_id) {
+    EngineOptions options;
+    options.lease_ttl = absl::Seconds(15);
+    options.replica_id = replica_id;
+    return options;
+  }
+  storage::Store& store_;
+
+ public:
+  DeliveryEngine a;
+  DeliveryEngine b;
+
+ private:
+  Fanout fanout_;
+};
+
 TEST_F(EngineTest, ReplicasShareASubscriptionsConnectionsAndTakeOverWhenOneDies) {
   engine_->Shutdown();
-  EngineOptions options;
-  options.lease_ttl = absl::Seconds(15);
-  options.replica_id = "replica-a";
-  DeliveryEngine a(*store_, clock_, options);
-  options.replica_id = "replica-b";
-  DeliveryEngine b(*store_, clock_, options);
-  Fanout fanout({&a, &b});
-  store_->SetCommitListener(&fanout);
+  TwoReplicas replicas(*store_, clock_);
+  DeliveryEngine& a = replicas.a;
+  DeliveryEngine& b = replicas.b;
   CreateSubscription("tenants/acme", "orders");
-  auto open = [&](DeliveryEngine& engine) {
-    auto sink = std::make_shared<RecordingSink>();
-    const DeliveryEngine::StreamId id = engine.Open(sink, Scope::All());
-    v1::StreamEventsRequest first;
-    first.set_subscription(kSub);
-    engine.Handle(id, first);
-    engine.Pump();
-    return OpenStream{sink, id};
-  };
+  auto open = [&](DeliveryEngine& engine) { return OpenOn(engine, kSub); };
   auto ack = [&](DeliveryEngine& engine, const OpenStream& stream,
                  const std::vector<v1::ReceivedEvent>& received) {
     v1::StreamEventsRequest req;
@@ -1235,35 +1263,18 @@ TEST_F(EngineTest, ReplicasShareASubscriptionsConnectionsAndTakeOverWhenOneDies)
   clock_.Advance(absl::Minutes(61));
   cmms_engine.Pump();
   EXPECT_EQ(members(), 1u);
-
-  b.Shutdown();
-  a.Shutdown();
-  store_->SetCommitListener(nullptr);
 }
 
 TEST_F(EngineTest, AReplicaThatLostALaneWritesNoDeadLetterForIt) {
   engine_->Shutdown();
-  EngineOptions options;
-  options.lease_ttl = absl::Seconds(15);
-  options.replica_id = "replica-a";
-  DeliveryEngine a(*store_, clock_, options);
-  options.replica_id = "replica-b";
-  DeliveryEngine b(*store_, clock_, options);
-  Fanout fanout({&a, &b});
-  store_->SetCommitListener(&fanout);
+  TwoReplicas replicas(*store_, clock_);
+  DeliveryEngine& a = replicas.a;
+  DeliveryEngine& b = replicas.b;
   v1::Subscription config;
   config.set_max_delivery_attempts(1);
   config.mutable_ack_deadline()->set_seconds(600);
   CreateSubscription("tenants/acme", "orders", config);
-  auto open = [&](DeliveryEngine& engine) {
-    auto sink = std::make_shared<RecordingSink>();
-    const DeliveryEngine::StreamId id = engine.Open(sink, Scope::All());
-    v1::StreamEventsRequest first;
-    first.set_subscription(kSub);
-    engine.Handle(id, first);
-    engine.Pump();
-    return OpenStream{sink, id};
-  };
+  auto open = [&](DeliveryEngine& engine) { return OpenOn(engine, kSub); };
 
   // A delivers e1, then stalls; its lease expires and B takes erp over.
   OpenStream on_a = open(a);
@@ -1292,10 +1303,6 @@ TEST_F(EngineTest, AReplicaThatLostALaneWritesNoDeadLetterForIt) {
                   })
                   .ok());
   EXPECT_TRUE(dead.empty()) << dead.size() << " dead letters";
-
-  b.Shutdown();
-  a.Shutdown();
-  store_->SetCommitListener(nullptr);
 }
 
 TEST_F(EngineTest, ASeekThroughAnotherReplicaReachesTheReplicaThatDelivers) {

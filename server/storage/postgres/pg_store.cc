@@ -861,23 +861,17 @@ absl::Status PgStore::CommitOutcome(int64_t xid, const absl::Status& failure) {
 void PgStore::AnnounceNewest(const std::vector<EventNotice>& inserted) {
   CommitListener* listener = listener_.load(std::memory_order_acquire);
   if (listener == nullptr) return;
-  absl::StatusOr<std::unique_ptr<PgConn>> conn = Acquire();
-  if (!conn.ok()) return;
   std::vector<EventNotice> newest;
-  for (const EventNotice& notice : MergeNotices(inserted)) {
-    absl::StatusOr<PGresult*> res = (*conn)->Query(
-        "SELECT MAX(sequence) FROM events WHERE tenant_id = $1 AND connection_id = $2",
-        {notice.tenant_id, notice.connection_id});
-    if (!res.ok()) break;
-    int64_t sequence = 0;
-    if (PQntuples(*res) == 1 && !PQgetisnull(*res, 0, 0) &&
-        absl::SimpleAtoi(PQgetvalue(*res, 0, 0), &sequence)) {
-      newest.push_back({notice.tenant_id, notice.connection_id, sequence});
+  absl::Status read = Read([&](Transaction& tx) -> absl::Status {
+    newest.clear();
+    for (const EventNotice& notice : MergeNotices(inserted)) {
+      SY_ASSIGN_OR_RETURN(int64_t last,
+                          tx.LastEventSequence(notice.tenant_id, notice.connection_id));
+      if (last > 0) newest.push_back({notice.tenant_id, notice.connection_id, last});
     }
-    PQclear(*res);
-  }
-  Release(*std::move(conn));
-  if (!newest.empty()) listener->EventsCommitted(newest);
+    return absl::OkStatus();
+  });
+  if (read.ok() && !newest.empty()) listener->EventsCommitted(newest);
 }
 
 void PgStore::RunBatch(const std::vector<WriteQueue::Task*>& batch) {
